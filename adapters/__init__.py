@@ -1,0 +1,65 @@
+"""Framework adapters, one module each, and the static table that names them.
+
+Nothing here imports a framework: an adapter module is imported only inside its own worker
+process, started with the interpreter of that framework's environment (einops' backends and
+Keras 3 do the same, because a framework may be missing, heavy or broken). The table below
+is what the core plans with; the worker re-checks every combination against the adapter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Adapter
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    name: str
+    module: str
+    env: str  # the tox environment that holds the framework (None-like "" = this interpreter)
+    exec_modes: tuple[str, ...]
+    default_exec_mode: str
+    precisions: tuple[str, ...]
+    device_kinds: tuple[str, ...]  # "cpu", "gpu"
+    description: str
+
+
+ADAPTERS: dict[str, AdapterInfo] = {
+    "null": AdapterInfo(
+        "null", "adapters.null", "", ("eager", "compiled"), "eager", ("fp32", "bf16", "fp16"),
+        ("cpu", "gpu"), "no framework: measures the harness itself; fault injection for tests",
+    ),
+    "pytorch": AdapterInfo(
+        "pytorch", "adapters.pytorch", "pytorch", ("eager", "compiled"), "eager",
+        ("fp32", "bf16", "fp16", "tf32"), ("cpu", "gpu"),
+        "PyTorch (eager or torch.compile; bf16 autocast on CPU, fp16/bf16 AMP on CUDA)",
+    ),
+}
+
+# The frameworks a default sweep runs: every real adapter (not the null one).
+FRAMEWORKS = tuple(name for name in ADAPTERS if name != "null")
+
+
+class UnknownAdapter(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def get_info(name: str) -> AdapterInfo:
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        raise UnknownAdapter(
+            f"unknown framework {name!r} (known: {', '.join(ADAPTERS)})"
+        ) from None
+
+
+def load_adapter(name: str) -> Adapter:
+    """Import the adapter module (and so its framework). Only the worker calls this."""
+    module = importlib.import_module(get_info(name).module)
+    adapter: Adapter = module.ADAPTER
+    return adapter

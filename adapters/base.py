@@ -1,0 +1,97 @@
+"""The contract every adapter implements: the same small set of methods per framework.
+
+The harness owns warm-up, calibration, rounds, stopping and statistics (cnnbench.timing);
+an adapter only builds the model and returns the elapsed time of n synchronized steps.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workloads import WorkloadSpec
+
+Weights = dict[str, np.ndarray]
+# time_steps(n) runs n steps, waits until the device has finished them, returns seconds.
+TimeSteps = Callable[[int], float]
+
+
+class Unsupported(Exception):
+    """This adapter cannot run this combination; recorded as status 'unsupported'."""
+
+
+@dataclass
+class BuildOptions:
+    device: str = "cpu"  # "cpu" or "gpu:N"
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision) | tf32
+    exec_mode: str = "eager"
+    mode: str = "infer"  # train | infer (decides e.g. whether an optimizer is made)
+    lr: float = 0.01
+    momentum: float = 0.9
+    options: dict[str, Any] | None = None  # adapter-specific knobs from --adapter-opt
+
+
+class Adapter(ABC):
+    name: str = ""
+
+    # -- facts ---------------------------------------------------------------------------
+    @abstractmethod
+    def framework_version(self) -> str: ...
+
+    @abstractmethod
+    def build_facts(self) -> dict[str, Any]:
+        """Version, ISA in use, math libraries, CUDA/cuDNN: what makes two builds differ."""
+
+    def setup(self, threads: int | None) -> dict[str, Any]:
+        """Pin intra-/inter-op threads before anything runs; return what was set."""
+        return {}
+
+    def device_name(self, device: str) -> str:
+        return device
+
+    def is_oom(self, exc: BaseException) -> bool:
+        return isinstance(exc, MemoryError)
+
+    # -- model ---------------------------------------------------------------------------
+    @abstractmethod
+    def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> Any:
+        """A native model holding `weights` (canonical layout), ready on the device."""
+
+    @abstractmethod
+    def export_weights(self, model: Any) -> Weights:
+        """The model's current weights in canonical layout (float32 numpy)."""
+
+    @abstractmethod
+    def num_params(self, model: Any) -> int:
+        """Trainable parameters as the framework counts them."""
+
+    @abstractmethod
+    def predict(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """Inference-mode logits for an NCHW float32 batch."""
+
+    @abstractmethod
+    def train_step(self, model: Any, x: np.ndarray, y: np.ndarray) -> float:
+        """One step: forward, mean cross-entropy, backward, SGD (momentum); returns the loss."""
+
+    # -- benchmark -----------------------------------------------------------------------
+    @abstractmethod
+    def prepare(self, model: Any, x: np.ndarray, y: np.ndarray) -> TimeSteps:
+        """Put the batch on the device once and return time_steps(n) for the model's mode."""
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (workers have no py-cpuinfo)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"

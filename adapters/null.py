@@ -1,0 +1,105 @@
+"""The null adapter: no framework at all.
+
+It lets the runner, worker, results and report be tested without any framework installed,
+and it measures the harness's own per-round overhead (MLPerf's `backend_null` idea).
+Adapter options (``--adapter-opt KEY=VALUE``):
+
+* ``step_s``: busy-wait this many seconds per step (default 0: an empty step);
+* ``fault``: ``kill`` (SIGKILL itself), ``hang`` (sleep past any timeout), ``raise``,
+  ``oom`` (allocate until MemoryError), ``import`` (behave as if the framework is missing),
+  ``unsupported``; ``fault_at`` = ``build`` (default) or ``step``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import time
+from typing import Any
+
+import numpy as np
+
+from workloads import WorkloadSpec
+from workloads.reference import check_weights, forward
+
+from .base import Adapter, BuildOptions, TimeSteps, Unsupported, Weights
+
+FAULTS = ("kill", "hang", "raise", "oom", "import", "unsupported")
+
+
+def _fault(kind: str) -> None:
+    if kind == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "hang":
+        while True:
+            time.sleep(3600)
+    elif kind == "raise":
+        raise RuntimeError("injected fault")
+    elif kind == "oom":
+        hoard = []
+        while True:  # ends in MemoryError under the runner's address-space limit
+            hoard.append(np.ones(256 * 1024 * 1024 // 8))
+    elif kind == "import":
+        raise ModuleNotFoundError("No module named 'nullframework' (injected)")
+    elif kind == "unsupported":
+        raise Unsupported("injected: this combination is declared unsupported")
+    else:
+        raise ValueError(f"unknown fault {kind!r} (known: {', '.join(FAULTS)})")
+
+
+class _NullModel:
+    def __init__(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> None:
+        self.spec, self.weights, self.opts = spec, dict(weights), opts
+
+
+class NullAdapter(Adapter):
+    name = "null"
+
+    def framework_version(self) -> str:
+        return "0"
+
+    def build_facts(self) -> dict[str, Any]:
+        return {"framework": "null", "version": "0", "python": platform.python_version(),
+                "numpy": np.__version__}
+
+    def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> _NullModel:
+        check_weights(spec, weights)
+        o = opts.options or {}
+        if o.get("fault") and o.get("fault_at", "build") == "build":
+            _fault(str(o["fault"]))
+        return _NullModel(spec, weights, opts)
+
+    def export_weights(self, model: _NullModel) -> Weights:
+        return dict(model.weights)
+
+    def num_params(self, model: _NullModel) -> int:
+        return model.spec.params
+
+    def predict(self, model: _NullModel, x: np.ndarray) -> np.ndarray:
+        return forward(model.spec, model.weights, x, dtype=np.float32)
+
+    def train_step(self, model: _NullModel, x: np.ndarray, y: np.ndarray) -> float:
+        raise Unsupported("the null adapter does not train")
+
+    def prepare(self, model: _NullModel, x: np.ndarray, y: np.ndarray) -> TimeSteps:
+        o = model.opts.options or {}
+        step_s = float(o.get("step_s", 0.0))
+        fault = o.get("fault") if o.get("fault_at") == "step" else None
+        clock = time.perf_counter
+
+        def time_steps(n: int) -> float:
+            if fault:
+                _fault(str(fault))
+            t0 = clock()
+            for _ in range(n):
+                if step_s:
+                    end = clock() + step_s
+                    while clock() < end:
+                        pass
+            return clock() - t0
+
+        return time_steps
+
+
+ADAPTER = NullAdapter()

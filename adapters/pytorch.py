@@ -1,0 +1,341 @@
+"""PyTorch adapter: a spec becomes one nn.Module that walks the layer graph.
+
+Layout is NCHW with canonical weights as-is (conv OIHW and Linear (out, in) are PyTorch's own
+layouts). Symmetric padding goes into the conv/pool itself (so oneDNN/cuDNN see one op);
+asymmetric padding (the CIFAR tutorial's TF-style pools) is an explicit F.pad.
+Precision: fp32 (TF32 off on CUDA), tf32 (CUDA), bf16 autocast (CPU and CUDA), fp16 AMP with
+a GradScaler (CUDA). Execution: eager, or compiled with torch.compile (inductor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workloads import Layer, WorkloadSpec
+
+from .base import Adapter, BuildOptions, TimeSteps, Unsupported, Weights, cpu_model_name
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")  # nn.Module names cannot hold dots
+
+
+class _PadThen(nn.Module):
+    """Asymmetric explicit padding followed by an op that takes no padding."""
+
+    def __init__(self, pad: tuple[int, int, int, int], value: float, op: nn.Module) -> None:
+        super().__init__()
+        pt, pb, pl, pr = pad
+        self.pad = (pl, pr, pt, pb)  # F.pad order: last dim first
+        self.value = value
+        self.op = op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(F.pad(x, self.pad, value=self.value))
+
+
+def _symmetric(pad: tuple[int, int, int, int]) -> bool:
+    return pad[0] == pad[1] and pad[2] == pad[3]
+
+
+class SpecModule(nn.Module):
+    """Executes a WorkloadSpec. Modules are named after the spec's layers."""
+
+    def __init__(self, spec: WorkloadSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        shapes = spec.shapes()
+        consumers = spec.consumers()
+        self.layers = nn.ModuleDict()
+        plan: list[tuple[str, str, tuple[str, ...], list[str]]] = []
+        remaining = dict(consumers)
+        for layer in spec.layers:
+            in_shape = shapes[layer.inputs[0]]
+            self.layers[_key(layer.name)] = self._make(layer, in_shape, consumers)
+            free = []
+            for s in layer.inputs:
+                remaining[s] -= 1
+                if remaining[s] == 0:
+                    free.append(s)
+            plan.append((_key(layer.name), layer.name, layer.inputs, free))
+        self._plan = plan
+        self._param_owner = {p.key: (_key(p.key.rsplit("/", 1)[0]), p.key.rsplit("/", 1)[1])
+                             for p in spec.param_infos()}
+
+    @staticmethod
+    def _make(layer: Layer, in_shape: tuple[int, ...], consumers: dict[str, int]) -> nn.Module:
+        a, op = layer.attrs, layer.op
+        if op == "conv2d":
+            pad = a["padding"]
+            sym = _symmetric(pad)
+            conv = nn.Conv2d(in_shape[0], a["out_channels"], a["kernel"], a["stride"],
+                             padding=(pad[0], pad[2]) if sym else 0, groups=a["groups"],
+                             bias=a["bias"])
+            return conv if sym else _PadThen(pad, 0.0, conv)
+        if op == "batchnorm":
+            cls = nn.BatchNorm2d if len(in_shape) == 3 else nn.BatchNorm1d
+            return cls(in_shape[0], eps=a["eps"], momentum=a["momentum"])
+        if op in ("relu", "relu6"):
+            # In place only when nothing else reads the input (never the graph input).
+            src = layer.inputs[0]
+            inplace = src != "input" and consumers.get(src, 0) == 1
+            return nn.ReLU(inplace=inplace) if op == "relu" else nn.ReLU6(inplace=inplace)
+        if op == "maxpool":
+            pad = a["padding"]
+            # PyTorch pads max-pool with -inf as the spec requires, but only symmetrically
+            # and at most half the window.
+            if _symmetric(pad) and pad[0] <= a["kernel"][0] // 2 and pad[2] <= a["kernel"][1] // 2:
+                return nn.MaxPool2d(a["kernel"], a["stride"], padding=(pad[0], pad[2]))
+            return _PadThen(pad, float("-inf"), nn.MaxPool2d(a["kernel"], a["stride"]))
+        if op == "avgpool":
+            return nn.AvgPool2d(a["kernel"], a["stride"])
+        if op == "global_avgpool":
+            return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        if op == "lrn":
+            size = 2 * a["depth_radius"] + 1
+            # TF sums alpha * x^2 over the window; PyTorch averages, so alpha scales by size.
+            return nn.LocalResponseNorm(size, alpha=a["alpha"] * size, beta=a["beta"], k=a["bias"])
+        if op == "flatten":
+            return nn.Flatten(1)
+        if op == "dense":
+            return nn.Linear(in_shape[0], a["out_features"], bias=a["bias"])
+        if op == "dropout":
+            return nn.Dropout(a["rate"])
+        if op == "add":
+            return _Add()
+        if op == "pad_channels":
+            return _PadChannels(a["stride"], a["before"], a["after"])
+        raise Unsupported(f"pytorch adapter has no op {op!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        acts: dict[str, torch.Tensor] = {"input": x}
+        out = x
+        for key, name, inputs, free in self._plan:
+            mod = self.layers[key]
+            out = mod(*[acts[s] for s in inputs])
+            acts[name] = out
+            for s in free:
+                del acts[s]
+        return out
+
+    # canonical weights <-> module tensors
+    def tensor_for(self, key: str) -> torch.Tensor:
+        mod_key, param = self._param_owner[key]
+        mod = self.layers[mod_key]
+        if isinstance(mod, _PadThen):
+            mod = mod.op
+        t: torch.Tensor = getattr(mod, param)
+        return t
+
+
+class _Add(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+class _PadChannels(nn.Module):
+    def __init__(self, stride: int, before: int, after: int) -> None:
+        super().__init__()
+        self.stride, self.before, self.after = stride, before, after
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride
+        return F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, self.before, self.after))
+
+
+class TorchModel:
+    """What build() returns: the module, its (maybe compiled) callable and the step state."""
+
+    def __init__(self, module: SpecModule, opts: BuildOptions, device: torch.device) -> None:
+        self.module = module
+        self.opts = opts
+        self.device = device
+        self.fn: Callable[[torch.Tensor], torch.Tensor] = module
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+
+
+class PyTorchAdapter(Adapter):
+    name = "pytorch"
+
+    def framework_version(self) -> str:
+        return str(torch.__version__)
+
+    def setup(self, threads: int | None) -> dict[str, Any]:
+        if threads:
+            torch.set_num_threads(threads)
+            # A single model has no inter-op parallelism worth a second pool of threads.
+            with contextlib.suppress(RuntimeError):  # only settable before parallel work
+                torch.set_num_interop_threads(1)
+        return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+    def build_facts(self) -> dict[str, Any]:
+        config = torch.__config__.show()
+
+        def grab(pattern: str) -> str | None:
+            m = re.search(pattern, config)
+            return m.group(1).strip() if m else None
+
+        facts: dict[str, Any] = {
+            "version": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn": grab(r"(?:oneDNN|MKL-DNN)\s*\(?\s*(v[\d.]+)"),
+            "mkl": grab(r"Math Kernel Library Version ([\d.]+)"),
+            "mkldnn_enabled": torch.backends.mkldnn.is_available(),
+            "parallel_backend": grab(r"ATen parallel backend:\s*(\S+)")
+            or grab(r"(OpenMP|TBB|Native)"),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+            "cuda_available": torch.cuda.is_available(),
+            "gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+            "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
+            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        }
+        return facts
+
+    def device_name(self, device: str) -> str:
+        if device == "cpu":
+            return cpu_model_name()
+        return str(torch.cuda.get_device_name(self._device(device)))
+
+    def is_oom(self, exc: BaseException) -> bool:
+        if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+            return True
+        msg = str(exc)
+        return isinstance(exc, RuntimeError) and (
+            "out of memory" in msg or "can't allocate memory" in msg)
+
+    # -- helpers -----------------------------------------------------------------------
+    @staticmethod
+    def _device(device: str) -> torch.device:
+        if device == "cpu":
+            return torch.device("cpu")
+        idx = int(device.split(":", 1)[1])
+        if not torch.cuda.is_available():
+            raise Unsupported("CUDA is not available in this PyTorch build or machine")
+        if idx >= torch.cuda.device_count():
+            raise Unsupported(f"no CUDA device {idx} (this machine has {torch.cuda.device_count()})")
+        return torch.device("cuda", idx)
+
+    @staticmethod
+    def _autocast(model: TorchModel) -> contextlib.AbstractContextManager[Any]:
+        p = model.opts.precision
+        if p in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if p == "bf16" else torch.float16
+            return torch.autocast(model.device.type, dtype=dtype)
+        return contextlib.nullcontext()
+
+    def _sync(self, model: TorchModel) -> None:
+        if model.device.type == "cuda":
+            torch.cuda.synchronize(model.device)
+
+    # -- model -------------------------------------------------------------------------
+    def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> TorchModel:
+        device = self._device(opts.device)
+        p = opts.precision
+        if device.type == "cpu" and p in ("fp16", "tf32"):
+            raise Unsupported(f"{p} is a CUDA precision here; use fp32 or bf16 on the CPU")
+        if device.type == "cuda":
+            # fp32 means true fp32: PyTorch lets cuDNN use TF32 by default.
+            tf32 = p == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            torch.backends.cudnn.benchmark = True
+        module = SpecModule(spec)
+        model = TorchModel(module, opts, device)
+        self.load_weights(model, weights)
+        module.to(device)
+        if opts.exec_mode == "compiled":
+            model.fn = torch.compile(module)
+        elif opts.exec_mode != "eager":
+            raise Unsupported(f"pytorch has no execution mode {opts.exec_mode!r}")
+        model.optimizer = torch.optim.SGD(module.parameters(), lr=opts.lr, momentum=opts.momentum)
+        if p == "fp16":
+            model.scaler = torch.amp.GradScaler(device.type)
+        return model
+
+    def load_weights(self, model: TorchModel, weights: Weights) -> None:
+        with torch.no_grad():
+            for key, arr in weights.items():
+                t = model.module.tensor_for(key)
+                if tuple(t.shape) != arr.shape:
+                    raise ValueError(f"{key}: model shape {tuple(t.shape)} != {arr.shape}")
+                t.copy_(torch.from_numpy(np.ascontiguousarray(arr)))
+
+    def export_weights(self, model: TorchModel) -> Weights:
+        return {p.key: model.module.tensor_for(p.key).detach().float().cpu().numpy().copy()
+                for p in model.module.spec.param_infos()}
+
+    def num_params(self, model: TorchModel) -> int:
+        return sum(p.numel() for p in model.module.parameters() if p.requires_grad)
+
+    def predict(self, model: TorchModel, x: np.ndarray) -> np.ndarray:
+        model.module.eval()
+        with torch.inference_mode(), self._autocast(model):
+            out = model.fn(torch.from_numpy(x).to(model.device))
+        return out.float().cpu().numpy()
+
+    def _train_once(self, model: TorchModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        opt = model.optimizer
+        assert opt is not None
+        opt.zero_grad(set_to_none=True)
+        with self._autocast(model):
+            loss = F.cross_entropy(model.fn(x), y)
+        if model.scaler is not None:
+            model.scaler.scale(loss).backward()
+            model.scaler.step(opt)
+            model.scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        return loss
+
+    def train_step(self, model: TorchModel, x: np.ndarray, y: np.ndarray) -> float:
+        model.module.train()
+        xt = torch.from_numpy(x).to(model.device)
+        yt = torch.from_numpy(y).to(model.device)
+        return float(self._train_once(model, xt, yt).item())
+
+    # -- benchmark ---------------------------------------------------------------------
+    def prepare(self, model: TorchModel, x: np.ndarray, y: np.ndarray) -> TimeSteps:
+        xt = torch.from_numpy(x).to(model.device)
+        yt = torch.from_numpy(y).to(model.device)
+        self._sync(model)
+        clock = time.perf_counter
+        sync = self._sync
+
+        if model.opts.mode == "train":
+            model.module.train()
+            train_once = self._train_once
+
+            def step() -> None:
+                train_once(model, xt, yt)
+        else:
+            model.module.eval()
+            autocast = self._autocast
+
+            def step() -> None:
+                with torch.inference_mode(), autocast(model):
+                    model.fn(xt)
+
+        def time_steps(n: int) -> float:
+            t0 = clock()
+            for _ in range(n):
+                step()
+            sync(model)
+            return clock() - t0
+
+        return time_steps
+
+
+ADAPTER = PyTorchAdapter()

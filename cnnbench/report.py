@@ -1,0 +1,160 @@
+"""The HTML report: pandas tables and matplotlib charts, rebuilt entirely from JSON Lines.
+
+Self-contained (charts are embedded PNG data URIs, styles inline), and every string taken
+from results goes through Jinja2's autoescaping, so a shared results file cannot inject
+markup or script.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .schema import REQUIRED, iter_rows, result_files
+
+KEY = ["machine_id", "framework", "variant", "device", "workload", "mode", "batch_size",
+       "precision", "exec_mode", "threads"]
+
+
+def load_results(paths: list[Path]) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, Any]]]:
+    """(all rows as a DataFrame, problems met while reading, machine records by id)."""
+    problems: list[str] = []
+    rows: list[dict[str, Any]] = []
+    machines: dict[str, dict[str, Any]] = {}
+    for f in result_files(paths):
+        rows.extend(iter_rows(f, problems))
+        mfile = f.parent / "machine.json"
+        if mfile.is_file() and str(mfile) not in machines:
+            try:
+                rec = json.loads(mfile.read_text(encoding="utf-8"))
+                if isinstance(rec, dict):
+                    machines[str(mfile)] = rec
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                problems.append(f"{mfile}: unreadable machine record ({exc})")
+    df = pd.DataFrame(rows, columns=list(REQUIRED)) if rows else pd.DataFrame(columns=list(REQUIRED))
+    by_id = {str(m.get("machine_id")): m for m in machines.values()}
+    return df, problems, by_id
+
+
+def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
+    """The newest ok row per cell key, with how many ok runs that key has."""
+    ok = df[df["status"] == "ok"].copy()
+    if ok.empty:
+        return ok
+    ok["threads"] = ok["threads"].fillna(0).astype(int)
+    ok = ok.sort_values("started_at")
+    counts = ok.groupby(KEY, dropna=False).size().rename("runs")
+    last = ok.groupby(KEY, dropna=False).tail(1).set_index(KEY)
+    last = last.join(counts).reset_index()
+    return last.sort_values(["machine_id", "device", "workload", "mode", "framework"])
+
+
+def _chart(ok: pd.DataFrame, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = ok.assign(group=ok["workload"] + " / " + ok["mode"])
+    labels = list(dict.fromkeys(groups["group"]))
+    series = list(dict.fromkeys(groups["framework"] + " " + groups["precision"] + " "
+                                + groups["exec_mode"] + " " + groups["variant"]))
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(labels) * max(1, len(series)) ** 0.5 + 1.5))
+    height = 0.8 / max(1, len(series))
+    for i, s in enumerate(series):
+        sub = groups[(groups["framework"] + " " + groups["precision"] + " " + groups["exec_mode"]
+                      + " " + groups["variant"]) == s]
+        ys, xs, lo, hi = [], [], [], []
+        for _, r in sub.iterrows():
+            ys.append(labels.index(r["group"]) + i * height)
+            xs.append(r["images_per_s"])
+            lo.append(r["images_per_s"] - r["ci95_low"])
+            hi.append(r["ci95_high"] - r["images_per_s"])
+        ax.barh(ys, xs, height=height, xerr=[lo, hi], label=s, capsize=2)
+    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(labels))], labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("images/s (median, 95% CI; log scale)")
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="best")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fmt(v: Any, spec: str = ".1f") -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    return format(v, spec)
+
+
+def build_context(df: pd.DataFrame, problems: list[str],
+                  machines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    ok = latest_ok(df)
+    table = []
+    for _, r in ok.iterrows():
+        table.append({
+            "machine": r["machine_id"], "device": r["device"], "device_name": r["device_name"],
+            "framework": r["framework"], "version": r["framework_version"],
+            "variant": r["variant"], "workload": r["workload"], "mode": r["mode"],
+            "batch": int(r["batch_size"]), "precision": r["precision"],
+            "exec_mode": r["exec_mode"], "threads": int(r["threads"]) or "",
+            "ips": _fmt(r["images_per_s"]), "lo": _fmt(r["ci95_low"]),
+            "hi": _fmt(r["ci95_high"]), "rel_ci": _fmt(100 * (r["rel_ci"] or 0), ".1f"),
+            "flags": ", ".join(r["flags"] or []), "runs": int(r["runs"]),
+            "first_step": _fmt(r["first_step_s"], ".2f"),
+        })
+    charts = []
+    for (mid, dev), sub in ok.groupby(["machine_id", "device"], sort=True):
+        charts.append({"title": f"{mid} {dev}", "uri": _chart(sub, f"Throughput on {mid}, {dev}")})
+    failed = df[df["status"] != "ok"].sort_values("started_at", na_position="last")
+    failures = [{k: ("" if r[k] is None else r[k]) for k in
+                 ("run_id", "framework", "variant", "device", "workload", "mode", "batch_size",
+                  "precision", "exec_mode", "status", "error")} for _, r in failed.iterrows()]
+    machine_rows = []
+    for mid, m in sorted(machines.items()):
+        cpu = m.get("cpu") or {}
+        machine_rows.append({
+            "id": mid, "cpu": cpu.get("model"), "cores": cpu.get("logical_cores"),
+            "isa": " ".join(cpu.get("isa") or []),
+            "memory": _fmt((m.get("memory_bytes") or 0) / 2**30, ".1f"),
+            "gpus": ", ".join(str(g.get("name")) for g in m.get("gpus") or []) or "none",
+            "driver": m.get("driver") or "", "os": m.get("os"), "python": m.get("python"),
+        })
+    return {
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "n_rows": len(df), "n_ok": int((df["status"] == "ok").sum()) if len(df) else 0,
+        "runs": sorted(set(df["run_id"].dropna())) if len(df) else [],
+        "table": table, "charts": charts, "failures": failures, "problems": problems,
+        "machines": machine_rows,
+    }
+
+
+def render(context: dict[str, Any]) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("cnnbench", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    return env.get_template("report.html.j2").render(**context)
+
+
+def write_report(paths: list[Path], output: Path) -> Path:
+    """Read results, render, and write exactly one file: ``output`` (atomically)."""
+    df, problems, machines = load_results([Path(p) for p in paths])
+    html = render(build_context(df, problems, machines))
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, output)
+    return output

@@ -1,0 +1,152 @@
+"""The result schema: one JSON object per cell in ``results/<machine_id>/<run_id>.jsonl``.
+
+Rows are raw (every timed round is kept) and versioned, as pyperf and asv do, so a better
+statistic later needs no re-run. Pure standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+STATUSES = ("ok", "unsupported", "unavailable", "error", "crashed", "timeout", "oom")
+
+# name -> (type, meaning). The README's schema table is generated from the same words.
+FIELDS: dict[str, tuple[str, str]] = {
+    "schema_version": ("int", "version of this row layout"),
+    "run_id": ("str", "one `cnnbench run` invocation"),
+    "machine_id": ("str", "the machine, as in results/<machine_id>/machine.json"),
+    "cell_id": ("str", "stable key of the cell within the plan (used for resume)"),
+    "framework": ("str", "adapter name: pytorch, null, ..."),
+    "framework_version": ("str|null", "the framework's own version string"),
+    "variant": ("str", "build variant: `default` or an ISA-capped / custom build"),
+    "device": ("str", "`cpu` or `gpu:N`"),
+    "device_name": ("str|null", "CPU model or GPU name"),
+    "n_devices": ("int", "devices used by the cell (data parallel when > 1)"),
+    "workload": ("str", "workload spec name"),
+    "mode": ("str", "`train` (fwd+loss+bwd+SGD momentum 0.9) or `infer` (eval fwd, no grad)"),
+    "batch_size": ("int", "images per step (global batch)"),
+    "precision": ("str", "`fp32`, `tf32`, or mixed `bf16` / `fp16`"),
+    "exec_mode": ("str", "framework execution mode, e.g. `eager`, `compiled`"),
+    "threads": ("int|null", "intra-op threads pinned for the cell"),
+    "status": ("str", "one of " + ", ".join(STATUSES)),
+    "error": ("str|null", "one-line reason when status is not ok"),
+    "samples_s": ("list[float]", "per-step seconds of every timed round (round time / steps)"),
+    "steps_per_round": ("int|null", "steps in each timed round"),
+    "median_step_s": ("float|null", "median of samples_s"),
+    "images_per_s": ("float|null", "batch_size / median_step_s"),
+    "ci95_low": ("float|null", "lower 95% bound of images/s (from the median's CI)"),
+    "ci95_high": ("float|null", "upper 95% bound of images/s"),
+    "rel_ci": ("float|null", "half-width of the CI relative to the median"),
+    "ci_target_met": ("bool|null", "whether the CI reached the target before the budget ran out"),
+    "first_step_s": ("float|null", "first step alone: includes compilation / graph capture"),
+    "warmup_steps": ("int|null", "steps run to reach steady state"),
+    "warmup_s": ("float|null", "seconds spent warming up"),
+    "measure_s": ("float|null", "seconds spent in timed rounds"),
+    "budget_s": ("float", "per-cell time budget for warm-up and rounds"),
+    "flags": ("list[str]", "plausibility / stability warnings, e.g. ci_wide"),
+    "params": ("int", "trainable parameters of the spec (analytic)"),
+    "model_params": ("int|null", "trainable parameters as the framework counts them"),
+    "flops_per_image": ("int", "forward FLOPs per image = 2 x multiply-adds"),
+    "started_at": ("str", "UTC ISO-8601 start of the cell"),
+    "wall_s": ("float", "wall time of the whole worker process"),
+    "build": ("dict", "the framework's build facts (version, ISA, oneDNN, CUDA, ...)"),
+    "env": ("dict", "environment variables the variant and thread pinning set"),
+    "python": ("str|null", "interpreter that ran the worker"),
+    "options": ("dict", "adapter options given with --adapter-opt"),
+}
+REQUIRED = tuple(FIELDS)
+
+
+class SchemaError(ValueError):
+    pass
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
+def dumps_row(row: dict[str, Any]) -> str:
+    missing = [k for k in REQUIRED if k not in row]
+    if missing:
+        raise SchemaError(f"row lacks {missing}")
+    if row["status"] not in STATUSES:
+        raise SchemaError(f"bad status {row['status']!r}")
+    return json.dumps(clean(row), sort_keys=False, allow_nan=False, separators=(",", ":"))
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append one row as one line and fsync it: a crash can at worst truncate that line."""
+    line = dumps_row(row) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def migrate(row: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older row up to SCHEMA_VERSION; refuse a newer one."""
+    v = row.get("schema_version")
+    if not isinstance(v, int):
+        raise SchemaError("no integer schema_version")
+    if v > SCHEMA_VERSION:
+        raise SchemaError(
+            f"schema_version {v} is newer than this cnnbench understands ({SCHEMA_VERSION});"
+            " upgrade cnnbench to read it"
+        )
+    # Version 1 is the first; future migrations go here, oldest first.
+    for key in REQUIRED:
+        row.setdefault(key, None)
+    return row
+
+
+def iter_rows(path: Path, problems: list[str]) -> Iterator[dict[str, Any]]:
+    """Rows of one JSONL file; damaged lines are skipped and described in ``problems``."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            text = raw.decode("utf-8", errors="replace").strip()
+            if not text:
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                last = not raw.endswith(b"\n")
+                what = "truncated last line" if last else "corrupt line"
+                problems.append(f"{path}:{lineno}: {what} skipped ({exc.msg})")
+                continue
+            if not isinstance(row, dict):
+                problems.append(f"{path}:{lineno}: not a JSON object, skipped")
+                continue
+            try:
+                yield migrate(row)
+            except SchemaError as exc:
+                problems.append(f"{path}:{lineno}: {exc}")
+
+
+def result_files(paths: Iterable[Path]) -> list[Path]:
+    """Expand folders to the *.jsonl files under them (sorted, no symlinks followed out)."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*.jsonl") if q.is_file() and not q.is_symlink()))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"no such results file or folder: {p}")
+    return out

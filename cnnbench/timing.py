@@ -1,0 +1,169 @@
+"""The timing protocol and its statistics. Pure standard library: the worker imports it.
+
+The harness owns warm-up, calibration, rounds and stopping (as pyperf and MLPerf LoadGen do);
+an adapter only supplies ``time_steps(n) -> seconds`` for n synchronized steps.
+
+Protocol, per cell:
+
+1. **First step** is timed on its own and kept as ``first_step_s`` (it holds graph capture
+   or compilation, never counted as a step).
+2. **Warm-up** runs single steps until the step time stops drifting: the median of the last
+   ``window`` steps is within ``drift_tol`` of the median of the ``window`` before them, after
+   at least ``min_warmup`` steps (more for compiled modes). Warm-up may use at most
+   ``warmup_share`` of the budget; if it is not steady by then the cell is flagged.
+3. **Calibration**: steps per round = enough for a round to last ``min_round_s`` (one step
+   for slow models), so the per-round timer cost stays negligible.
+4. **Rounds**: each is ``time_steps(k)`` and therefore ends with a device sync. The per-step
+   time of every round is kept raw. Rounds continue until the median's distribution-free
+   95% confidence interval is within ``target_rel_ci`` of the median, or the budget is spent
+   (never fewer than ``min_rounds``, the smallest count for which a 95% interval exists).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CI_LEVEL = 0.95
+MIN_ROUNDS_FOR_CI = 6  # with n < 6 no pair of order statistics covers the median at 95%
+
+
+def median_ci(samples: list[float], level: float = CI_LEVEL) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median from order statistics.
+
+    Picks the largest r such that [x_(r), x_(n+1-r)] (1-based) covers the true median with
+    probability >= level, using the exact binomial(n, 1/2) distribution. Needs n >= 6.
+    """
+    n = len(samples)
+    if n < MIN_ROUNDS_FOR_CI:
+        raise ValueError(f"need at least {MIN_ROUNDS_FOR_CI} samples for a 95% CI, got {n}")
+    xs = sorted(samples)
+    total = 2**n
+    best = 1
+    for r in range(1, n // 2 + 1):
+        # P(r <= B <= n - r) for B ~ Binomial(n, 1/2)
+        cover = sum(math.comb(n, i) for i in range(r, n - r + 1)) / total
+        if cover >= level:
+            best = r
+        else:
+            break
+    return xs[best - 1], xs[n - best]
+
+
+@dataclass
+class Protocol:
+    budget_s: float = 20.0  # warm-up + rounds, per cell (setup and compile come on top)
+    min_warmup: int = 3
+    min_warmup_compiled: int = 10
+    window: int = 3
+    drift_tol: float = 0.05
+    warmup_share: float = 0.4
+    min_round_s: float = 0.1
+    min_rounds: int = 8
+    max_rounds: int = 500
+    target_rel_ci: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.budget_s <= 0:
+            raise ValueError("budget must be > 0 seconds")
+        if self.min_rounds < MIN_ROUNDS_FOR_CI:
+            raise ValueError(f"min_rounds must be >= {MIN_ROUNDS_FOR_CI}")
+        if self.max_rounds < self.min_rounds:
+            raise ValueError("max_rounds must be >= min_rounds")
+        if not 0 < self.target_rel_ci < 1:
+            raise ValueError("target_rel_ci must be in (0, 1)")
+
+
+@dataclass
+class Measurement:
+    samples_s: list[float]  # per-step seconds of each timed round (round time / steps)
+    steps_per_round: int
+    first_step_s: float
+    warmup_steps: int
+    warmup_s: float
+    warmup_steady: bool
+    measure_s: float
+    median_s: float
+    ci95_low_s: float
+    ci95_high_s: float
+    ci_target_met: bool
+    budget_s: float
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def rel_ci(self) -> float:
+        return max(self.median_s - self.ci95_low_s, self.ci95_high_s - self.median_s) / self.median_s
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rel_ci"] = self.rel_ci
+        return d
+
+
+def _steady(times: list[float], window: int, tol: float) -> bool:
+    if len(times) < 2 * window:
+        return False
+    recent = statistics.median(times[-window:])
+    before = statistics.median(times[-2 * window : -window])
+    return abs(recent - before) <= tol * before
+
+
+def measure(time_steps: Callable[[int], float], proto: Protocol, compiled: bool = False,
+            clock: Callable[[], float] = time.perf_counter) -> Measurement:
+    """Run the protocol above against ``time_steps`` and return raw samples and statistics."""
+    start = clock()
+    first = time_steps(1)
+    flags: list[str] = []
+
+    warm: list[float] = []
+    min_warm = proto.min_warmup_compiled if compiled else proto.min_warmup
+    warm_start = clock()
+    warm_budget = proto.warmup_share * proto.budget_s
+    steady = False
+    while True:
+        warm.append(time_steps(1))
+        if len(warm) >= min_warm and _steady(warm, proto.window, proto.drift_tol):
+            steady = True
+            break
+        if len(warm) >= min_warm and clock() - warm_start > warm_budget:
+            break
+    warmup_s = clock() - warm_start
+    if not steady:
+        flags.append("warmup_unsteady")
+
+    step_est = statistics.median(warm[-proto.window :])
+    k = max(1, math.ceil(proto.min_round_s / step_est)) if step_est > 0 else 1000
+    # A round never takes more than its share of the budget, whatever min_round_s says.
+    share = proto.budget_s / (proto.min_rounds * 2)
+    if step_est > 0:
+        k = max(1, min(k, int(share / step_est)))
+
+    samples: list[float] = []
+    measure_start = clock()
+    deadline = start + proto.budget_s
+    met = False
+    lo = hi = med = float("nan")
+    while len(samples) < proto.max_rounds:
+        samples.append(time_steps(k) / k)
+        if len(samples) < proto.min_rounds:
+            continue
+        med = statistics.median(samples)
+        lo, hi = median_ci(samples)
+        met = med > 0 and (med - lo) <= proto.target_rel_ci * med and (
+            hi - med) <= proto.target_rel_ci * med
+        if met or clock() >= deadline:
+            break
+    if not met:
+        flags.append("ci_wide")
+    if clock() - start > proto.budget_s * 1.5:
+        flags.append("over_budget")
+    return Measurement(
+        samples_s=samples, steps_per_round=k, first_step_s=first, warmup_steps=len(warm),
+        warmup_s=warmup_s, warmup_steady=steady, measure_s=clock() - measure_start,
+        median_s=med, ci95_low_s=lo, ci95_high_s=hi, ci_target_met=met,
+        budget_s=proto.budget_s, flags=flags,
+    )

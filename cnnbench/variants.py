@@ -1,0 +1,111 @@
+"""Build variants: a variant is (python interpreter, environment variables).
+
+* ``default`` is the framework's default pip build in its tox environment.
+* Built-in ISA-capped variants run the *same* build with its math libraries capped to an
+  older instruction set, which emulates a generic build (see shared FACTS: PyTorch's
+  ATen/oneDNN caps, TensorFlow's oneDNN switch, MXNet's DNNL cap, XLA's max ISA).
+* Custom builds (your own wheel or interpreter) are declared in a TOML file, ``--variants-file``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters import ADAPTERS
+
+
+class VariantError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    framework: str  # "*" = every framework
+    env: dict[str, str] = field(default_factory=dict)
+    python: str | None = None
+    description: str = ""
+
+    def applies_to(self, framework: str) -> bool:
+        return self.framework in ("*", framework)
+
+
+BUILTIN: tuple[Variant, ...] = (
+    Variant("default", "*", {}, None, "the framework's default pip build"),
+    # ATEN_CPU_CAPABILITY picks among ATen kernels compiled per ISA (an invalid value is
+    # silently ignored, so the adapter reports get_cpu_capability() to prove it took).
+    Variant("isa-avx2", "pytorch", {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+            None, "ATen and oneDNN capped at AVX2"),
+    Variant("isa-generic", "pytorch",
+            {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}, None,
+            "ATen default kernels, oneDNN capped at SSE4.1: emulates a generic build"),
+)
+
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def _check_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not name or not set(name.lower()) <= _NAME_OK:
+        raise VariantError(f"{where}: variant name must be letters, digits, '-', '_' or '.'")
+    return name
+
+
+def load_variants_file(path: Path) -> list[Variant]:
+    """Parse and validate a variants TOML file (a list of [[variant]] tables)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VariantError(f"variants file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise VariantError(f"{path}: not valid TOML ({exc})") from None
+    entries = data.get("variant")
+    if not isinstance(entries, list) or not entries:
+        raise VariantError(f"{path}: expected one or more [[variant]] tables")
+    out: list[Variant] = []
+    for i, e in enumerate(entries, start=1):
+        where = f"{path}: variant #{i}"
+        if not isinstance(e, dict):
+            raise VariantError(f"{where}: not a table")
+        unknown = set(e) - {"name", "framework", "python", "env", "description"}
+        if unknown:
+            raise VariantError(f"{where}: unknown keys {sorted(unknown)}")
+        name = _check_name(e.get("name"), where)
+        fw = e.get("framework")
+        if fw != "*" and fw not in ADAPTERS:
+            raise VariantError(f"{where}: unknown framework {fw!r}")
+        env = e.get("env", {})
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in env.items()
+        ):
+            raise VariantError(f"{where}: env must be a table of strings")
+        py = e.get("python")
+        if py is not None and (not isinstance(py, str) or not py):
+            raise VariantError(f"{where}: python must be a path")
+        desc = e.get("description", "")
+        if not isinstance(desc, str):
+            raise VariantError(f"{where}: description must be a string")
+        out.append(Variant(name, fw, {k: str(v) for k, v in env.items()}, py, desc))
+    return out
+
+
+class VariantSet:
+    def __init__(self, extra: list[Variant] | None = None) -> None:
+        self.variants = list(BUILTIN) + list(extra or [])
+
+    def names(self) -> list[str]:
+        return sorted({v.name for v in self.variants})
+
+    def check_names(self, names: list[str]) -> None:
+        unknown = [n for n in names if n not in self.names()]
+        if unknown:
+            raise VariantError(f"unknown variant {unknown[0]!r} (known: {', '.join(self.names())})")
+
+    def get(self, framework: str, name: str) -> Variant | None:
+        """The variant for this framework; user-declared ones win over built-ins."""
+        for v in reversed(self.variants):
+            if v.name == name and v.applies_to(framework):
+                return v
+        return None

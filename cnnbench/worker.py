@@ -1,0 +1,142 @@
+"""The worker: runs ONE cell in its own process, inside one framework's environment.
+
+Started by the runner as ``python -m cnnbench.worker --cell CELL.json --out RECORD.json``.
+The record goes to the ``--out`` file (written atomically), never to stdout, which belongs to
+the framework's chatter. Every failure the worker can see becomes a status with a one-line
+reason; failures it cannot see (SIGKILL, a hang) are recorded by the runner.
+
+Imports here are standard library, numpy, workloads and adapters only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def run_cell(cell: dict[str, Any], proto_args: dict[str, Any]) -> dict[str, Any]:
+    """Build, warm up and time one cell. Never raises: failures become a status."""
+    from adapters import get_info, load_adapter
+    from adapters.base import BuildOptions, Unsupported
+
+    from .timing import Protocol, measure
+
+    rec: dict[str, Any] = {"status": "error", "error": None}
+    info = get_info(cell["framework"])
+    try:
+        if cell["exec_mode"] not in info.exec_modes:
+            raise Unsupported(f"{info.name} has no execution mode {cell['exec_mode']!r} "
+                              f"(it has {', '.join(info.exec_modes)})")
+        if cell["precision"] not in info.precisions:
+            raise Unsupported(f"{info.name} does not support precision {cell['precision']!r}")
+        dev_kind = cell["device"].split(":")[0]
+        if dev_kind not in info.device_kinds:
+            raise Unsupported(f"{info.name} does not run on {dev_kind}")
+        if cell["device"] != "cpu" and "," in cell["device"]:
+            raise Unsupported("multi-device data parallel is not implemented for this adapter yet")
+    except Unsupported as exc:
+        return {"status": "unsupported", "error": str(exc)}
+
+    try:
+        adapter = load_adapter(cell["framework"])
+        rec["framework_version"] = adapter.framework_version()
+    except ImportError as exc:
+        return {"status": "unavailable", "error": f"framework not importable: {_one_line(exc)}"}
+
+    adapter_ref = adapter
+    try:
+        import numpy as np
+
+        from workloads import get_workload
+        from workloads.reference import init_weights, synthetic_batch
+
+        rec["threads_set"] = adapter.setup(cell.get("threads"))
+        rec["build"] = adapter.build_facts()
+        rec["device_name"] = adapter.device_name(cell["device"])
+        spec = get_workload(cell["workload"])
+        weights = init_weights(spec, seed=0)
+        x, y = synthetic_batch(spec, cell["batch_size"], seed=0)
+        opts = BuildOptions(device=cell["device"], precision=cell["precision"],
+                            exec_mode=cell["exec_mode"], mode=cell["mode"],
+                            options=cell.get("options") or {})
+        t0 = time.perf_counter()
+        model = adapter.build(spec, weights, opts)
+        del weights
+        rec["build_s"] = time.perf_counter() - t0
+        rec["model_params"] = adapter.num_params(model)
+        time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
+        m = measure(time_steps, Protocol(**proto_args),
+                    compiled=cell["exec_mode"] not in ("eager",))
+        rec.update(m.to_dict())
+        rec["status"] = "ok"
+    except Unsupported as exc:
+        rec.update(status="unsupported", error=str(exc))
+    except BaseException as exc:  # noqa: BLE001 - every failure must become a status
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        traceback.print_exc(file=sys.stderr)  # full detail goes to the cell's log
+        oom = adapter_ref.is_oom(exc) or isinstance(exc, MemoryError)
+        rec.update(status="oom" if oom else "error", error=_one_line(exc))
+    return rec
+
+
+def facts(framework: str) -> dict[str, Any]:
+    from adapters import load_adapter
+
+    try:
+        adapter = load_adapter(framework)
+    except ImportError as exc:
+        return {"status": "unavailable", "error": _one_line(exc)}
+    try:
+        return {"status": "ok", "build": adapter.build_facts(), "python": sys.executable}
+    except Exception as exc:  # noqa: BLE001
+        return {"status": "error", "error": _one_line(exc)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="cnnbench.worker")
+    p.add_argument("--cell", type=Path)
+    p.add_argument("--facts", metavar="FRAMEWORK")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--memory-limit-mb", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.memory_limit_mb:
+        lim = args.memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+    if args.facts:
+        write_atomic(args.out, facts(args.facts))
+        return 0
+    payload = json.loads(args.cell.read_text(encoding="utf-8"))
+    rec = run_cell(payload["cell"], payload.get("protocol", {}))
+    rec["python"] = sys.executable
+    write_atomic(args.out, rec)
+    # Skip interpreter teardown: some frameworks hang or crash in atexit handlers, and the
+    # record is already safe on disk.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
