@@ -38,6 +38,20 @@ ADAPTERS: dict[str, AdapterInfo] = {
         ("fp32", "bf16", "fp16", "tf32"), ("cpu", "gpu"),
         "PyTorch (eager or torch.compile; bf16 autocast on CPU, fp16/bf16 AMP on CUDA)",
     ),
+    "tensorflow": AdapterInfo(
+        "tensorflow", "adapters.tensorflow", "tensorflow", ("eager", "graph", "xla"), "graph",
+        ("fp32", "bf16", "fp16"), ("cpu", "gpu"),
+        "TensorFlow/Keras (eager, tf.function graph, or XLA; mixed_bfloat16 / mixed_float16)",
+    ),
+    "jax": AdapterInfo(
+        "jax", "adapters.jax", "jax", ("jit", "eager"), "jit", ("fp32", "bf16"), ("cpu", "gpu"),
+        "JAX with Flax and optax (jitted steps with donated state; bf16 compute)",
+    ),
+    "mxnet": AdapterInfo(
+        "mxnet", "adapters.mxnet", "mxnet", ("eager", "hybrid"), "hybrid", ("fp32", "fp16"),
+        ("cpu", "gpu"),
+        "MXNet 1.9.1 / Gluon (imperative or hybridized with static_alloc/static_shape)",
+    ),
 }
 
 # The frameworks a default sweep runs: every real adapter (not the null one).
