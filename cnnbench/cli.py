@@ -148,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    batch_sizes=batch_sizes, precisions=args.precisions or ["fp32"],
                    exec_modes=args.exec_modes or ["default"], devices=args.devices or ["cpu"],
                    variants=variant_names, threads=threads, options=opts)
-    console = Console(stderr=False, highlight=False)
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
     if args.dry_run:
         for c in cells:
             console.print(c.label(), markup=False)
@@ -186,8 +186,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_with_progress(cells: list[Any], settings: Any, run_plan: Any, console: Any,
                        no_progress: bool) -> Any:
     from rich.markup import escape
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     def line(cell: Any, row: dict[str, Any]) -> str:
         if row["status"] == "ok":
@@ -265,7 +271,8 @@ def cmd_env(args: argparse.Namespace) -> int:
     print(f"os        {rec['os']}, python {rec['python']}")
     for fw, f in fw_facts.items():
         print(f"\n[{fw}] {f['status']}" + (f": {f['error']}" if f.get("error") else ""))
-        for k, v in (f.get("build") or {}).items():
+        build: dict[str, Any] = f.get("build") or {}  # type: ignore[assignment]
+        for k, v in build.items():
             print(f"  {k:24} {v}")
     return 0
 

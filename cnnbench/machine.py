@@ -57,7 +57,7 @@ def _gpus() -> dict[str, Any]:
         return {"gpus": [], "driver": None, "gpu_error": "nvidia-ml-py not installed"}
     try:
         pynvml.nvmlInit()
-    except Exception as exc:  # noqa: BLE001 - no driver is the normal case on CPU machines
+    except Exception as exc:
         return {"gpus": [], "driver": None, "gpu_error": f"NVML unavailable: {exc}"}
     try:
         driver = pynvml.nvmlSystemGetDriverVersion()

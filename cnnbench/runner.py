@@ -133,7 +133,7 @@ def _merge_record(row: dict[str, Any], rec: dict[str, Any], batch: int) -> None:
         row["ci95_low"] = batch / hi_s  # the slowest plausible step gives the lowest rate
         row["ci95_high"] = batch / lo_s
         if row["params"] != row.get("model_params") and row.get("model_params") is not None:
-            row["flags"] = list(row["flags"]) + ["param_count_mismatch"]
+            row["flags"] = [*row["flags"], "param_count_mismatch"]
 
 
 def _tail(path: Path, n: int = 4000) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from workloads import GraphBuilder, SpecError, UnknownWorkload, WorkloadSpec, get_workload, list_workloads
+from workloads import (
+    GraphBuilder,
+    SpecError,
+    UnknownWorkload,
+    WorkloadSpec,
+    get_workload,
+    list_workloads,
+)
 
 TABLE = {
     "lenet5": ((1, 28, 28), 10, 61_706),

@@ -82,7 +82,7 @@ def max_rel_error(got: np.ndarray, ref: np.ndarray) -> float:
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple[int, int],
            padding: tuple[int, int, int, int], groups: int = 1) -> np.ndarray:
     """NCHW x, OIHW w (I = C / groups); cross-correlation as in every framework."""
-    n, c, _, _ = x.shape
+    n = x.shape[0]
     o, cg, kh, kw = w.shape
     pt, pb, pl, pr = padding
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
@@ -170,7 +170,7 @@ def forward(spec: WorkloadSpec, weights: Weights, x: np.ndarray,
     check_weights(spec, weights)
     if tuple(x.shape[1:]) != tuple(spec.input_shape):
         raise ValueError(f"{spec.name}: input shape {x.shape[1:]} != {spec.input_shape}")
-    w = {k: v.astype(dtype) for k, v in weights.items()}
+    w: Weights = {k: v.astype(dtype) for k, v in weights.items()}
     acts: dict[str, np.ndarray] = {"input": x.astype(dtype)}
     remaining = spec.consumers()
     for layer in spec.layers:

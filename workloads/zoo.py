@@ -6,6 +6,8 @@ analytic counts against; the sources are given per workload.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .registry import register_workload
 from .spec import GraphBuilder, WorkloadSpec
 
@@ -43,7 +45,7 @@ def cifar10_tutorial() -> WorkloadSpec:
     alpha=0.001/9, beta=0.75.
     """
     g = GraphBuilder()
-    lrn = dict(depth_radius=4, bias=1.0, alpha=0.001 / 9.0, beta=0.75)
+    lrn: dict[str, Any] = dict(depth_radius=4, bias=1.0, alpha=0.001 / 9.0, beta=0.75)
     g.conv(64, 5, padding=2, name="conv1")
     g.relu()
     g.maxpool(3, 2, padding=(0, 1, 0, 1), name="pool1")

@@ -55,7 +55,7 @@ def test_one_sgd_step_matches_reference_fixture(adapter, name: str) -> None:
     if adapter.name == "null":
         pytest.skip("the null adapter does not train")
     fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
-    spec, weights, model = _build(adapter, name, mode="train", lr=float(fixture["lr"]),
+    _, weights, model = _build(adapter, name, mode="train", lr=float(fixture["lr"]),
                                   momentum=float(fixture["momentum"]))
     x, y = fixture["x"], fixture["y"]
     loss = adapter.train_step(model, x, y)

@@ -1,0 +1,463 @@
+"""MXNet/Gluon adapter: a spec becomes one HybridBlock that walks the layer graph.
+
+MXNet 1.9.1 is the last release of a retired framework and needs numpy<1.24, so it lives in
+its own environment (tox -e mxnet). Layout is NCHW with canonical weights as-is (Conv2D OIHW
+and Dense (out, in) are Gluon's own layouts). Symmetric padding goes into the conv/pool
+itself (so oneDNN sees one op); asymmetric padding is an explicit pad op, or, for max-pools
+whose extra padding is only at the bottom/right, Pooling's "full" convention, which clips
+windows at the edge exactly as -inf padding would.
+Precision: fp32, and fp16 (cast with fp32 master weights) on CUDA builds.
+Execution: eager (imperative Gluon) or hybrid (hybridize with static_alloc/static_shape).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+from workloads import Layer, WorkloadSpec
+
+from .base import Adapter, BuildOptions, TimeSteps, Unsupported, Weights, cpu_model_name
+
+# Canonical batch-norm names -> Gluon's.
+_BN_PARAMS = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
+              "running_var": "running_var"}
+# multi_sgd_update packs its arguments into fixed arrays of 60 (MultiSGDKernelParam::N);
+# more than that per call overruns them and crashes the process.
+_MULTI_MAX = 50
+
+
+def _symmetric(pad: tuple[int, int, int, int]) -> bool:
+    return pad[0] == pad[1] and pad[2] == pad[3]
+
+
+def _lambda(fn: Callable[..., Any]) -> nn.HybridLambda:
+    return nn.HybridLambda(fn)
+
+
+class _PadThen(gluon.HybridBlock):
+    """Asymmetric explicit padding followed by an op that takes no padding."""
+
+    def __init__(self, pad: tuple[int, int, int, int], value: float, op: gluon.HybridBlock
+                 ) -> None:
+        super().__init__()
+        pt, pb, pl, pr = pad
+        # mx pad works on 4D inputs in constant mode, with zero padding of N and C.
+        self.pad_width = (0, 0, 0, 0, pt, pb, pl, pr)
+        self.value = value
+        with self.name_scope():
+            self.op = op
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:
+        return self.op(F.pad(x, mode="constant", pad_width=self.pad_width,
+                             constant_value=self.value))
+
+
+def _full_convention_pad(a: dict[str, Any], in_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """Pooling's symmetric `pad` for which the "full" (ceil) convention gives the spec's
+    windows, or None. Windows start at i*stride - pad and are clipped to the input, which is
+    what -inf padding does, so only the window count must agree."""
+    pt, pb, pl, pr = a["padding"]
+    out = []
+    for size, k, s, p0, p1 in ((in_hw[0], a["kernel"][0], a["stride"][0], pt, pb),
+                               (in_hw[1], a["kernel"][1], a["stride"][1], pl, pr)):
+        if p0 > p1 or 2 * p0 > k:
+            return None
+        want = (size + p0 + p1 - k) // s + 1
+        if math.ceil((size + 2 * p0 - k) / s) + 1 != want:
+            return None
+        out.append(p0)
+    return out[0], out[1]
+
+
+class SpecBlock(gluon.HybridBlock):
+    """Executes a WorkloadSpec. Child blocks are named after the spec's layers."""
+
+    def __init__(self, spec: WorkloadSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        shapes = spec.shapes()
+        self._blocks: dict[str, gluon.HybridBlock] = {}
+        plan: list[tuple[str, tuple[str, ...], list[str]]] = []
+        remaining = dict(spec.consumers())
+        with self.name_scope():
+            for layer in spec.layers:
+                block = self._make(layer, shapes[layer.inputs[0]], shapes[layer.name])
+                self.register_child(block, layer.name)
+                self._blocks[layer.name] = block
+                free = []
+                for s in layer.inputs:
+                    remaining[s] -= 1
+                    if remaining[s] == 0:
+                        free.append(s)
+                plan.append((layer.name, layer.inputs, free))
+        self._plan = plan
+
+    @staticmethod
+    def _make(layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+              ) -> gluon.HybridBlock:
+        a, op = layer.attrs, layer.op
+        if op == "conv2d":
+            pad = a["padding"]
+            sym = _symmetric(pad)
+            conv = nn.Conv2D(a["out_channels"], a["kernel"], a["stride"],
+                             padding=(pad[0], pad[2]) if sym else 0, groups=a["groups"],
+                             use_bias=a["bias"], in_channels=in_shape[0])
+            return conv if sym else _PadThen(pad, 0.0, conv)
+        if op == "batchnorm":
+            # Gluon's momentum is the weight of the *old* running statistic.
+            return nn.BatchNorm(momentum=1.0 - a["momentum"], epsilon=a["eps"],
+                                in_channels=in_shape[0])
+        if op == "relu":
+            return nn.Activation("relu")
+        if op == "relu6":
+            return _lambda(lambda F, x: F.clip(x, 0.0, 6.0))
+        if op == "maxpool":
+            pad = a["padding"]
+            if _symmetric(pad) and pad[0] <= a["kernel"][0] // 2 and pad[2] <= a["kernel"][1] // 2:
+                return nn.MaxPool2D(a["kernel"], a["stride"], padding=(pad[0], pad[2]))
+            full = _full_convention_pad(a, in_shape[1:3])
+            if full is not None:
+                return nn.MaxPool2D(a["kernel"], a["stride"], padding=full, ceil_mode=True)
+            return _PadThen(pad, float("-inf"), nn.MaxPool2D(a["kernel"], a["stride"]))
+        if op == "avgpool":
+            return nn.AvgPool2D(a["kernel"], a["stride"])
+        if op == "global_avgpool":
+            seq = nn.HybridSequential()
+            seq.add(nn.GlobalAvgPool2D(), nn.Flatten())
+            return seq
+        if op == "lrn":
+            size = 2 * a["depth_radius"] + 1
+            # TF sums alpha * x^2 over the window; MXNet averages, so alpha scales by size.
+            kw = dict(nsize=size, alpha=a["alpha"] * size, beta=a["beta"], knorm=a["bias"])
+            return _lambda(lambda F, x: F.LRN(x, **kw))
+        if op == "flatten":
+            return nn.Flatten()  # C-major over (C, H, W), as the spec defines it
+        if op == "dense":
+            return nn.Dense(a["out_features"], use_bias=a["bias"], flatten=False,
+                            in_units=in_shape[0])
+        if op == "dropout":
+            return nn.Dropout(a["rate"])
+        if op == "add":
+            return _lambda(lambda F, x, y: F.elemwise_add(x, y))
+        if op == "pad_channels":
+            return _lambda(_pad_channels_fn(a["stride"], a["before"], a["after"], out_shape))
+        raise Unsupported(f"mxnet adapter has no op {op!r}")
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:
+        acts: dict[str, Any] = {"input": x}
+        out = x
+        for name, inputs, free in self._plan:
+            out = self._blocks[name](*[acts[s] for s in inputs])
+            acts[name] = out
+            for s in free:
+                del acts[s]
+        return out
+
+    # canonical weights <-> Gluon parameters
+    def param_for(self, key: str) -> gluon.Parameter:
+        layer, param = key.rsplit("/", 1)
+        block = self._blocks[layer]
+        if isinstance(block, _PadThen):
+            block = block.op
+        if isinstance(block, nn.BatchNorm):
+            param = _BN_PARAMS[param]
+        p: gluon.Parameter = getattr(block, param)
+        return p
+
+
+def _pad_channels_fn(stride: int, before: int, after: int, out_shape: tuple[int, ...]
+                     ) -> Callable[..., Any]:
+    c_out, h, w = out_shape
+    c_in = c_out - before - after
+
+    def fn(F: Any, x: Any) -> Any:
+        x = F.slice(x, begin=(None,) * 4, end=(None,) * 4, step=(1, 1, stride, stride))
+        # mx pad only pads the last two axes of a 4D tensor: fold (C, H*W) into them.
+        x = F.reshape(x, shape=(0, 1, c_in, h * w))
+        x = F.pad(x, mode="constant", pad_width=(0, 0, 0, 0, before, after, 0, 0),
+                  constant_value=0.0)
+        return F.reshape(x, shape=(0, c_out, h, w))
+
+    return fn
+
+
+class _UnbiasedRunningVar:
+    """Makes batch norm's running variance use the unbiased batch variance, as PyTorch does.
+
+    MXNet updates running_var with the biased batch variance v_b:
+        r1 = a r0 + (1 - a) v_b,       a = Gluon momentum.
+    The spec (PyTorch's convention) wants (1 - a) v_b n/(n-1), n = values per channel, i.e.
+        r1' = r1 + (r1 - a r0) / (n - 1) = (1 + k) r1 - a k r0,   k = 1/(n-1).
+    We keep a copy of r0 before each step and apply that fix after it, each as one fused
+    multi_sgd_update call (w - lr*(g + wd*w) is the affine map we need) per 50 layers.
+    """
+
+    def __init__(self, block: SpecBlock, ctx: mx.Context) -> None:
+        spec = block.spec
+        shapes = spec.shapes()
+        self.items: list[tuple[mx.nd.NDArray, mx.nd.NDArray, float, int]] = []
+        for layer in spec.layers:
+            if layer.op != "batchnorm":
+                continue
+            rv = block.param_for(f"{layer.name}/running_var").data(ctx)
+            per_image = int(np.prod(shapes[layer.inputs[0]][1:]))  # H*W, or 1 after dense
+            self.items.append((rv, mx.nd.zeros_like(rv), 1.0 - layer.attrs["momentum"],
+                               per_image))
+        self._coef: dict[int, list[tuple[tuple[float, ...], tuple[float, ...]]]] = {}
+
+    def _chunks(self) -> range:
+        return range(0, len(self.items), _MULTI_MAX)
+
+    def before(self) -> None:
+        for i in self._chunks():
+            chunk = self.items[i:i + _MULTI_MAX]
+            zero = (0.0,) * len(chunk)
+            args = [t for rv, _, _, _ in chunk for t in (rv, rv)]
+            mx.nd.multi_sgd_update(*args, lrs=zero, wds=zero, num_weights=len(chunk),
+                                   out=[r0 for _, r0, _, _ in chunk])
+
+    def after(self, batch: int) -> None:
+        coef = self._coef.get(batch)
+        if coef is None:
+            coef = self._coef[batch] = []
+            for i in self._chunks():
+                lrs, wds = [], []
+                for _, _, a, per_image in self.items[i:i + _MULTI_MAX]:
+                    n = batch * per_image
+                    k = 1.0 / (n - 1) if n > 1 else 0.0
+                    # weight = r0, grad = r1:  r0 - lr*(r1 + wd*r0) = (1+k) r1 - a k r0
+                    lr = -(1.0 + k)
+                    lrs.append(lr)
+                    wds.append((1.0 + a * k) / lr)
+                coef.append((tuple(lrs), tuple(wds)))
+        for i, (lrs, wds) in zip(self._chunks(), coef, strict=True):
+            chunk = self.items[i:i + _MULTI_MAX]
+            args = [t for rv, r0, _, _ in chunk for t in (r0, rv)]
+            mx.nd.multi_sgd_update(*args, lrs=lrs, wds=wds, num_weights=len(chunk),
+                                   out=[rv for rv, _, _, _ in chunk])
+
+
+class MXModel:
+    """What build() returns: the block, the loss, the trainer and the step state."""
+
+    def __init__(self, block: SpecBlock, opts: BuildOptions, ctx: mx.Context) -> None:
+        self.block = block
+        self.opts = opts
+        self.ctx = ctx
+        self.dtype = "float16" if opts.precision == "fp16" else "float32"
+        self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.trainer: gluon.Trainer | None = None
+        self.bn_fix: _UnbiasedRunningVar | None = None
+
+
+class MXNetAdapter(Adapter):
+    name = "mxnet"
+
+    def framework_version(self) -> str:
+        return str(mx.__version__)
+
+    def setup(self, threads: int | None) -> dict[str, Any]:
+        # MXNet sizes its OpenMP pool when it is imported, from OMP_NUM_THREADS (the runner
+        # sets it in the worker's environment); without it MXNet takes half the visible CPUs.
+        # Nothing here can change it afterwards, so report what is in force.
+        env = os.environ
+        if env.get("MXNET_OMP_MAX_THREADS"):
+            omp = int(env["MXNET_OMP_MAX_THREADS"])
+        elif env.get("OMP_NUM_THREADS"):
+            omp = int(env["OMP_NUM_THREADS"].split(",")[0])
+        else:
+            omp = max(1, len(os.sched_getaffinity(0)) // 2)
+        facts: dict[str, Any] = {
+            "omp_threads": omp,
+            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS"),
+            "MXNET_CPU_WORKER_NTHREADS": int(env.get("MXNET_CPU_WORKER_NTHREADS", "1")),
+        }
+        if threads and threads != omp:
+            facts["note"] = (f"{threads} threads requested but MXNet runs {omp}: it reads "
+                             "OMP_NUM_THREADS at import")
+        return facts
+
+    def build_facts(self) -> dict[str, Any]:
+        features = {name: bool(f.enabled) for name, f in mx.runtime.Features().items()}
+        mkldnn_env = os.environ.get("MXNET_MKLDNN_ENABLED")
+        facts: dict[str, Any] = {
+            "version": mx.__version__,
+            "features": features,
+            "cuda": features.get("CUDA", False),
+            "cudnn": features.get("CUDNN", False),
+            # oneDNN is compiled in, and MXNET_MKLDNN_ENABLED=0 switches it off at run time.
+            "mkldnn_enabled": features.get("MKLDNN", False) and mkldnn_env != "0",
+            "MXNET_MKLDNN_ENABLED": mkldnn_env,
+            "DNNL_MAX_CPU_ISA": os.environ.get("DNNL_MAX_CPU_ISA"),
+            "gpus": self._num_gpus() if features.get("CUDA") else 0,
+        }
+        return facts
+
+    def device_name(self, device: str) -> str:
+        if device == "cpu":
+            return cpu_model_name()
+        ctx = self._context(device)
+        try:
+            return f"GPU {ctx.device_id} (sm_{mx.util.get_cuda_compute_capability(ctx)})"
+        except (OSError, RuntimeError, ValueError):
+            return device
+
+    def is_oom(self, exc: BaseException) -> bool:
+        if isinstance(exc, MemoryError):
+            return True
+        msg = str(exc)
+        return isinstance(exc, mx.base.MXNetError) and (
+            "out of memory" in msg or "Failed to allocate" in msg)
+
+    # -- helpers -----------------------------------------------------------------------
+    @staticmethod
+    def _num_gpus() -> int:
+        try:
+            return int(mx.context.num_gpus())
+        except mx.base.MXNetError:  # a CUDA build on a machine without a driver
+            return 0
+
+    def _context(self, device: str) -> mx.Context:
+        if device == "cpu":
+            return mx.cpu()
+        idx = int(device.split(":", 1)[1])
+        if not mx.runtime.Features().is_enabled("CUDA"):
+            raise Unsupported("this MXNet build has no CUDA (mx.runtime.Features CUDA off)")
+        n = self._num_gpus()
+        if idx >= n:
+            raise Unsupported(f"no CUDA device {idx} (MXNet sees {n})")
+        ctx = mx.gpu(idx)
+        try:
+            # A GPU newer than the build's CUDA architectures fails at the first kernel.
+            mx.nd.Convolution(mx.nd.ones((1, 1, 3, 3), ctx=ctx), mx.nd.ones((1, 1, 3, 3), ctx=ctx),
+                              kernel=(3, 3), num_filter=1, no_bias=True).asnumpy()
+        except mx.base.MXNetError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise Unsupported(f"MXNet {mx.__version__} cannot run kernels on GPU {idx} "
+                              f"(its CUDA build may predate this GPU): {first}") from exc
+        return ctx
+
+    @staticmethod
+    def _sync() -> None:
+        # MXNet's engine is asynchronous: every op returns before it has run.
+        mx.nd.waitall()
+
+    # -- model -------------------------------------------------------------------------
+    def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> MXModel:
+        ctx = self._context(opts.device)
+        p = opts.precision
+        if p not in ("fp32", "fp16"):
+            raise Unsupported(f"mxnet adapter has no precision {p!r} (fp32, fp16 on CUDA)")
+        if p == "fp16" and ctx.device_type != "gpu":
+            raise Unsupported("fp16 is a CUDA precision here; MXNet's CPU kernels are fp32")
+        if opts.exec_mode not in ("eager", "hybrid"):
+            raise Unsupported(f"mxnet has no execution mode {opts.exec_mode!r}")
+        block = SpecBlock(spec)
+        # Every shape is known, so this allocates at once; the weights then overwrite it.
+        block.initialize(mx.init.Zero(), ctx=ctx)
+        model = MXModel(block, opts, ctx)
+        self.load_weights(model, weights)
+        if p == "fp16":
+            block.cast("float16")  # Gluon keeps batch norm's parameters in fp32
+        if opts.exec_mode == "hybrid":
+            block.hybridize(static_alloc=True, static_shape=True)
+            model.loss.hybridize(static_alloc=True, static_shape=True)
+        if opts.mode == "train":
+            # MXNet's SGD keeps mom = momentum*mom - lr*grad and adds it; with a constant lr
+            # that is PyTorch's update (buf = momentum*buf + grad; w -= lr*buf).
+            model.trainer = gluon.Trainer(
+                block.collect_params(), "sgd",
+                {"learning_rate": opts.lr, "momentum": opts.momentum, "wd": 0.0,
+                 "multi_precision": p == "fp16"})
+            model.bn_fix = _UnbiasedRunningVar(block, ctx)
+        return model
+
+    def load_weights(self, model: MXModel, weights: Weights) -> None:
+        for key, arr in weights.items():
+            param = model.block.param_for(key)
+            if tuple(param.shape) != arr.shape:
+                raise ValueError(f"{key}: model shape {tuple(param.shape)} != {arr.shape}")
+            param.set_data(mx.nd.array(arr, ctx=model.ctx, dtype=param.dtype))
+
+    def export_weights(self, model: MXModel) -> Weights:
+        return {p.key: model.block.param_for(p.key).data(model.ctx).asnumpy()
+                .astype(np.float32, copy=True) for p in model.block.spec.param_infos()}
+
+    def num_params(self, model: MXModel) -> int:
+        return sum(int(np.prod(p.shape)) for p in model.block.collect_params().values()
+                   if p.grad_req != "null")
+
+    def _inputs(self, model: MXModel, x: np.ndarray, y: np.ndarray | None = None
+                ) -> tuple[mx.nd.NDArray, mx.nd.NDArray | None]:
+        xt = mx.nd.array(x, ctx=model.ctx, dtype=model.dtype)
+        # Gluon's loss picks the label's class with float indices.
+        yt = None if y is None else mx.nd.array(y, ctx=model.ctx, dtype="float32")
+        return xt, yt
+
+    def predict(self, model: MXModel, x: np.ndarray) -> np.ndarray:
+        xt, _ = self._inputs(model, x)
+        out: np.ndarray = model.block(xt).asnumpy()  # not recording: running BN statistics
+        return out.astype(np.float32)
+
+    def _train_once(self, model: MXModel, x: mx.nd.NDArray, y: mx.nd.NDArray) -> mx.nd.NDArray:
+        trainer, bn_fix = model.trainer, model.bn_fix
+        assert trainer is not None and bn_fix is not None, "build with mode='train' to train"
+        batch = x.shape[0]
+        bn_fix.before()
+        with autograd.record():
+            logits = model.block(x)
+            if model.dtype != "float32":
+                logits = logits.astype("float32")
+            loss = model.loss(logits, y)  # per sample
+        # backward() of the per-sample losses sums their gradients; step(batch) rescales by
+        # 1/batch, which gives the gradient of the mean loss (PyTorch's reduction).
+        loss.backward()
+        trainer.step(batch)
+        bn_fix.after(batch)
+        return loss
+
+    def train_step(self, model: MXModel, x: np.ndarray, y: np.ndarray) -> float:
+        xt, yt = self._inputs(model, x, y)
+        assert yt is not None
+        loss = self._train_once(model, xt, yt)
+        return float(loss.mean().asscalar())
+
+    # -- benchmark ---------------------------------------------------------------------
+    def prepare(self, model: MXModel, x: np.ndarray, y: np.ndarray) -> TimeSteps:
+        xt, yt = self._inputs(model, x, y)
+        self._sync()
+        clock = time.perf_counter
+        sync = self._sync
+
+        if model.opts.mode == "train":
+            assert yt is not None
+            train_once = self._train_once
+
+            def step() -> None:
+                train_once(model, xt, yt)
+        else:
+            block = model.block
+
+            def step() -> None:
+                block(xt)
+
+        def time_steps(n: int) -> float:
+            t0 = clock()
+            for _ in range(n):
+                step()
+            sync()
+            return clock() - t0
+
+        return time_steps
+
+
+ADAPTER = MXNetAdapter()

@@ -1,0 +1,111 @@
+"""The CLI in real subprocesses: help, bad input (one line, exit 2, no traceback), list, run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workloads import get_workload, list_workloads
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnnbench", *args], capture_output=True,
+                          text=True, cwd=cwd or ROOT, timeout=timeout)
+
+
+@pytest.mark.parametrize("sub", ["run", "report", "env", "list"])
+def test_help(sub: str) -> None:
+    r = cli(sub, "--help")
+    assert r.returncode == 0 and "usage: cnnbench" in r.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--workloads", "alexnet"], "unknown workload 'alexnet'"),
+    (["run", "--frameworks", "caffe"], "unknown framework 'caffe'"),
+    (["run", "--batch-sizes", "0"], "positive integer"),
+    (["run", "--batch-sizes", "abc"], "positive integer"),
+    (["run", "--budget", "-1"], "positive number"),
+    (["run", "--modes", "eval", "--frameworks", "null"], "unknown mode"),
+    (["run", "--devices", "tpu", "--frameworks", "null"], "bad device"),
+    (["run", "--python", "pytorch"], "KEY=VALUE"),
+    (["run", "--python", "pytorch=/no/such/python"], "no such interpreter"),
+    (["run", "--variants", "turbo"], "unknown variant"),
+    (["run", "--variants-file", "/no/such.toml"], "not found"),
+    (["run", "--frameworks", "null", "--resume", "nope", "--results-dir", "/tmp/cnb-none"],
+     "no such run"),
+    (["run", "--bogus"], "unrecognized arguments"),
+    (["report", "/no/such/results"], "no such results"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_input_is_one_line(args: list[str], needle: str) -> None:
+    r = cli(*args)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert needle in lines[0]
+
+
+def test_malformed_variants_file(tmp_path: Path) -> None:
+    bad = tmp_path / "v.toml"
+    bad.write_text("[[variant]]\nname = 'x'\nframework = 'pytorch'\nenv = 3\n")
+    r = cli("run", "--variants-file", str(bad), "--dry-run")
+    assert r.returncode == 2 and "env must be a table" in r.stderr
+    bad.write_text("not toml = = =")
+    r = cli("run", "--variants-file", str(bad), "--dry-run")
+    assert r.returncode == 2 and "not valid TOML" in r.stderr
+
+
+def test_list_json_counts() -> None:
+    r = cli("list", "--json")
+    assert r.returncode == 0
+    data = {w["name"]: w for w in json.loads(r.stdout)}
+    assert list(data) == list_workloads()
+    for name, w in data.items():
+        spec = get_workload(name)
+        assert w["params"] == spec.published_params
+        assert w["flops_per_image"] == 2 * spec.macs_per_image
+
+
+def test_dry_run_prints_the_plan() -> None:
+    r = cli("run", "--frameworks", "null", "--workloads", "resnet*", "--batch-sizes", "2,4",
+            "--dry-run")
+    assert r.returncode == 0
+    assert "8 cells" in r.stdout
+
+
+def test_run_then_report_end_to_end(tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    html = tmp_path / "out" / "index.html"
+    r = cli("run", "--quick", "--frameworks", "null", "--budget", "0.3", "--results-dir",
+            str(res), "--run-id", "e2e", "--machine-id", "testbox", "--adapter-opt",
+            "step_s=0.0005", "--no-progress", "--report", str(html))
+    assert r.returncode == 0, r.stderr
+    run_file = res / "testbox" / "e2e.jsonl"
+    rows = [json.loads(line) for line in run_file.read_text().splitlines()]
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"}
+    assert (res / "testbox" / "machine.json").exists()
+    text = html.read_text()
+    for w in ("lenet5", "cifar10_tutorial", "resnet20"):
+        assert w in text
+    # resume of a finished run does nothing and duplicates nothing
+    r = cli("run", "--quick", "--frameworks", "null", "--budget", "0.3", "--results-dir",
+            str(res), "--resume", "e2e", "--machine-id", "testbox", "--adapter-opt",
+            "step_s=0.0005", "--no-progress")
+    assert r.returncode == 0 and "0 cells to run (6 already recorded)" in r.stdout
+    assert len(run_file.read_text().splitlines()) == 6
+
+
+def test_env_reports_machine_without_importing_frameworks() -> None:
+    r = cli("env", "--frameworks", "null", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["machine"]["cpu"]["logical_cores"] >= 1
+    assert data["frameworks"]["null"]["status"] == "ok"

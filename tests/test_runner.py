@@ -1,0 +1,130 @@
+"""The runner with the null adapter: real worker subprocesses, real faults."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cnnbench.plan import expand
+from cnnbench.runner import RunSettings, run_cell, run_plan
+from cnnbench.schema import REQUIRED, iter_rows
+from cnnbench.variants import Variant, VariantSet
+
+FAST = {"budget_s": 0.5, "min_round_s": 0.01}
+
+
+def settings(tmp_path: Path, **kw) -> RunSettings:
+    base = dict(run_id="run1", machine_id="m1", results_dir=tmp_path, protocol=FAST,
+                timeout_s=60.0)
+    base.update(kw)
+    return RunSettings(**base)
+
+
+def cell(**options):
+    return expand(["null"], ["lenet5"], modes=["infer"], batch_sizes=[4],
+                  options=options)[0]
+
+
+def test_ok_cell_has_every_field_and_a_ci(tmp_path: Path) -> None:
+    row = run_cell(cell(step_s=0.001), settings(tmp_path))
+    assert row["status"] == "ok", row["error"]
+    assert set(REQUIRED) <= set(row)
+    assert row["ci95_low"] <= row["images_per_s"] <= row["ci95_high"]
+    assert len(row["samples_s"]) >= 8
+    assert row["params"] == 61_706 == row["model_params"]
+    assert row["python"] == sys.executable
+    assert row["build"]["framework"] == "null"
+
+
+@pytest.mark.parametrize("fault, status, reason", [
+    ("kill", "crashed", "SIGKILL"),
+    ("raise", "error", "RuntimeError: injected fault"),
+    ("unsupported", "unsupported", "injected"),
+])
+def test_faults_become_statuses(tmp_path: Path, fault: str, status: str, reason: str) -> None:
+    row = run_cell(cell(fault=fault), settings(tmp_path))
+    assert row["status"] == status
+    assert reason in row["error"]
+
+
+def test_framework_that_fails_to_import_is_unavailable(tmp_path: Path) -> None:
+    broken = Variant("broken", "null", {"CNNBENCH_NULL_FAULT": "import"})
+    c = expand(["null"], ["lenet5"], modes=["infer"], variants=["broken"])[0]
+    row = run_cell(c, settings(tmp_path, variants=VariantSet([broken])))
+    assert row["status"] == "unavailable"
+    assert "framework not importable" in row["error"] and "nullframework" in row["error"]
+    assert row["env"] == {"CNNBENCH_NULL_FAULT": "import"}
+
+
+def test_hang_past_the_timeout_is_killed(tmp_path: Path) -> None:
+    row = run_cell(cell(fault="hang"), settings(tmp_path, timeout_s=2.0))
+    assert row["status"] == "timeout"
+    assert "2 s cell timeout" in row["error"]
+    assert row["wall_s"] < 30
+
+
+def test_memory_exhaustion_under_a_limit_is_oom(tmp_path: Path) -> None:
+    row = run_cell(cell(fault="oom"), settings(tmp_path, memory_limit_mb=1024))
+    assert row["status"] == "oom", row["error"]
+    assert "MemoryError" in row["error"]
+
+
+def test_fault_during_timed_steps(tmp_path: Path) -> None:
+    row = run_cell(cell(fault="kill", fault_at="step"), settings(tmp_path))
+    assert row["status"] == "crashed"
+
+
+def test_missing_environment_is_unavailable(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CNNBENCH_TOX_WORKDIR", str(tmp_path / "no-tox"))
+    monkeypatch.delenv("CNNBENCH_PYTHON_PYTORCH", raising=False)
+    c = expand(["pytorch"], ["lenet5"], modes=["infer"], batch_sizes=[2])[0]
+    row = run_cell(c, settings(tmp_path))
+    assert row["status"] == "unavailable"
+    assert "tox -e pytorch" in row["error"]
+
+
+def test_unknown_variant_for_framework_is_unsupported(tmp_path: Path) -> None:
+    c = expand(["null"], ["lenet5"], modes=["infer"], variants=["isa-avx2"])[0]
+    row = run_cell(c, settings(tmp_path))
+    assert row["status"] == "unsupported" and "not defined for null" in row["error"]
+
+
+def test_sweep_goes_on_after_failures_and_records_each_cell_once(tmp_path: Path) -> None:
+    cells = [cell(step_s=0.0005), cell(fault="kill"), cell(fault="hang"), cell(fault="raise"),
+             cell(step_s=0.0005, tag=2)]
+    s = settings(tmp_path, timeout_s=3.0)
+    counts = run_plan(cells, s)
+    assert counts == {"ok": 2, "crashed": 1, "timeout": 1, "error": 1}
+    problems: list[str] = []
+    rows = list(iter_rows(s.run_file, problems))
+    assert [r["status"] for r in rows] == ["ok", "crashed", "timeout", "error", "ok"]
+    assert len({r["cell_id"] for r in rows}) == 5 and not problems
+    df = pd.read_json(s.run_file, lines=True)
+    assert len(df) == 5
+    # each cell keeps its log; the raising one holds the traceback
+    logs = list(s.log_dir.glob("*.log"))
+    assert len(logs) == 5
+    assert any("Traceback" in p.read_text() for p in logs)
+
+
+def test_resume_skips_recorded_cells(tmp_path: Path) -> None:
+    cells = [cell(step_s=0.0005, i=i) for i in range(3)]
+    s = settings(tmp_path)
+    run_plan(cells[:2], s)
+    from cnnbench.runner import recorded_cells
+
+    done = recorded_cells(s.run_file)
+    counts = run_plan(cells, s, skip=done)
+    assert counts == {"ok": 1}
+    rows = list(iter_rows(s.run_file, []))
+    assert sorted(r["cell_id"] for r in rows) == sorted(c.cell_id for c in cells)
+
+
+def test_worker_never_writes_results_to_stdout(tmp_path: Path) -> None:
+    row = run_cell(cell(step_s=0.0005), settings(tmp_path))
+    assert row["status"] == "ok"
+    assert not os.path.exists(tmp_path / "record.json")

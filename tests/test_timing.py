@@ -1,0 +1,126 @@
+"""The timing protocol against simulated devices (a fake clock), so no time is asserted."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cnnbench.timing import Protocol, measure, median_ci
+
+
+class FakeDevice:
+    """time_steps(n) 'runs' n steps of a given duration profile and advances a fake clock."""
+
+    def __init__(self, step_s: float, noise: float = 0.0, first_s: float | None = None,
+                 drift_steps: int = 0, seed: int = 0) -> None:
+        self.now = 0.0
+        self.step_s, self.noise = step_s, noise
+        self.first_s = first_s
+        self.drift_steps = drift_steps
+        self.steps = 0
+        self.rng = random.Random(seed)
+
+    def clock(self) -> float:
+        return self.now
+
+    def one(self) -> float:
+        self.steps += 1
+        if self.steps == 1 and self.first_s is not None:
+            return self.first_s
+        t = self.step_s
+        if self.steps <= self.drift_steps:  # slow at first, settling geometrically
+            t *= 1 + 2.0 * 0.7 ** self.steps
+        return t * (1 + self.rng.uniform(-self.noise, self.noise))
+
+    def time_steps(self, n: int) -> float:
+        total = sum(self.one() for _ in range(n))
+        self.now += total
+        return total
+
+
+def test_quiet_device_meets_the_ci_target_quickly() -> None:
+    dev = FakeDevice(0.01, noise=0.002)
+    m = measure(dev.time_steps, Protocol(budget_s=30), clock=dev.clock)
+    assert m.ci_target_met and "ci_wide" not in m.flags
+    assert len(m.samples_s) == 8  # min_rounds suffice
+    assert m.ci95_low_s <= m.median_s <= m.ci95_high_s
+    assert m.median_s == pytest.approx(0.01, rel=0.01)
+    assert m.steps_per_round == 10  # 0.1 s rounds of 10 ms steps
+
+
+def test_first_step_is_kept_apart_from_the_samples() -> None:
+    dev = FakeDevice(0.01, first_s=5.0)
+    m = measure(dev.time_steps, Protocol(budget_s=60), clock=dev.clock)
+    assert m.first_step_s == 5.0
+    assert max(m.samples_s) < 0.02
+
+
+def test_noisy_device_runs_to_the_budget_and_is_flagged() -> None:
+    dev = FakeDevice(0.01, noise=0.6)
+    m = measure(dev.time_steps, Protocol(budget_s=5, min_round_s=0.01), clock=dev.clock)
+    assert not m.ci_target_met and "ci_wide" in m.flags
+    assert len(m.samples_s) > 8
+    assert dev.now <= 5 + 0.5  # stops at the budget (plus at most one round)
+
+
+def test_warmup_waits_for_the_drift_to_stop() -> None:
+    dev = FakeDevice(0.01, drift_steps=30)
+    m = measure(dev.time_steps, Protocol(budget_s=60), clock=dev.clock)
+    assert m.warmup_steady
+    assert m.warmup_steps > 6
+    assert m.median_s == pytest.approx(0.01, rel=0.02)
+
+
+def test_compiled_modes_warm_up_longer() -> None:
+    dev = FakeDevice(0.01)
+    m = measure(dev.time_steps, Protocol(budget_s=60), compiled=True, clock=dev.clock)
+    assert m.warmup_steps >= 10
+
+
+def test_slow_steps_still_get_enough_rounds_for_a_ci() -> None:
+    dev = FakeDevice(3.0, noise=0.01)  # each step 3 s, budget 10 s
+    m = measure(dev.time_steps, Protocol(budget_s=10), clock=dev.clock)
+    assert m.steps_per_round == 1
+    assert len(m.samples_s) >= 8
+    assert "over_budget" in m.flags
+
+
+@given(st.lists(st.floats(1e-6, 1e3, allow_nan=False), min_size=6, max_size=200))
+def test_median_ci_brackets_the_median(samples: list[float]) -> None:
+    lo, hi = median_ci(samples)
+    assert lo <= statistics.median(samples) <= hi
+    assert lo in samples and hi in samples
+
+
+def test_median_ci_exact_small_cases() -> None:
+    xs = [5.0, 1.0, 4.0, 2.0, 3.0, 6.0]
+    assert median_ci(xs) == (1.0, 6.0)  # n=6: only (min, max) reaches 95% (96.9%)
+    xs = list(map(float, range(1, 21)))  # n=20: r=6 gives 95.9% coverage
+    assert median_ci(xs) == (6.0, 15.0)
+    with pytest.raises(ValueError):
+        median_ci([1.0] * 5)
+
+
+def test_median_ci_coverage_is_at_least_95_percent() -> None:
+    rng = random.Random(1)
+    hits = 0
+    trials = 2000
+    for _ in range(trials):
+        xs = [rng.expovariate(1.0) for _ in range(15)]
+        lo, hi = median_ci(xs)
+        hits += lo <= math.log(2) <= hi  # true median of Exp(1)
+    assert hits / trials >= 0.93  # exact coverage is 96.5%; allow sampling error
+
+
+def test_protocol_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Protocol(budget_s=0)
+    with pytest.raises(ValueError):
+        Protocol(min_rounds=3)
+    with pytest.raises(ValueError):
+        Protocol(target_rel_ci=0)
