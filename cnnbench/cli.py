@@ -16,6 +16,7 @@ from adapters import ADAPTERS, FRAMEWORKS, UnknownAdapter, get_info
 from workloads import UnknownWorkload, get_workload, list_workloads
 
 from .plan import MODES, PRECISIONS, PlanError, expand
+from .prices import PriceError
 from .variants import VariantError, VariantSet, load_variants_file
 
 QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
@@ -76,6 +77,17 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def _name_list(text: str) -> list[str]:
     return _csv(text)
+
+
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _safe_id(text: str) -> str:
+    """Run and machine ids become file names: no separators, no leading dot."""
+    if not text or text.startswith(".") or not set(text) <= _ID_CHARS or len(text) > 100:
+        raise argparse.ArgumentTypeError(
+            f"ids may hold letters, digits, '.', '_' and '-' (not first '.'), got {text!r}")
+    return text
 
 
 def _pythons(pairs: list[tuple[str, str]] | None) -> dict[str, str]:
@@ -157,6 +169,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     mid = args.machine_id or machine.machine_id(mrec)
     run_id = args.resume or args.run_id or new_run_id()
+    if args.resume == "last":
+        runs = sorted((args.results_dir / mid).glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise UsageError(f"--resume last: no run in {args.results_dir / mid}")
+        run_id = runs[-1].stem
     protocol = {"budget_s": budget, "target_rel_ci": args.target_ci}
     settings = RunSettings(run_id=run_id, machine_id=mid, results_dir=args.results_dir,
                            protocol=protocol, timeout_s=args.timeout, python_overrides=pythons,
@@ -278,9 +295,11 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .prices import load_prices
     from .report import write_report
 
-    out = write_report(args.results or [Path("results")], args.output)
+    prices = load_prices(args.prices) if args.prices else None
+    out = write_report(args.results or [Path("results")], args.output, prices)
     print(f"wrote {out}")
     return 0
 
@@ -332,10 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--memory-limit-mb", type=_pos_int, metavar="MB",
                    help="address-space limit per worker (an overrun becomes status oom)")
     r.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
-    r.add_argument("--run-id", metavar="ID", help="name of this run (default: UTC time + random)")
-    r.add_argument("--resume", metavar="RUN_ID",
-                   help="continue a run: skip the cells it already recorded")
-    r.add_argument("--machine-id", metavar="ID", help="override the detected machine id")
+    r.add_argument("--run-id", type=_safe_id, metavar="ID",
+                   help="name of this run (default: UTC time + random)")
+    r.add_argument("--resume", type=_safe_id, metavar="RUN_ID",
+                   help="continue a run ('last' = the newest): skip the cells it recorded")
+    r.add_argument("--machine-id", type=_safe_id, metavar="ID", help="override the detected machine id")
     r.add_argument("--report", type=Path, metavar="HTML", help="also write the report here")
     r.add_argument("--strict", action="store_true", help="exit 1 if any cell is not ok")
     r.add_argument("--dry-run", action="store_true", help="print the cells and exit")
@@ -347,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Build a self-contained HTML report from JSON Lines results.")
     rp.add_argument("results", nargs="*", type=Path, help="files or folders (default: results/)")
     rp.add_argument("-o", "--output", type=Path, default=Path("reports/index.html"))
+    rp.add_argument("--prices", type=Path, metavar="TOML",
+                    help="machine prices for the price/performance table (see README)")
     rp.set_defaults(func=cmd_report)
 
     e = sub.add_parser("env", help="print the machine and each framework's build facts",
@@ -370,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
-    except (UsageError, PlanError, VariantError, UnknownWorkload, UnknownAdapter,
+    except (UsageError, PlanError, VariantError, PriceError, UnknownWorkload, UnknownAdapter,
             FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
         msg = str(exc)
         if not msg.startswith("cnnbench"):

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from .prices import Price, price_for
 from .schema import REQUIRED, iter_rows, result_files
 
 KEY = ["machine_id", "framework", "variant", "device", "workload", "mode", "batch_size",
@@ -56,13 +57,18 @@ def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
     return last.sort_values(["machine_id", "device", "workload", "mode", "framework"])
 
 
+def _short(text: str, n: int = 48) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def _chart(ok: pd.DataFrame, title: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = ok.assign(group=ok["workload"] + " / " + ok["mode"])
+    groups = ok.assign(group=ok["workload"] + " / " + ok["mode"] + " / b"
+                       + ok["batch_size"].astype(int).astype(str))
     labels = list(dict.fromkeys(groups["group"]))
     series = list(dict.fromkeys(groups["framework"] + " " + groups["precision"] + " "
                                 + groups["exec_mode"] + " " + groups["variant"]))
@@ -77,17 +83,16 @@ def _chart(ok: pd.DataFrame, title: str) -> str:
             xs.append(r["images_per_s"])
             lo.append(r["images_per_s"] - r["ci95_low"])
             hi.append(r["ci95_high"] - r["images_per_s"])
-        ax.barh(ys, xs, height=height, xerr=[lo, hi], label=s, capsize=2)
-    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(labels))], labels)
+        ax.barh(ys, xs, height=height, xerr=[lo, hi], label=_short(s), capsize=2)
+    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(labels))], [_short(x) for x in labels])
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("images/s (median, 95% CI; log scale)")
-    ax.set_title(title)
+    ax.set_title(_short(title, 90))
     ax.legend(fontsize="small", loc="best")
     ax.grid(axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -98,8 +103,31 @@ def _fmt(v: Any, spec: str = ".1f") -> str:
     return format(v, spec)
 
 
-def build_context(df: pd.DataFrame, problems: list[str],
-                  machines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def price_performance(ok: pd.DataFrame, prices: list[Price]) -> list[dict[str, Any]]:
+    """Best images/s per machine, device, workload and mode, per purchase and rental dollar."""
+    out: list[dict[str, Any]] = []
+    if ok.empty or not prices:
+        return out
+    best = ok.sort_values("images_per_s").groupby(
+        ["machine_id", "device", "workload", "mode"], sort=True).tail(1)
+    for _, r in best.sort_values(["workload", "mode", "images_per_s"],
+                                 ascending=[True, True, False]).iterrows():
+        p = price_for(str(r["machine_id"]), prices)
+        if p is None:
+            continue
+        out.append({
+            "machine": r["machine_id"], "label": p.label, "device": r["device"],
+            "workload": r["workload"], "mode": r["mode"], "framework": r["framework"],
+            "ips": _fmt(r["images_per_s"]),
+            "per_k_usd": _fmt(r["images_per_s"] / p.price_usd * 1000) if p.price_usd else "",
+            "per_usd_rent": _fmt(r["images_per_s"] * 3600 / p.hourly_usd, ".0f")
+            if p.hourly_usd else "",
+        })
+    return out
+
+
+def build_context(df: pd.DataFrame, problems: list[str], machines: dict[str, dict[str, Any]],
+                  prices: list[Price] | None = None) -> dict[str, Any]:
     ok = latest_ok(df)
     table = []
     for _, r in ok.iterrows():
@@ -136,7 +164,7 @@ def build_context(df: pd.DataFrame, problems: list[str],
         "n_rows": len(df), "n_ok": int((df["status"] == "ok").sum()) if len(df) else 0,
         "runs": sorted(set(df["run_id"].dropna())) if len(df) else [],
         "table": table, "charts": charts, "failures": failures, "problems": problems,
-        "machines": machine_rows,
+        "machines": machine_rows, "value": price_performance(ok, prices or []),
     }
 
 
@@ -148,10 +176,10 @@ def render(context: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(**context)
 
 
-def write_report(paths: list[Path], output: Path) -> Path:
+def write_report(paths: list[Path], output: Path, prices: list[Price] | None = None) -> Path:
     """Read results, render, and write exactly one file: ``output`` (atomically)."""
     df, problems, machines = load_results([Path(p) for p in paths])
-    html = render(build_context(df, problems, machines))
+    html = render(build_context(df, problems, machines, prices))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")

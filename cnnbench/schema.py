@@ -92,8 +92,13 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
     """Append one row as one line and fsync it: a crash can at worst truncate that line."""
     line = dumps_row(row) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # A writer died mid-line: end that fragment so it stays one skipped line
+            # instead of corrupting the row we are about to write.
+            line = "\n" + line
         os.write(fd, line.encode("utf-8"))
         os.fsync(fd)
     finally:

@@ -114,6 +114,22 @@ def facts(framework: str) -> dict[str, Any]:
         return {"status": "error", "error": _one_line(exc)}
 
 
+def _exit_with_parent() -> None:
+    """Leave when the runner dies (we run in our own session, so no signal reaches us):
+    an orphaned worker must not keep a GPU or the CPU busy under the next sweep."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="cnnbench-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="cnnbench.worker")
     p.add_argument("--cell", type=Path)
@@ -121,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--memory-limit-mb", type=int, default=0)
     args = p.parse_args(argv)
+    _exit_with_parent()
     if args.memory_limit_mb:
         lim = args.memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
