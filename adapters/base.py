@@ -82,6 +82,11 @@ class Adapter(ABC):
     def prepare(self, model: Any, x: np.ndarray, y: np.ndarray) -> TimeSteps:
         """Put the batch on the device once and return time_steps(n) for the model's mode."""
 
+    def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
+        """time_steps(k) for k products of two n x n matrices in opts.precision on opts.device,
+        made with the framework's own matmul: the probe of the device's peak FLOP/s."""
+        raise Unsupported(f"{self.name} has no GEMM probe")
+
 
 def cpu_model_name() -> str:
     """The CPU's model name from /proc/cpuinfo (workers have no py-cpuinfo)."""

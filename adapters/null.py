@@ -107,4 +107,23 @@ class NullAdapter(Adapter):
         return time_steps
 
 
+    def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
+        # numpy's BLAS: a framework-free reference for the CPU's fp32 peak.
+        if opts.device != "cpu" or opts.precision != "fp32":
+            raise Unsupported("the null adapter probes only fp32 on the CPU (numpy BLAS)")
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        out = np.empty((n, n), dtype=np.float32)
+        clock = time.perf_counter
+
+        def time_steps(k: int) -> float:
+            t0 = clock()
+            for _ in range(k):
+                np.matmul(a, b, out=out)
+            return clock() - t0
+
+        return time_steps
+
+
 ADAPTER = NullAdapter()

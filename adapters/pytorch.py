@@ -235,9 +235,10 @@ class PyTorchAdapter(Adapter):
             return torch.autocast(model.device.type, dtype=dtype)
         return contextlib.nullcontext()
 
-    def _sync(self, model: TorchModel) -> None:
-        if model.device.type == "cuda":
-            torch.cuda.synchronize(model.device)
+    @staticmethod
+    def _sync(device: torch.device) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     # -- model -------------------------------------------------------------------------
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> TorchModel:
@@ -310,9 +311,9 @@ class PyTorchAdapter(Adapter):
     def prepare(self, model: TorchModel, x: np.ndarray, y: np.ndarray) -> TimeSteps:
         xt = torch.from_numpy(x).to(model.device)
         yt = torch.from_numpy(y).to(model.device)
-        self._sync(model)
+        self._sync(model.device)
         clock = time.perf_counter
-        sync = self._sync
+        sync, device = self._sync, model.device
 
         if model.opts.mode == "train":
             model.module.train()
@@ -332,7 +333,31 @@ class PyTorchAdapter(Adapter):
             t0 = clock()
             for _ in range(n):
                 step()
-            sync(model)
+            sync(device)
+            return clock() - t0
+
+        return time_steps
+
+
+    def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
+        device = self._device(opts.device)
+        p = opts.precision
+        if device.type == "cpu" and p in ("fp16", "tf32"):
+            raise Unsupported(f"{p} is a CUDA precision here")
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = p == "tf32"
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(p, torch.float32)
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+        b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+        out = torch.empty(n, n, device=device, dtype=dtype)
+        clock, sync = time.perf_counter, self._sync
+
+        def time_steps(k: int) -> float:
+            t0 = clock()
+            for _ in range(k):
+                torch.matmul(a, b, out=out)
+            sync(device)
             return clock() - t0
 
         return time_steps

@@ -6,6 +6,7 @@ Bad input gets one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -160,6 +161,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                    batch_sizes=batch_sizes, precisions=args.precisions or ["fp32"],
                    exec_modes=args.exec_modes or ["default"], devices=args.devices or ["cpu"],
                    variants=variant_names, threads=threads, options=opts)
+    if args.repeat > 1:
+        # Repeats are interleaved (every cell once, then every cell again), so slow drifts
+        # of the machine spread over all cells instead of biasing the last ones.
+        cells = [dataclasses.replace(c, repeat=r) for r in range(args.repeat) for c in cells]
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     if args.dry_run:
         for c in cells:
@@ -178,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = RunSettings(run_id=run_id, machine_id=mid, results_dir=args.results_dir,
                            protocol=protocol, timeout_s=args.timeout, python_overrides=pythons,
                            variants=variants, memory_limit_mb=args.memory_limit_mb or 0,
-                           verbose=args.verbose)
+                           verbose=args.verbose, probe_peak=not args.no_probe)
     if args.resume and not settings.run_file.exists():
         raise UsageError(f"--resume {run_id}: no such run in {settings.run_file.parent}")
     machine.write_machine(args.results_dir, mid, mrec)
@@ -213,9 +218,14 @@ def _run_with_progress(cells: list[Any], settings: Any, run_plan: Any, console: 
     )
 
     def line(cell: Any, row: dict[str, Any]) -> str:
-        if row["status"] == "ok":
+        if row["status"] == "ok" and row["mode"] == "peak":
+            peak = row["flops_per_image"] / min(row["samples_s"])
+            what = f"GEMM peak {peak / 1e9:.1f} GFLOP/s (best round)"
+        elif row["status"] == "ok":
             what = (f"{row['images_per_s']:.1f} img/s "
                     f"[{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]")
+            if row.get("mfu") is not None:
+                what += f" MFU {100 * row['mfu']:.1f}%"
             if row["flags"]:
                 what += f" flags={','.join(row['flags'])}"
         else:
@@ -348,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use this interpreter for a framework instead of its tox env")
     r.add_argument("--adapter-opt", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="adapter-specific option passed to every cell")
+    r.add_argument("--repeat", type=_pos_int, default=1, metavar="N",
+                   help="run every cell N times in fresh processes, interleaved")
+    r.add_argument("--no-probe", action="store_true",
+                   help="skip the GEMM peak probes (no MFU)")
     r.add_argument("--memory-limit-mb", type=_pos_int, metavar="MB",
                    help="address-space limit per worker (an overrun becomes status oom)")
     r.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")

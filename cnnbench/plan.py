@@ -36,6 +36,7 @@ class Cell:
     exec_mode: str
     threads: int | None = None
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    repeat: int = 0
 
     @property
     def n_devices(self) -> int:
@@ -49,8 +50,9 @@ class Cell:
                           sorted(self.options.items())], default=str)
         h = hashlib.sha1(key.encode()).hexdigest()[:8]
         dev = self.device.replace(":", "").replace(",", "-")
+        rep = f"-r{self.repeat}" if self.repeat else ""
         return (f"{self.framework}-{self.variant}-{dev}-{self.workload}-{self.mode}-"
-                f"b{self.batch_size}-{self.precision}-{self.exec_mode}-t{self.threads}-{h}")
+                f"b{self.batch_size}-{self.precision}-{self.exec_mode}-t{self.threads}-{h}{rep}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,7 +60,8 @@ class Cell:
     def label(self) -> str:
         return (f"{self.framework}/{self.variant} {self.workload} {self.mode} "
                 f"b{self.batch_size} {self.precision} {self.exec_mode} {self.device}"
-                + (f" t{self.threads}" if self.threads else ""))
+                + (f" t{self.threads}" if self.threads else "")
+                + (f" #{self.repeat}" if self.repeat else ""))
 
 
 def normalize_device(dev: str) -> str:

@@ -45,16 +45,38 @@ def load_results(paths: list[Path]) -> tuple[pd.DataFrame, list[str], dict[str, 
 
 
 def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
-    """The newest ok row per cell key, with how many ok runs that key has."""
-    ok = df[df["status"] == "ok"].copy()
+    """The newest ok row per cell key, with how many ok runs (repeats) that key has and the
+    spread of their images/s: (max - min) / median."""
+    ok = df[(df["status"] == "ok") & (df["mode"] != "peak")].copy()
     if ok.empty:
         return ok
     ok["threads"] = ok["threads"].fillna(0).astype(int)
     ok = ok.sort_values("started_at")
-    counts = ok.groupby(KEY, dropna=False).size().rename("runs")
+    grouped = ok.groupby(KEY, dropna=False)["images_per_s"]
+    stats = pd.DataFrame({
+        "runs": grouped.size(),
+        "spread": (grouped.max() - grouped.min()) / grouped.median(),
+    })
     last = ok.groupby(KEY, dropna=False).tail(1).set_index(KEY)
-    last = last.join(counts).reset_index()
+    last = last.join(stats).reset_index()
     return last.sort_values(["machine_id", "device", "workload", "mode", "framework"])
+
+
+def peaks(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The measured GEMM peak per machine, device, threads and precision (best probe)."""
+    probes = df[(df["status"] == "ok") & (df["mode"] == "peak")]
+    best: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for _, r in probes.iterrows():
+        if not r["samples_s"]:
+            continue
+        flops = float(r["flops_per_image"]) / min(r["samples_s"])
+        key = (r["machine_id"], r["device"], r["threads"], r["precision"])
+        if key not in best or flops > best[key]["flops"]:
+            best[key] = {"machine": r["machine_id"], "device": r["device"],
+                         "threads": r["threads"], "precision": r["precision"],
+                         "framework": r["framework"], "flops": flops,
+                         "gflops": _fmt(flops / 1e9), "n": int(r["batch_size"])}
+    return [best[k] for k in sorted(best, key=str)]
 
 
 def _short(text: str, n: int = 48) -> str:
@@ -140,6 +162,8 @@ def build_context(df: pd.DataFrame, problems: list[str], machines: dict[str, dic
             "ips": _fmt(r["images_per_s"]), "lo": _fmt(r["ci95_low"]),
             "hi": _fmt(r["ci95_high"]), "rel_ci": _fmt(100 * (r["rel_ci"] or 0), ".1f"),
             "flags": ", ".join(r["flags"] or []), "runs": int(r["runs"]),
+            "spread": _fmt(100 * r["spread"], ".1f") if r["runs"] > 1 else "",
+            "mfu": _fmt(100 * r["mfu"], ".1f") if r.get("mfu") is not None else "",
             "first_step": _fmt(r["first_step_s"], ".2f"),
         })
     charts = []
@@ -165,6 +189,7 @@ def build_context(df: pd.DataFrame, problems: list[str], machines: dict[str, dic
         "runs": sorted(set(df["run_id"].dropna())) if len(df) else [],
         "table": table, "charts": charts, "failures": failures, "problems": problems,
         "machines": machine_rows, "value": price_performance(ok, prices or []),
+        "peaks": peaks(df),
     }
 
 

@@ -7,6 +7,7 @@ the cell in flight, and ``--resume`` skips what is already recorded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from workloads import get_workload
 from .envs import find_python, worker_env
 from .plan import Cell
 from .schema import SCHEMA_VERSION, append_row, iter_rows
+from .validity import Validity, probe_cells
 from .variants import VariantSet
 
 
@@ -39,6 +41,8 @@ class RunSettings:
     variants: VariantSet = field(default_factory=VariantSet)
     memory_limit_mb: int = 0
     verbose: bool = False
+    probe_peak: bool = True  # run the GEMM probes first and annotate MFU
+    check_noise: bool = True  # sample other busy processes before each cell
 
     @property
     def run_file(self) -> Path:
@@ -72,8 +76,36 @@ def recorded_cells(path: Path) -> set[str]:
     return {r["cell_id"] for r in iter_rows(path, problems) if r.get("cell_id")}
 
 
-def _base_row(cell: Cell, settings: RunSettings) -> dict[str, Any]:
+def _counts(cell: Cell) -> tuple[int, int]:
+    """(trainable parameters, FLOPs per step-item) of a cell; a GEMM probe does 2 n^3."""
+    if cell.mode == "peak":
+        return 0, 2 * cell.batch_size**3
     spec = get_workload(cell.workload)
+    return spec.params, spec.flops_per_image
+
+
+def _busy_processes(threshold: float = 25.0) -> list[str]:
+    """Other processes using more than `threshold`% of a core right now (sampled 0.2 s)."""
+    import psutil
+
+    me = psutil.Process()
+    ours = {me.pid, *(c.pid for c in me.children(recursive=True))}
+    procs = [p for p in psutil.process_iter(["pid", "name"]) if p.pid not in ours]
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.cpu_percent(None)
+    time.sleep(0.2)
+    busy = []
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            pct = p.cpu_percent(None)
+            if pct > threshold:
+                busy.append(f"{p.info['name']}[{p.pid}] {pct:.0f}%")
+    return busy
+
+
+def _base_row(cell: Cell, settings: RunSettings) -> dict[str, Any]:
+    params, flops = _counts(cell)
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": settings.run_id,
@@ -107,9 +139,16 @@ def _base_row(cell: Cell, settings: RunSettings) -> dict[str, Any]:
         "measure_s": None,
         "budget_s": float(settings.protocol.get("budget_s", 20.0)),
         "flags": [],
-        "params": spec.params,
+        "achieved_flops_per_s": None,
+        "peak_flops_per_s": None,
+        "mfu": None,
+        "load_start": None,
+        "load_end": None,
+        "busy": [],
+        "repeat": cell.repeat,
+        "params": params,
         "model_params": None,
-        "flops_per_image": spec.flops_per_image,
+        "flops_per_image": flops,
         "started_at": now_iso(),
         "wall_s": 0.0,
         "build": {},
@@ -132,7 +171,7 @@ def _merge_record(row: dict[str, Any], rec: dict[str, Any], batch: int) -> None:
         row["images_per_s"] = batch / med
         row["ci95_low"] = batch / hi_s  # the slowest plausible step gives the lowest rate
         row["ci95_high"] = batch / lo_s
-        if row["params"] != row.get("model_params") and row.get("model_params") is not None:
+        if row["mode"] != "peak" and row.get("model_params") not in (None, row["params"]):
             row["flags"] = [*row["flags"], "param_count_mismatch"]
 
 
@@ -182,6 +221,9 @@ def run_cell(cell: Cell, settings: RunSettings) -> dict[str, Any]:
     env, env_set = worker_env(variant.env, cell.threads)
     row["env"] = env_set
     row["python"] = python
+    if settings.check_noise:
+        row["busy"] = _busy_processes()
+    row["load_start"] = list(os.getloadavg())
 
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.log_dir / f"{cell.cell_id}.log"
@@ -210,8 +252,11 @@ def run_cell(cell: Cell, settings: RunSettings) -> dict[str, Any]:
             except (OSError, json.JSONDecodeError):
                 rec = None
     row["wall_s"] = time.monotonic() - t_start
+    row["load_end"] = list(os.getloadavg())
     if rec is not None:
         _merge_record(row, rec, cell.batch_size)
+        if row["busy"]:
+            row["flags"] = [*row["flags"], "busy_machine"]
     elif timed_out:
         row.update(status="timeout", error=f"worker exceeded the {timeout:.0f} s cell timeout "
                    "and was killed")
@@ -229,20 +274,33 @@ def run_plan(cells: list[Cell], settings: RunSettings,
              on_start: Callable[[Cell], None] | None = None,
              on_done: Callable[[Cell, dict[str, Any]], None] | None = None,
              skip: set[str] | None = None) -> Counter[str]:
-    """Run cells in order, appending each row as it ends; returns a count per status.
+    """Run the GEMM probes, then the cells, appending each row as it ends.
 
-    Rows are not kept in memory (the file is the record), so a long plan runs flat.
+    Returns a count per status of the cells (probes not counted). Rows are not kept in
+    memory (the file is the record), so a long plan runs flat.
     """
     counts: Counter[str] = Counter()
     skip = skip or set()
-    for cell in cells:
+    validity = Validity()
+    if settings.run_file.exists():  # a resumed run: reuse its probes and batch history
+        for row in iter_rows(settings.run_file, []):
+            if row.get("mode") == "peak":
+                validity.add_probe(row)
+            elif row.get("status") == "ok" and row.get("ci95_low"):
+                validity.annotate(dict(row))
+    probes = probe_cells(cells) if settings.probe_peak else []
+    for cell in [*probes, *cells]:
         if cell.cell_id in skip:
             continue
         if on_start:
             on_start(cell)
         row = run_cell(cell, settings)
+        if cell.mode == "peak":
+            validity.add_probe(row)
+        else:
+            validity.annotate(row)
+            counts[row["status"]] += 1
         append_row(settings.run_file, row)
-        counts[row["status"]] += 1
         if on_done:
             on_done(cell, row)
     return counts

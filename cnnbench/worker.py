@@ -74,20 +74,24 @@ def run_cell(cell: dict[str, Any], proto_args: dict[str, Any]) -> dict[str, Any]
         rec["threads_set"] = adapter.setup(cell.get("threads"))
         rec["build"] = adapter.build_facts()
         rec["device_name"] = adapter.device_name(cell["device"])
-        spec = get_workload(cell["workload"])
-        weights = init_weights(spec, seed=0)
-        x, y = synthetic_batch(spec, cell["batch_size"], seed=0)
         opts = BuildOptions(device=cell["device"], precision=cell["precision"],
                             exec_mode=cell["exec_mode"], mode=cell["mode"],
                             options=cell.get("options") or {})
-        t0 = time.perf_counter()
-        model = adapter.build(spec, weights, opts)
-        del weights
-        rec["build_s"] = time.perf_counter() - t0
-        rec["model_params"] = adapter.num_params(model)
-        time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
-        m = measure(time_steps, Protocol(**proto_args),
-                    compiled=cell["exec_mode"] not in ("eager",))
+        compiled = cell["exec_mode"] not in ("eager",)
+        if cell["mode"] == "peak":  # the device's GEMM probe, not a workload
+            time_steps = adapter.prepare_gemm(cell["batch_size"], opts)
+            compiled = False
+        else:
+            spec = get_workload(cell["workload"])
+            weights = init_weights(spec, seed=0)
+            x, y = synthetic_batch(spec, cell["batch_size"], seed=0)
+            t0 = time.perf_counter()
+            model = adapter.build(spec, weights, opts)
+            del weights
+            rec["build_s"] = time.perf_counter() - t0
+            rec["model_params"] = adapter.num_params(model)
+            time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
+        m = measure(time_steps, Protocol(**proto_args), compiled=compiled)
         rec.update(m.to_dict())
         rec["status"] = "ok"
     except Unsupported as exc:

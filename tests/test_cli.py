@@ -90,7 +90,8 @@ def test_run_then_report_end_to_end(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     run_file = res / "testbox" / "e2e.jsonl"
     rows = [json.loads(line) for line in run_file.read_text().splitlines()]
-    assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"}
+    assert [r["mode"] for r in rows].count("peak") == 1  # the GEMM probe comes first
+    assert len(rows) == 7 and {row["status"] for row in rows} == {"ok"}
     assert (res / "testbox" / "machine.json").exists()
     text = html.read_text()
     for w in ("lenet5", "cifar10_tutorial", "resnet20"):
@@ -100,7 +101,7 @@ def test_run_then_report_end_to_end(tmp_path: Path) -> None:
             str(res), "--resume", "e2e", "--machine-id", "testbox", "--adapter-opt",
             "step_s=0.0005", "--no-progress")
     assert r.returncode == 0 and "0 cells to run (6 already recorded)" in r.stdout
-    assert len(run_file.read_text().splitlines()) == 6
+    assert len(run_file.read_text().splitlines()) == 7
 
 
 def test_env_reports_machine_without_importing_frameworks() -> None:

@@ -101,13 +101,15 @@ def test_sweep_goes_on_after_failures_and_records_each_cell_once(tmp_path: Path)
     assert counts == {"ok": 2, "crashed": 1, "timeout": 1, "error": 1}
     problems: list[str] = []
     rows = list(iter_rows(s.run_file, problems))
+    probe, rows = rows[0], rows[1:]
+    assert probe["mode"] == "peak" and probe["workload"] == "gemm" and probe["status"] == "ok"
     assert [r["status"] for r in rows] == ["ok", "crashed", "timeout", "error", "ok"]
     assert len({r["cell_id"] for r in rows}) == 5 and not problems
     df = pd.read_json(s.run_file, lines=True)
-    assert len(df) == 5
+    assert len(df) == 6
     # each cell keeps its log; the raising one holds the traceback
     logs = list(s.log_dir.glob("*.log"))
-    assert len(logs) == 5
+    assert len(logs) == 6  # five cells and the probe
     assert any("Traceback" in p.read_text() for p in logs)
 
 
@@ -120,7 +122,7 @@ def test_resume_skips_recorded_cells(tmp_path: Path) -> None:
     done = recorded_cells(s.run_file)
     counts = run_plan(cells, s, skip=done)
     assert counts == {"ok": 1}
-    rows = list(iter_rows(s.run_file, []))
+    rows = [r for r in iter_rows(s.run_file, []) if r["mode"] != "peak"]
     assert sorted(r["cell_id"] for r in rows) == sorted(c.cell_id for c in cells)
 
 
