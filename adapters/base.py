@@ -78,9 +78,16 @@ class Adapter(ABC):
         """One step: forward, mean cross-entropy, backward, SGD (momentum); returns the loss."""
 
     # -- benchmark -----------------------------------------------------------------------
+    # True where the framework returns to Python before the CPU has done the work it
+    # queued (JAX, TensorFlow, MXNet): there a missing sync would time only the dispatch.
+    async_dispatch_on_cpu: bool = False
+
     @abstractmethod
-    def prepare(self, model: Any, x: np.ndarray, y: np.ndarray) -> TimeSteps:
-        """Put the batch on the device once and return time_steps(n) for the model's mode."""
+    def prepare(self, model: Any, x: np.ndarray, y: np.ndarray, sync: bool = True) -> TimeSteps:
+        """Put the batch on the device once and return time_steps(n) for the model's mode.
+
+        ``sync=False`` leaves out the wait for the device: it exists only so the sync-trap
+        test can show what a benchmark without it would (mis)measure."""
 
     def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
         """time_steps(k) for k products of two n x n matrices in opts.precision on opts.device,

@@ -87,7 +87,8 @@ class NullAdapter(Adapter):
     def train_step(self, model: _NullModel, x: np.ndarray, y: np.ndarray) -> float:
         raise Unsupported("the null adapter does not train")
 
-    def prepare(self, model: _NullModel, x: np.ndarray, y: np.ndarray) -> TimeSteps:
+    def prepare(self, model: _NullModel, x: np.ndarray, y: np.ndarray,
+                sync: bool = True) -> TimeSteps:
         o = model.opts.options or {}
         step_s = float(o.get("step_s", 0.0))
         fault = o.get("fault") if o.get("fault_at") == "step" else None

@@ -308,12 +308,13 @@ class PyTorchAdapter(Adapter):
         return float(self._train_once(model, xt, yt).item())
 
     # -- benchmark ---------------------------------------------------------------------
-    def prepare(self, model: TorchModel, x: np.ndarray, y: np.ndarray) -> TimeSteps:
+    def prepare(self, model: TorchModel, x: np.ndarray, y: np.ndarray,
+                sync: bool = True) -> TimeSteps:
         xt = torch.from_numpy(x).to(model.device)
         yt = torch.from_numpy(y).to(model.device)
         self._sync(model.device)
-        clock = time.perf_counter
-        sync, device = self._sync, model.device
+        clock, device = time.perf_counter, model.device
+        wait = self._sync if sync else (lambda _device: None)
 
         if model.opts.mode == "train":
             model.module.train()
@@ -333,11 +334,10 @@ class PyTorchAdapter(Adapter):
             t0 = clock()
             for _ in range(n):
                 step()
-            sync(device)
+            wait(device)
             return clock() - t0
 
         return time_steps
-
 
     def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
         device = self._device(opts.device)

@@ -127,3 +127,71 @@ def test_gpu_forward_matches_oracle(adapter) -> None:
         pytest.skip(f"no usable GPU: {exc}")
     x, _ = synthetic_batch(spec, 2, seed=1)
     assert max_rel_error(adapter.predict(model, x), forward(spec, weights, x)) <= FP32_TOL
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
+    return ru.ru_utime + ru.ru_stime
+
+
+def _work_after_return(time_steps, steps: int) -> tuple[float, float, float]:
+    """(wall time time_steps reported, CPU seconds burnt inside it, CPU seconds burnt in the
+    second after it returned). Work still queued when it returns shows up in the last."""
+    import time
+
+    time.sleep(0.3)  # let thread pools of earlier calls go idle
+    c0 = _cpu_seconds()
+    wall = time_steps(steps)
+    c1 = _cpu_seconds()
+    time.sleep(1.0)
+    c2 = _cpu_seconds()
+    return wall, c1 - c0, c2 - c1
+
+
+@pytest.mark.parametrize("sync", [True, False], ids=["synced", "trap"])
+def test_sync_trap_cpu(adapter, sync: bool) -> None:
+    """The timed rounds include the device work: after time_steps returns, nothing it queued
+    is still running. The planted trap (the same step without the sync) shows that this check
+    catches a benchmark that times only the dispatch, on frameworks whose CPU dispatch is
+    asynchronous."""
+    if adapter.name == "null":
+        pytest.skip("the null adapter queues no work")
+    if not sync and not adapter.async_dispatch_on_cpu:
+        pytest.skip(f"{adapter.name} runs CPU ops synchronously: there is no trap to plant "
+                    "on the CPU (its CUDA path syncs explicitly; see test_sync_trap_gpu)")
+    spec, _, model = _build(adapter, "cifar10_tutorial", mode="train")
+    x, y = synthetic_batch(spec, 64)
+    time_steps = adapter.prepare(model, x, y, sync=sync)
+    time_steps(2)  # compile / warm up
+    wall, during, after = _work_after_return(time_steps, 4)
+    total = during + after
+    assert total > 0.05, "the steps burnt almost no CPU: the probe cannot judge"
+    if sync:
+        assert after < 0.25 * total, (
+            f"{after:.2f} of {total:.2f} CPU s ran after time_steps returned: the timed round "
+            "does not include all the device work")
+    else:
+        assert after > 0.5 * total, (
+            f"trap not visible: only {after:.2f} of {total:.2f} CPU s after an unsynced return "
+            f"(wall {wall:.3f} s)")
+
+
+@pytest.mark.gpu
+def test_sync_trap_gpu(adapter) -> None:
+    """On a GPU, a round without the sync returns long before one with it."""
+    if adapter.name == "null":
+        pytest.skip("the null adapter has no GPU path")
+    spec = get_workload("resnet20")
+    try:
+        model = adapter.build(spec, init_weights(spec), BuildOptions(device="gpu:0", mode="train"))
+    except Unsupported as exc:
+        pytest.skip(f"no usable GPU: {exc}")
+    x, y = synthetic_batch(spec, 256)
+    synced = adapter.prepare(model, x, y, sync=True)
+    trap = adapter.prepare(model, x, y, sync=False)
+    synced(3)
+    t_trap = trap(20)
+    t_synced = synced(20)  # also drains whatever the trap left queued
+    assert t_synced > t_trap, "the synced round should include the queued device work"
