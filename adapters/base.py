@@ -33,6 +33,11 @@ class BuildOptions:
     lr: float = 0.01
     momentum: float = 0.9
     options: dict[str, Any] | None = None  # adapter-specific knobs from --adapter-opt
+    # "float64" runs an fp32 model in double precision on the CPU. Only the conformance
+    # suite uses it: a training step compared in fp32 can flip a ReLU whose input rounds to
+    # either side of zero (ResNet-20's fixture batch has one at +7.9e-6), which says nothing
+    # about the translation. Every adapter must support it.
+    dtype: str = "float32"
 
 
 class Adapter(ABC):

@@ -160,6 +160,7 @@ class TorchModel:
         self.module = module
         self.opts = opts
         self.device = device
+        self.dtype = torch.float64 if opts.dtype == "float64" else torch.float32
         self.fn: Callable[[torch.Tensor], torch.Tensor] = module
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
@@ -255,6 +256,10 @@ class PyTorchAdapter(Adapter):
         module = SpecModule(spec)
         model = TorchModel(module, opts, device)
         self.load_weights(model, weights)
+        if opts.dtype == "float64":
+            if device.type != "cpu" or p != "fp32":
+                raise Unsupported("float64 is the conformance check of fp32 cells on the CPU")
+            module.double()
         module.to(device)
         if opts.exec_mode == "compiled":
             model.fn = torch.compile(module)
@@ -271,7 +276,7 @@ class PyTorchAdapter(Adapter):
                 t = model.module.tensor_for(key)
                 if tuple(t.shape) != arr.shape:
                     raise ValueError(f"{key}: model shape {tuple(t.shape)} != {arr.shape}")
-                t.copy_(torch.from_numpy(np.ascontiguousarray(arr)))
+                t.copy_(torch.from_numpy(np.ascontiguousarray(arr)).to(t.dtype))
 
     def export_weights(self, model: TorchModel) -> Weights:
         return {p.key: model.module.tensor_for(p.key).detach().float().cpu().numpy().copy()
@@ -283,7 +288,7 @@ class PyTorchAdapter(Adapter):
     def predict(self, model: TorchModel, x: np.ndarray) -> np.ndarray:
         model.module.eval()
         with torch.inference_mode(), self._autocast(model):
-            out = model.fn(torch.from_numpy(x).to(model.device))
+            out = model.fn(torch.from_numpy(x).to(model.device, model.dtype))
         return out.float().cpu().numpy()
 
     def _train_once(self, model: TorchModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -303,14 +308,14 @@ class PyTorchAdapter(Adapter):
 
     def train_step(self, model: TorchModel, x: np.ndarray, y: np.ndarray) -> float:
         model.module.train()
-        xt = torch.from_numpy(x).to(model.device)
+        xt = torch.from_numpy(x).to(model.device, model.dtype)
         yt = torch.from_numpy(y).to(model.device)
         return float(self._train_once(model, xt, yt).item())
 
     # -- benchmark ---------------------------------------------------------------------
     def prepare(self, model: TorchModel, x: np.ndarray, y: np.ndarray,
                 sync: bool = True) -> TimeSteps:
-        xt = torch.from_numpy(x).to(model.device)
+        xt = torch.from_numpy(x).to(model.device, model.dtype)
         yt = torch.from_numpy(y).to(model.device)
         self._sync(model.device)
         clock, device = time.perf_counter, model.device

@@ -48,23 +48,44 @@ def test_param_count_and_weight_round_trip(adapter, name: str) -> None:
         np.testing.assert_array_equal(exported[k], v, err_msg=k)
 
 
+# fp32 step tolerance per workload. ResNet-20's fixture batch has a pre-ReLU value of +7.9e-6
+# that fp32 rounding may push below zero in any framework; the flipped gradient moves ~1% of
+# the weights by up to ~1e-3. The float64 test below holds every workload to 1e-4.
+FP32_STEP_TOL = {"lenet5": FP32_TOL, "cifar10_tutorial": FP32_TOL, "resnet20": 5e-3}
+
+
+def _sgd_step(adapter, name: str, dtype: str):
+    fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
+    _, weights, model = _build(adapter, name, mode="train", lr=float(fixture["lr"]),
+                               momentum=float(fixture["momentum"]), dtype=dtype)
+    loss = adapter.train_step(model, fixture["x"], fixture["y"])
+    after = adapter.export_weights(model)
+    worst = max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights)
+    moved = max(float(np.max(np.abs(after[k] - weights[k]))) for k in weights)
+    assert moved > 0, "the step did not change any weight"
+    return loss, float(fixture["loss"]), worst
+
+
 @pytest.mark.parametrize("name", TRAIN_FIXTURE_WORKLOADS)
 def test_one_sgd_step_matches_reference_fixture(adapter, name: str) -> None:
     """One SGD step (lr 0.1, momentum 0.9) from canonical weights on a fixed batch must give
-    the weights and BN statistics recorded by the PyTorch reference (tests/fixtures)."""
+    the weights and BN statistics of the PyTorch reference (tests/fixtures) within 1e-4,
+    computed in float64 so that only the translation, not rounding, can differ."""
     if adapter.name == "null":
         pytest.skip("the null adapter does not train")
-    fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
-    _, weights, model = _build(adapter, name, mode="train", lr=float(fixture["lr"]),
-                                  momentum=float(fixture["momentum"]))
-    x, y = fixture["x"], fixture["y"]
-    loss = adapter.train_step(model, x, y)
-    assert loss == pytest.approx(float(fixture["loss"]), rel=1e-4)
-    after = adapter.export_weights(model)
-    worst = max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights)
+    loss, ref_loss, worst = _sgd_step(adapter, name, "float64")
+    assert loss == pytest.approx(ref_loss, rel=1e-6)
     assert worst <= FP32_TOL, f"{name}: updated weights differ by {worst:.2e}"
-    moved = max(float(np.max(np.abs(after[k] - weights[k]))) for k in weights)
-    assert moved > 0, "the step did not change any weight"
+
+
+@pytest.mark.parametrize("name", TRAIN_FIXTURE_WORKLOADS)
+def test_one_fp32_sgd_step_is_close_to_reference(adapter, name: str) -> None:
+    """The same step in the benchmarked fp32 path."""
+    if adapter.name == "null":
+        pytest.skip("the null adapter does not train")
+    loss, ref_loss, worst = _sgd_step(adapter, name, "float32")
+    assert loss == pytest.approx(ref_loss, rel=1e-4)
+    assert worst <= FP32_STEP_TOL[name], f"{name}: fp32 updated weights differ by {worst:.2e}"
 
 
 def test_mixed_precision_forward_is_close(adapter) -> None:
