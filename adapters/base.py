@@ -94,6 +94,10 @@ class Adapter(ABC):
         ``sync=False`` leaves out the wait for the device: it exists only so the sync-trap
         test can show what a benchmark without it would (mis)measure."""
 
+    def prepare_facts(self, model: Any) -> dict[str, Any]:
+        """What prepare() measured on its own, e.g. ahead-of-time ``compile_s``."""
+        return {}
+
     def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
         """time_steps(k) for k products of two n x n matrices in opts.precision on opts.device,
         made with the framework's own matmul: the probe of the device's peak FLOP/s."""

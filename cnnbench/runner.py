@@ -134,6 +134,7 @@ def _base_row(cell: Cell, settings: RunSettings) -> dict[str, Any]:
         "rel_ci": None,
         "ci_target_met": None,
         "first_step_s": None,
+        "compile_s": None,
         "warmup_steps": None,
         "warmup_s": None,
         "measure_s": None,
@@ -164,7 +165,7 @@ def _merge_record(row: dict[str, Any], rec: dict[str, Any], batch: int) -> None:
             row["median_step_s"] = v
         elif k in ("ci95_low_s", "ci95_high_s"):
             continue
-        elif k in row or k in ("build_s", "threads_set", "warmup_steady"):
+        elif k in row or k in ("build_s", "threads_set", "warmup_steady", "lower_s"):
             row[k] = v
     if row["status"] == "ok":
         med, lo_s, hi_s = rec["median_s"], rec["ci95_low_s"], rec["ci95_high_s"]

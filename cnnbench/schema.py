@@ -47,6 +47,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "rel_ci": ("float|null", "half-width of the CI relative to the median"),
     "ci_target_met": ("bool|null", "whether the CI reached the target before the budget ran out"),
     "first_step_s": ("float|null", "first step alone: includes compilation / graph capture"),
+    "compile_s": ("float|null", "ahead-of-time compilation, where the adapter compiles apart"),
     "warmup_steps": ("int|null", "steps run to reach steady state"),
     "warmup_s": ("float|null", "seconds spent warming up"),
     "measure_s": ("float|null", "seconds spent in timed rounds"),

@@ -91,6 +91,7 @@ def run_cell(cell: dict[str, Any], proto_args: dict[str, Any]) -> dict[str, Any]
             rec["build_s"] = time.perf_counter() - t0
             rec["model_params"] = adapter.num_params(model)
             time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
+            rec.update(adapter.prepare_facts(model))
         m = measure(time_steps, Protocol(**proto_args), compiled=compiled)
         rec.update(m.to_dict())
         rec["status"] = "ok"

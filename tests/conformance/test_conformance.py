@@ -182,7 +182,10 @@ def test_sync_trap_cpu(adapter, sync: bool) -> None:
     if not sync and not adapter.async_dispatch_on_cpu:
         pytest.skip(f"{adapter.name} runs CPU ops synchronously: there is no trap to plant "
                     "on the CPU (its CUDA path syncs explicitly; see test_sync_trap_gpu)")
-    spec, _, model = _build(adapter, "cifar10_tutorial", mode="train")
+    # The adapter's default execution mode is what a sweep times (and where dispatch is
+    # asynchronous: un-jitted JAX, for one, mostly waits op by op).
+    default_mode = get_info(adapter.name).default_exec_mode
+    spec, _, model = _build(adapter, "cifar10_tutorial", mode="train", exec_mode=default_mode)
     x, y = synthetic_batch(spec, 64)
     time_steps = adapter.prepare(model, x, y, sync=sync)
     time_steps(2)  # compile / warm up

@@ -98,3 +98,35 @@ def test_pytorch_suite_vs_hand_loop(benchmark, framework: str) -> None:
 
     result = benchmark.pedantic(_interleave, args=(suite, hand, 3), rounds=1, iterations=1)
     _report(benchmark, "pytorch resnet20 train b32", *result)
+
+
+def test_jax_suite_vs_hand_loop(benchmark, framework: str) -> None:
+    if framework != "jax":
+        pytest.skip("runs in the jax environment")
+    import jax
+
+    from adapters import load_adapter
+    from adapters.base import BuildOptions
+    from workloads import get_workload
+    from workloads.reference import init_weights, synthetic_batch
+
+    adapter = load_adapter("jax")
+    adapter.setup(2)
+    spec = get_workload("resnet20")
+    model = adapter.build(spec, init_weights(spec), BuildOptions(mode="train", exec_mode="jit"))
+    x, y = synthetic_batch(spec, 32)
+    suite = adapter.prepare(model, x, y)
+    xd, yd = adapter._put_batch(model, x, y)
+    step = model.train_fn  # the same jitted (state-donating) step the adapter compiled
+
+    def hand(k: int) -> float:  # a bare loop around the same jitted step
+        t0 = time.perf_counter()
+        state = model.state
+        for _ in range(k):
+            state, loss = step(state, xd, yd)
+        model.state = state
+        jax.block_until_ready(loss)
+        return time.perf_counter() - t0
+
+    result = benchmark.pedantic(_interleave, args=(suite, hand, 3), rounds=1, iterations=1)
+    _report(benchmark, "jax resnet20 train b32 (jit)", *result)
