@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .tomlfile import read_text, tables
 
 
 class PriceError(ValueError):
@@ -38,21 +39,10 @@ def _positive(v: Any, where: str, key: str) -> float | None:
 
 
 def parse_prices(text: str, source: str = "prices") -> list[Price]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PriceError(f"{source}: not valid TOML ({exc})") from None
-    entries = data.get("machine")
-    if not isinstance(entries, list) or not entries:
-        raise PriceError(f"{source}: expected one or more [[machine]] tables")
+    entries = tables(text, source, "machine", {"match", "price_usd", "hourly_usd", "label"},
+                     PriceError)
     out: list[Price] = []
-    for i, e in enumerate(entries, start=1):
-        where = f"{source}: machine #{i}"
-        if not isinstance(e, dict):
-            raise PriceError(f"{where}: not a table")
-        unknown = set(e) - {"match", "price_usd", "hourly_usd", "label"}
-        if unknown:
-            raise PriceError(f"{where}: unknown keys {sorted(unknown)}")
+    for where, e in entries:
         match = e.get("match")
         if not isinstance(match, str) or not match.strip():
             raise PriceError(f"{where}: match must be a non-empty machine_id glob")
@@ -68,13 +58,7 @@ def parse_prices(text: str, source: str = "prices") -> list[Price]:
 
 
 def load_prices(path: Path) -> list[Price]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PriceError(f"prices file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PriceError(f"cannot read prices file {path}: {exc}") from None
-    return parse_prices(text, str(path))
+    return parse_prices(read_text(path, "prices", PriceError), str(path))
 
 
 def price_for(machine_id: str, prices: list[Price]) -> Price | None:

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adapters import ADAPTERS
+
+from .tomlfile import read_text, tables
 
 
 class VariantError(ValueError):
@@ -55,23 +56,11 @@ def _check_name(name: Any, where: str) -> str:
 
 def load_variants_file(path: Path) -> list[Variant]:
     """Parse and validate a variants TOML file (a list of [[variant]] tables)."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VariantError(f"variants file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise VariantError(f"{path}: not valid TOML ({exc})") from None
-    entries = data.get("variant")
-    if not isinstance(entries, list) or not entries:
-        raise VariantError(f"{path}: expected one or more [[variant]] tables")
+    text = read_text(path, "variants", VariantError)
+    entries = tables(text, str(path), "variant",
+                     {"name", "framework", "python", "env", "description"}, VariantError)
     out: list[Variant] = []
-    for i, e in enumerate(entries, start=1):
-        where = f"{path}: variant #{i}"
-        if not isinstance(e, dict):
-            raise VariantError(f"{where}: not a table")
-        unknown = set(e) - {"name", "framework", "python", "env", "description"}
-        if unknown:
-            raise VariantError(f"{where}: unknown keys {sorted(unknown)}")
+    for where, e in entries:
         name = _check_name(e.get("name"), where)
         fw = e.get("framework")
         if fw != "*" and fw not in ADAPTERS:

@@ -41,6 +41,7 @@ def test_help(sub: str) -> None:
      "no such run"),
     (["run", "--bogus"], "unrecognized arguments"),
     (["report", "/no/such/results"], "no such results"),
+    (["report", "--prices", "/no/such.toml"], "prices file not found"),
     (["frobnicate"], "invalid choice"),
     ([], "required"),
 ])

@@ -70,3 +70,16 @@ def test_empty_results_folder(tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
     html = write_report([tmp_path / "results"], tmp_path / "index.html").read_text()
     assert "No successful cells yet" in html
+
+
+def test_price_performance_table(tmp_path: Path) -> None:
+    from cnnbench.prices import parse_prices
+
+    res = tmp_path / "results"
+    append_row(res / "m1" / "r1.jsonl", row())
+    prices = parse_prices("[[machine]]\nmatch = 'm*'\nprice_usd = 2000\nhourly_usd = 0.5\n"
+                          "label = 'box'\n")
+    html = write_report([res], tmp_path / "index.html", prices).read_text()
+    assert "Price / performance" in html
+    assert ">400.0<" in html  # 800 images/s per $2000 -> 400 per $1k
+    assert ">5760000<" in html  # 800 * 3600 / 0.5 images per rented dollar
