@@ -84,7 +84,7 @@ class Adapter(ABC):
 
     # -- benchmark -----------------------------------------------------------------------
     # True where the framework returns to Python before the CPU has done the work it
-    # queued (JAX, TensorFlow, MXNet): there a missing sync would time only the dispatch.
+    # queued (JAX, MXNet): there a missing sync would time only the dispatch.
     async_dispatch_on_cpu: bool = False
 
     @abstractmethod

@@ -1,10 +1,11 @@
 """TensorFlow adapter: a spec becomes one tf.Module of raw TF ops that walks the layer graph.
 
-Raw ops, not Keras 3 layers, because they give the faster step on the CPU (see
-tests/perf/handloop_tensorflow.py): Keras 3's BatchNormalization computes moments and the
-normalization as separate ops and its optimizer adds bookkeeping ops to every step, while
-FusedBatchNormV3 and ResourceApplyMomentum do each job in one kernel. Raw ops also let batch
-norm follow the spec's PyTorch convention exactly (see _batchnorm).
+Raw ops, not Keras 3 layers, measured with tests/perf/handloop_tensorflow.py against a plain
+Keras 3 loop of ResNet-20: the same speed for a graph-mode training step (the convolutions
+dominate and are the same kernels), faster for inference (FusedBatchNormV3, which Grappler
+folds into the convolution, against Keras' separate batch-norm ops) and much faster eagerly
+(no per-layer Python). They also let batch norm follow the spec's PyTorch convention exactly
+(see _batchnorm), and SGD is one ResourceApplyMomentum kernel per variable.
 
 Layout is NHWC inside (TensorFlow's CPU kernels have no NCHW convolution), so canonical
 weights are transposed on import and export and batches once on the host.
@@ -35,11 +36,11 @@ import numpy as np
 if os.environ.get("CNNBENCH_VERBOSE") != "1":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from workloads import Layer, WorkloadSpec  # noqa: E402
+from workloads import Layer, WorkloadSpec
 
-from .base import (  # noqa: E402
+from .base import (
     Adapter,
     BuildOptions,
     TimeSteps,
@@ -61,7 +62,7 @@ def _tf_padding(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int,
 
     TF's 'SAME' pads (total // 2, rest), which is asymmetric at stride 2 on even inputs, so
     it is used only where it provably equals the spec's padding for this input size;
-    otherwise the padding is explicit.
+    otherwise the result is the explicit NHWC paddings (for tf.pad).
     """
     if not any(pad):
         return "VALID"
@@ -76,17 +77,21 @@ def _tf_padding(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int,
 
 
 class SpecNet(tf.Module):
-    """Executes a WorkloadSpec in NHWC. Variables are keyed by canonical "layer/param"."""
+    """Executes a WorkloadSpec in NHWC. Variables are keyed by canonical "layer/param".
 
-    def __init__(self, spec: WorkloadSpec, dtype: tf.DType) -> None:
+    `dtype` is the compute dtype; variables are float32, or float64 for the conformance
+    suite's double-precision step (then everything computes in float64).
+    """
+
+    def __init__(self, spec: WorkloadSpec, dtype: tf.DType, float64: bool = False) -> None:
         super().__init__(name="specnet")
         self.spec = spec
-        self.dtype = dtype
+        self.var_dtype = tf.float64 if float64 else tf.float32
+        self.dtype = tf.float64 if float64 else dtype
         self.variables_by_key: dict[str, tf.Variable] = {}
         # canonical key -> (to native layout, back to canonical layout)
         self._layouts: dict[str, tuple[Callable[[np.ndarray], np.ndarray],
                                        Callable[[np.ndarray], np.ndarray]]] = {}
-        self.bn_updates: list[tuple[tf.Variable, tf.Variable]] = []
         shapes = spec.shapes()
         consumers = spec.consumers()
         self._nhwc_flattens, self._dense_from_flatten = self._flatten_feeds(spec, shapes)
@@ -127,8 +132,8 @@ class SpecNet(tf.Module):
     def _var(self, key: str, value: np.ndarray, trainable: bool,
              to_native: Callable[[np.ndarray], np.ndarray] = lambda a: a,
              to_canonical: Callable[[np.ndarray], np.ndarray] = lambda a: a) -> tf.Variable:
-        v = tf.Variable(to_native(value).astype(np.float32), trainable=trainable,
-                        name=key.replace("/", "__"))
+        v = tf.Variable(to_native(value).astype(self.var_dtype.as_numpy_dtype),
+                        trainable=trainable, name=key.replace("/", "__"))
         self.variables_by_key[key] = v
         self._layouts[key] = (to_native, to_canonical)
         return v
@@ -145,6 +150,12 @@ class SpecNet(tf.Module):
             cin, cout, (kh, kw), g = x_shape[0], a["out_channels"], a["kernel"], a["groups"]
             strides = [1, *a["stride"], 1]
             padding = _tf_padding(x_shape[1:], a["kernel"], a["stride"], a["padding"])
+            pads = None
+            if isinstance(padding, list):
+                # tf.pad + 'VALID' rather than the convolutions' own explicit padding: as fast
+                # in graph mode, about 8% faster for ResNet-20 under XLA, and oneDNN's graph
+                # rewrite of an explicitly padded depthwise conv aborts the process (TF 2.21).
+                pads, padding = padding, "VALID"
             if g > 1 and g == cin:
                 # Depthwise: canonical (C*mult, 1, kh, kw) -> TF (kh, kw, C, mult).
                 mult = cout // cin
@@ -152,21 +163,24 @@ class SpecNet(tf.Module):
                               lambda t: t.reshape(cin, mult, kh, kw).transpose(2, 3, 0, 1),
                               lambda t: t.transpose(2, 3, 0, 1).reshape(cout, 1, kh, kw))
 
-                def conv(x: tf.Tensor) -> tf.Tensor:
+                def conv_op(x: tf.Tensor) -> tf.Tensor:
                     return tf.nn.depthwise_conv2d(x, self._w(w), strides, padding)
             else:
                 w = self._var(f"{name}/weight", zeros((cout, cin // g, kh, kw)), True,
                               lambda t: t.transpose(2, 3, 1, 0), lambda t: t.transpose(3, 2, 0, 1))
                 if g == 1:
-                    def conv(x: tf.Tensor) -> tf.Tensor:
+                    def conv_op(x: tf.Tensor) -> tf.Tensor:
                         return tf.nn.conv2d(x, self._w(w), strides, padding)
                 else:
                     # TF's CPU kernels have no grouped convolution: one conv per group.
-                    def conv(x: tf.Tensor) -> tf.Tensor:
+                    def conv_op(x: tf.Tensor) -> tf.Tensor:
                         ws = tf.split(self._w(w), g, axis=3)
                         xs = tf.split(x, g, axis=3)
                         return tf.concat([tf.nn.conv2d(xi, wi, strides, padding)
                                           for xi, wi in zip(xs, ws, strict=True)], axis=3)
+
+            def conv(x: tf.Tensor) -> tf.Tensor:
+                return conv_op(x if pads is None else tf.pad(x, pads))
             if not a["bias"]:
                 return lambda xs, training: conv(xs[0])
             b = self._var(f"{name}/bias", zeros((cout,)), True)
@@ -195,6 +209,9 @@ class SpecNet(tf.Module):
         if op == "global_avgpool":
             return lambda xs, training: tf.reduce_mean(xs[0], axis=[1, 2])
         if op == "lrn":
+            if self.dtype == tf.float64:
+                return self._lrn_ops(a["depth_radius"], a["bias"], a["alpha"], a["beta"])
+
             # tf.nn.local_response_normalization is exactly the spec's (TF's) definition.
             def lrn(xs: list[tf.Tensor], training: bool) -> tf.Tensor:
                 x = xs[0]
@@ -232,20 +249,29 @@ class SpecNet(tf.Module):
         if op == "add":
             return lambda xs, training: xs[0] + xs[1]
         if op == "pad_channels":
-            s, before, after = a["stride"], a["before"], a["after"]
-            return lambda xs, training: tf.pad(xs[0][:, ::s, ::s, :],
-                                               [[0, 0], [0, 0], [0, 0], [before, after]])
+            s, c, (h, w_) = a["stride"], x_shape[0], x_shape[1:]
+            pads = [[0, 0], [0, 0], [0, 0], [a["before"], a["after"]]]
+            if s > 1 and h % s == 0 and w_ % s == 0:
+                # x[:, ::s, ::s] as a unit-step slice of a reshaped view: TF's strided slice
+                # with steps on the spatial axes is about 5x slower (4% of ResNet-20's
+                # inference step on the CPU).
+                shape = [-1, h // s, s, w_ // s, s * c]
+                return lambda xs, training: tf.pad(
+                    tf.reshape(xs[0], shape)[:, :, 0, :, :c], pads)
+            return lambda xs, training: tf.pad(xs[0][:, ::s, ::s, :], pads)
         raise Unsupported(f"tensorflow adapter has no op {op!r}")
 
     def _batchnorm(self, name: str, x_shape: tuple[int, ...], eps: float,
                    momentum: float) -> Fn:
-        """Batch norm with FusedBatchNormV3 in the spec's PyTorch convention.
+        """Batch norm in the spec's PyTorch convention.
 
         Not Keras' BatchNormalization: Keras 3 updates the moving variance with the biased
-        batch variance, PyTorch (the spec and the SGD fixtures) with the unbiased one. The
-        fused op in training mode returns the Bessel-corrected variance and, given
+        batch variance, PyTorch (the spec and the SGD fixtures) with the unbiased one.
+        FusedBatchNormV3 in training mode returns the Bessel-corrected variance and, given
         exponential_avg_factor = the spec's momentum (the weight of the new statistic),
-        already blends it into the running statistics: one kernel for the whole job.
+        blends it into the running statistics itself: one kernel for the whole job, as fast
+        as moments + normalization ops on TF's Eigen kernels and faster with oneDNN.
+        In inference mode Grappler can fold it into the convolution before it.
         """
         c = x_shape[0]
         gamma = self._var(f"{name}/weight", np.ones(c), True)
@@ -253,6 +279,8 @@ class SpecNet(tf.Module):
         mean = self._var(f"{name}/running_mean", np.zeros(c), False)
         var = self._var(f"{name}/running_var", np.ones(c), False)
         flat = len(x_shape) == 1
+        if self.var_dtype == tf.float64:
+            return self._batchnorm_ops(gamma, beta, mean, var, eps, momentum, flat)
 
         def bn(xs: list[tf.Tensor], training: bool) -> tf.Tensor:
             x = xs[0]
@@ -269,6 +297,36 @@ class SpecNet(tf.Module):
 
         return bn
 
+    # float64 (the conformance suite's exact step): FusedBatchNormV3 and the CPU LRN kernel
+    # have no double kernels, so these two are written out in ops, to the same definitions.
+    @staticmethod
+    def _batchnorm_ops(gamma: tf.Variable, beta: tf.Variable, mean: tf.Variable,
+                       var: tf.Variable, eps: float, momentum: float, flat: bool) -> Fn:
+        def bn(xs: list[tf.Tensor], training: bool) -> tf.Tensor:
+            x = xs[0]
+            if training:
+                m, v = tf.nn.moments(x, axes=[0] if flat else [0, 1, 2])
+                n = tf.cast(tf.size(x) // tf.size(m), x.dtype)
+                mean.assign((1.0 - momentum) * mean + momentum * m)
+                var.assign((1.0 - momentum) * var + momentum * v * n / (n - 1.0))
+            else:
+                m, v = mean, var
+            scale = gamma * tf.math.rsqrt(v + eps)
+            return x * scale + (beta - m * scale)
+
+        return bn
+
+    @staticmethod
+    def _lrn_ops(r: int, bias: float, alpha: float, beta: float) -> Fn:
+        def lrn(xs: list[tf.Tensor], training: bool) -> tf.Tensor:
+            x = xs[0]
+            c = x.shape[-1]
+            sq = tf.pad(tf.square(x), [[0, 0], [0, 0], [0, 0], [r, r]])
+            window = tf.add_n([sq[..., i:i + c] for i in range(2 * r + 1)])
+            return x / (bias + alpha * window) ** beta
+
+        return lrn
+
     def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
         acts: dict[str, tf.Tensor] = {"input": tf.cast(x, self.dtype)}
         out = acts["input"]
@@ -277,13 +335,14 @@ class SpecNet(tf.Module):
             acts[name] = out
             for s in free:
                 del acts[s]
-        return tf.cast(out, tf.float32)
+        # fp32 logits (and loss) under mixed precision; float64 stays float64.
+        return tf.cast(out, tf.float64 if self.dtype == tf.float64 else tf.float32)
 
     # canonical weights <-> variables
     def load(self, weights: Weights) -> None:
         for key, arr in weights.items():
             v = self.variables_by_key[key]
-            native = self._layouts[key][0](np.asarray(arr, np.float32))
+            native = self._layouts[key][0](np.asarray(arr, self.var_dtype.as_numpy_dtype))
             if tuple(v.shape) != native.shape:
                 raise ValueError(f"{key}: model shape {tuple(v.shape)} != {native.shape}")
             v.assign(native)
@@ -291,3 +350,297 @@ class SpecNet(tf.Module):
     def export(self) -> Weights:
         return {key: np.ascontiguousarray(self._layouts[key][1](v.numpy()), dtype=np.float32)
                 for key, v in self.variables_by_key.items()}
+
+
+class TFModel:
+    """What build() returns: the net, its device, and the lazily traced step functions."""
+
+    def __init__(self, net: SpecNet, opts: BuildOptions, device: str) -> None:
+        self.net = net
+        self.opts = opts
+        self.device = device
+        self.accums: list[tf.Variable] = []  # SGD momentum buffers, made with the train step
+        # fp16: dynamic loss scale as Keras' LossScaleOptimizer (start 2^15, x2 per 2000 good
+        # steps, /2 and skip the update on overflow).
+        self.loss_scale: tf.Variable | None = None
+        self.good_steps: tf.Variable | None = None
+        self._train: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None
+        self._infer: Callable[[tf.Tensor], tf.Tensor] | None = None
+
+    def _compile(self, fn: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
+        mode = self.opts.exec_mode
+        if mode == "eager":
+            return fn
+        # autograph off: the step has no data-dependent Python control flow to convert.
+        return tf.function(fn, jit_compile=mode == "xla", autograph=False)
+
+    def infer_fn(self) -> Callable[[tf.Tensor], tf.Tensor]:
+        if self._infer is None:
+            net = self.net
+            self._infer = self._compile(lambda x: net(x, training=False))
+        return self._infer
+
+    def train_fn(self) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+        if self._train is None:
+            with tf.device(self.device):  # variables are made outside any tf.function
+                self.accums = [tf.Variable(tf.zeros_like(v), trainable=False)
+                               for v in self.net.trainable]
+            self._train = self._compile(self._make_train_step())
+        return self._train
+
+    def _make_train_step(self) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+        net, params, accums = self.net, self.net.trainable, self.accums
+        lr = tf.constant(self.opts.lr, net.var_dtype)
+        momentum = tf.constant(self.opts.momentum, net.var_dtype)
+        scale, good = self.loss_scale, self.good_steps
+
+        def apply(grads: list[tf.Tensor]) -> tf.Tensor:
+            # PyTorch's SGD: buf = momentum * buf + grad; w -= lr * buf (Keras' formulation
+            # is the same for a constant lr). One fused kernel per variable.
+            for v, acc, g in zip(params, accums, grads, strict=True):
+                tf.raw_ops.ResourceApplyMomentum(var=v.handle, accum=acc.handle, lr=lr, grad=g,
+                                                 momentum=momentum)
+            return tf.constant(True)
+
+        def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                logits = net(x, training=True)
+                loss = tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+                scaled = loss if scale is None else loss * scale
+            grads = tape.gradient(scaled, params)
+            if scale is None or good is None:
+                apply(grads)
+                return loss
+            grads = [g / scale for g in grads]
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+            tf.cond(finite, lambda: apply(grads), lambda: tf.constant(False))
+            n = tf.where(finite, good + 1, tf.zeros_like(good))
+            grow = n >= 2000
+            scale.assign(tf.where(finite, tf.where(grow, scale * 2.0, scale),
+                                  tf.maximum(scale / 2.0, 1.0)))
+            good.assign(tf.where(grow, tf.zeros_like(n), n))
+            return loss
+
+        return step
+
+
+def _feature_guard_missing() -> dict[str, Any]:
+    """The instructions TF's CPU feature guard says this binary was not compiled to use.
+
+    The guard logs one INFO line at import, which TF_CPP_MIN_LOG_LEVEL (read once, set above
+    to keep the terminal quiet) hides. So it is asked in a child process that loads only the
+    guard's own extension (well under a second, against several for a full TF import).
+    """
+    guard = next((Path(tf.__file__).parent / "python" / "platform").glob(
+        "_pywrap_cpu_feature_guard*.so"), None)
+    if guard is None:
+        return {"cpu_feature_guard_missing": None,
+                "cpu_feature_guard_error": "no _pywrap_cpu_feature_guard in this build"}
+    code = ("import importlib.util as u, sys; s = u.spec_from_file_location("
+            "'_pywrap_cpu_feature_guard', sys.argv[1]); m = u.module_from_spec(s); "
+            "s.loader.exec_module(m); m.InfoAboutUnusedCPUFeatures()")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(guard)], env=env,
+                              capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"cpu_feature_guard_missing": None, "cpu_feature_guard_error": str(exc)}
+    m = re.search(r"To enable the following instructions: ([A-Za-z0-9_ ]+?), in other",
+                  proc.stderr)
+    if m:
+        return {"cpu_feature_guard_missing": m.group(1).split()}
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()
+        return {"cpu_feature_guard_missing": None,
+                "cpu_feature_guard_error": tail[-1] if tail else f"exit {proc.returncode}"}
+    return {"cpu_feature_guard_missing": []}  # the binary uses everything this CPU has
+
+
+_GUARD: dict[str, Any] | None = None
+
+
+def _onednn_enabled() -> bool:
+    from tensorflow.python.util import _pywrap_util_port as port
+
+    return bool(port.IsMklEnabled())
+
+
+class TensorFlowAdapter(Adapter):
+    name = "tensorflow"
+    # TF's eager runtime is synchronous by default: a tf.function call returns once its ops
+    # have run on the CPU (on a GPU, once they are queued; hence the fetch in time_steps).
+    async_dispatch_on_cpu = False
+
+    def framework_version(self) -> str:
+        return str(tf.__version__)
+
+    def setup(self, threads: int | None) -> dict[str, Any]:
+        if threads:
+            # Settable only before the runtime starts (the first op); the worker calls this
+            # first. A single model has no inter-op parallelism worth a second pool.
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+    def build_facts(self) -> dict[str, Any]:
+        global _GUARD
+        if _GUARD is None:
+            _GUARD = _feature_guard_missing()
+        info = dict(tf.sysconfig.get_build_info())
+        facts: dict[str, Any] = {
+            "version": tf.__version__,
+            "build_info": info,
+            # oneDNN's default is on only where the CPU has AVX512_VNNI, AVX512_BF16,
+            # AVX_VNNI or AMX (TF's IsMKLEnabled); TF_ENABLE_ONEDNN_OPTS overrides it.
+            "onednn_enabled": _onednn_enabled(),
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+            **_GUARD,
+            "cuda": info.get("cuda_version"),
+            "cudnn": info.get("cudnn_version"),
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+        }
+        return facts
+
+    def device_name(self, device: str) -> str:
+        if device == "cpu":
+            return cpu_model_name()
+        gpu = tf.config.list_physical_devices("GPU")[self._gpu_index(device)]
+        return str(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
+
+    def is_oom(self, exc: BaseException) -> bool:
+        return isinstance(exc, (tf.errors.ResourceExhaustedError, MemoryError))
+
+    # -- helpers -----------------------------------------------------------------------
+    @staticmethod
+    def _gpu_index(device: str) -> int:
+        idx = int(device.split(":", 1)[1])
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            raise Unsupported("TensorFlow sees no GPU (a tensorflow-cpu build, or no CUDA "
+                              "device visible); install tensorflow[and-cuda] on a CUDA machine")
+        if idx >= len(gpus):
+            raise Unsupported(f"no GPU {idx} (TensorFlow sees {len(gpus)})")
+        return idx
+
+    def _device(self, device: str) -> str:
+        return "/CPU:0" if device == "cpu" else f"/GPU:{self._gpu_index(device)}"
+
+    @staticmethod
+    def _check_precision(device: str, p: str) -> tf.DType:
+        if p not in COMPUTE_DTYPES:
+            raise Unsupported(f"tensorflow has no precision {p!r}")
+        if p == "fp16" and device.startswith("/CPU"):
+            raise Unsupported("fp16 (mixed_float16) is a GPU precision here: TF's CPU kernels "
+                              "have no fast float16 path; use fp32 or bf16 on the CPU")
+        return COMPUTE_DTYPES[p]
+
+    @staticmethod
+    def _gpu_math(device: str) -> None:
+        if device.startswith("/GPU"):
+            # fp32 means true fp32: TF runs fp32 matmuls and convs as TF32 on Ampere and later.
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+
+    @staticmethod
+    def _nhwc(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
+
+    # -- model -------------------------------------------------------------------------
+    def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> TFModel:
+        device = self._device(opts.device)
+        p = opts.precision
+        dtype = self._check_precision(device, p)
+        if opts.exec_mode not in ("eager", "graph", "xla"):
+            raise Unsupported(f"tensorflow has no execution mode {opts.exec_mode!r}")
+        if opts.dtype not in ("float32", "float64"):
+            raise Unsupported(f"tensorflow has no dtype {opts.dtype!r}")
+        float64 = opts.dtype == "float64"
+        if float64 and (device != "/CPU:0" or p != "fp32"):
+            raise Unsupported("float64 is the conformance check of fp32 cells on the CPU")
+        self._gpu_math(device)
+        with tf.device(device):
+            net = SpecNet(spec, dtype, float64)
+            net.load(weights)
+            model = TFModel(net, opts, device)
+            if p == "fp16":
+                model.loss_scale = tf.Variable(2.0**15, trainable=False)
+                model.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+        if opts.mode == "train":
+            model.train_fn()
+        return model
+
+    def export_weights(self, model: TFModel) -> Weights:
+        return model.net.export()
+
+    def num_params(self, model: TFModel) -> int:
+        return sum(int(np.prod(v.shape)) for v in model.net.trainable_variables)
+
+    def predict(self, model: TFModel, x: np.ndarray) -> np.ndarray:
+        with tf.device(model.device):
+            out = model.infer_fn()(tf.constant(self._nhwc(x)))
+        return np.asarray(out.numpy(), dtype=np.float32)
+
+    def train_step(self, model: TFModel, x: np.ndarray, y: np.ndarray) -> float:
+        step = model.train_fn()
+        with tf.device(model.device):
+            loss = step(tf.constant(self._nhwc(x)), tf.constant(y))
+        return float(loss.numpy())
+
+    # -- benchmark ---------------------------------------------------------------------
+    def prepare(self, model: TFModel, x: np.ndarray, y: np.ndarray,
+                sync: bool = True) -> TimeSteps:
+        with tf.device(model.device):
+            xt = tf.identity(tf.constant(self._nhwc(x)))
+            yt = tf.identity(tf.constant(y))
+        device = model.device
+        clock = time.perf_counter
+
+        if model.opts.mode == "train":
+            train = model.train_fn()
+
+            def step() -> tf.Tensor:
+                return train(xt, yt)
+        else:
+            infer = model.infer_fn()
+
+            def step() -> tf.Tensor:
+                return infer(xt)
+
+        def time_steps(n: int) -> float:
+            t0 = clock()
+            with tf.device(device):
+                for _ in range(n):
+                    out = step()
+                if sync:
+                    # Fetching the last result to the host waits for the device: asynchronous
+                    # execution cannot flatter the figure.
+                    out.numpy()
+            return clock() - t0
+
+        return time_steps
+
+    def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
+        device = self._device(opts.device)
+        dtype = self._check_precision(device, opts.precision)
+        self._gpu_math(device)
+        rng = np.random.default_rng(0)
+        with tf.device(device):
+            a = tf.cast(tf.constant(rng.standard_normal((n, n), dtype=np.float32)), dtype)
+            b = tf.cast(tf.constant(rng.standard_normal((n, n), dtype=np.float32)), dtype)
+        clock = time.perf_counter
+
+        def time_steps(k: int) -> float:
+            t0 = clock()
+            with tf.device(device):
+                for _ in range(k):
+                    out = tf.matmul(a, b)
+                out[0, 0].numpy()  # waits for the device
+            return clock() - t0
+
+        return time_steps
+
+
+ADAPTER = TensorFlowAdapter()

@@ -43,6 +43,29 @@ BUILTIN: tuple[Variant, ...] = (
     Variant("isa-generic", "pytorch",
             {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}, None,
             "ATen default kernels, oneDNN capped at SSE4.1: emulates a generic build"),
+    # TensorFlow turns oneDNN on by default only on CPUs with AVX512_VNNI/BF16, AVX_VNNI or
+    # AMX; elsewhere (an AVX2 EPYC, say) its Eigen kernels run unless this is forced.
+    Variant("onednn-on", "tensorflow", {"TF_ENABLE_ONEDNN_OPTS": "1"}, None,
+            "oneDNN kernels forced on"),
+    Variant("onednn-off", "tensorflow", {"TF_ENABLE_ONEDNN_OPTS": "0"}, None,
+            "TensorFlow's Eigen kernels only"),
+    Variant("isa-avx2", "tensorflow",
+            {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}, None,
+            "oneDNN on, capped at AVX2"),
+    Variant("isa-generic", "tensorflow",
+            {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "SSE41"}, None,
+            "oneDNN on, capped at SSE4.1: emulates a generic build"),
+    # MXNet 1.9.1's bundled oneDNN v2 reads DNNL_MAX_CPU_ISA (ONEDNN_MAX_CPU_ISA is ignored).
+    Variant("mkldnn-off", "mxnet", {"MXNET_MKLDNN_ENABLED": "0"}, None,
+            "MXNet's own (SSE3-built) kernels, no oneDNN"),
+    Variant("isa-avx2", "mxnet", {"DNNL_MAX_CPU_ISA": "AVX2"}, None, "oneDNN capped at AVX2"),
+    Variant("isa-generic", "mxnet", {"DNNL_MAX_CPU_ISA": "SSE41"}, None,
+            "oneDNN capped at SSE4.1: emulates a generic build"),
+    # XLA caps the ISA of the code it generates; convolutions run in precompiled kernels.
+    Variant("isa-avx2", "jax", {"XLA_FLAGS": "--xla_cpu_max_isa=AVX2"}, None,
+            "XLA-generated code capped at AVX2"),
+    Variant("isa-generic", "jax", {"XLA_FLAGS": "--xla_cpu_max_isa=SSE4_2"}, None,
+            "XLA-generated code capped at SSE4.2"),
 )
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")

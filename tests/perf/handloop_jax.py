@@ -12,8 +12,6 @@ is adapter / hand loop (> 1: the adapter is faster).
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 import time
 from functools import partial
@@ -22,6 +20,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from sidebyside import compare, parse_args  # noqa: E402  (this folder)
 
 from adapters import load_adapter  # noqa: E402
 from adapters.base import BuildOptions  # noqa: E402
@@ -102,38 +102,16 @@ def hand_loop(x_nchw: np.ndarray, y: np.ndarray, mode: str):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--steps", type=int, default=5, help="steps per round")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--mode", choices=("train", "infer"), default="train")
-    p.add_argument("--exec-mode", choices=("jit", "eager"), default="jit")
-    args = p.parse_args()
-
+    args = parse_args(__doc__.split("\n")[0], ("jit", "eager"))
     adapter = ADAPTER
     print("threads:", adapter.setup(args.threads))
     spec = get_workload("resnet20")
     x, y = synthetic_batch(spec, args.batch, seed=0)
     model = adapter.build(spec, init_weights(spec), BuildOptions(
         mode=args.mode, exec_mode=args.exec_mode))
-    runners = {"adapter": adapter.prepare(model, x, y), "hand": hand_loop(x, y, args.mode)}
+    suite = adapter.prepare(model, x, y)
     print("adapter compile:", {k: round(v, 3) for k, v in adapter.prepare_facts(model).items()})
-    for run in runners.values():  # compile and warm up both
-        run(1)
-        run(args.steps)
-    rates: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(args.rounds):
-        for name, run in runners.items():
-            rates[name].append(args.batch * args.steps / run(args.steps))
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    for k, v in rates.items():
-        print(f"{k:8s} {med[k]:8.1f} images/s (median of {len(v)} rounds; "
-              f"min {min(v):.1f}, max {max(v):.1f})")
-    ratio = [a / b for a, b in zip(rates["adapter"], rates["hand"], strict=True)]
-    print(f"adapter / hand: {med['adapter'] / med['hand']:.3f} "
-          f"(per-round ratios: median {statistics.median(ratio):.3f}, "
-          f"min {min(ratio):.3f}, max {max(ratio):.3f})")
+    compare(suite, hand_loop(x, y, args.mode), args.batch, args.steps, args.rounds)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,7 @@ visible CPUs), so --threads is applied to the environment before the import.
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,19 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from sidebyside import compare, parse_args  # noqa: E402  (this folder)
 
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--steps", type=int, default=5, help="steps per round")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--mode", choices=("train", "infer"), default="train")
-    p.add_argument("--exec-mode", choices=("hybrid", "eager"), default="hybrid")
-    return p.parse_args()
-
-
-ARGS = parse_args()
+ARGS = parse_args(__doc__.split("\n")[0], ("hybrid", "eager"))
 os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)  # must precede the import of mxnet
 
 import mxnet as mx  # noqa: E402
@@ -131,23 +119,9 @@ def main() -> None:
     x, y = synthetic_batch(spec, args.batch, seed=0)
     model = adapter.build(spec, init_weights(spec), BuildOptions(
         mode=args.mode, exec_mode=args.exec_mode))
-    runners = {"adapter": adapter.prepare(model, x, y),
-               "hand": hand_loop(x, y, args.mode, args.exec_mode == "hybrid")}
-    for run in runners.values():  # build the cached graphs and warm up both
-        run(1)
-        run(args.steps)
-    rates: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(args.rounds):
-        for name, run in runners.items():
-            rates[name].append(args.batch * args.steps / run(args.steps))
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    for k, v in rates.items():
-        print(f"{k:8s} {med[k]:8.1f} images/s (median of {len(v)} rounds; "
-              f"min {min(v):.1f}, max {max(v):.1f})")
-    ratio = [a / b for a, b in zip(rates["adapter"], rates["hand"], strict=True)]
-    print(f"adapter / hand: {med['adapter'] / med['hand']:.3f} "
-          f"(per-round ratios: median {statistics.median(ratio):.3f}, "
-          f"min {min(ratio):.3f}, max {max(ratio):.3f})")
+    compare(adapter.prepare(model, x, y),
+            hand_loop(x, y, args.mode, args.exec_mode == "hybrid"),
+            args.batch, args.steps, args.rounds)
 
 
 if __name__ == "__main__":

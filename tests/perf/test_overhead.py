@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from sidebyside import interleave  # this folder
 
 from cnnbench.timing import median_ci
 
@@ -25,12 +26,8 @@ ROUNDS = 30
 
 def _interleave(suite: Callable[[int], float], hand: Callable[[int], float], k: int,
                 rounds: int = ROUNDS) -> tuple[float, float, float, tuple[float, float]]:
-    for f in (suite, hand):  # warm both
-        f(k)
-    a, b = [], []
-    for _ in range(rounds):
-        a.append(suite(k) / k)
-        b.append(hand(k) / k)
+    per_step = interleave({"suite": suite, "hand": hand}, k, rounds)
+    a, b = per_step["suite"], per_step["hand"]
     ratios = [x / y for x, y in zip(a, b, strict=True)]
     return statistics.median(a), statistics.median(b), statistics.median(ratios), median_ci(ratios)
 

@@ -1,0 +1,240 @@
+"""TensorFlow-only checks: the translation paths the six workloads do not reach, the step in
+every execution mode, loss scaling, mixed precision, build facts and quiet imports.
+
+Run inside the tensorflow environment: pytest tests/conformance --framework tensorflow
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapters.base import BuildOptions, Unsupported
+from workloads import GraphBuilder, Layer, WorkloadSpec, get_workload
+from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
+
+pytestmark = pytest.mark.conformance
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+MODES = ("eager", "graph", "xla")
+
+
+@pytest.fixture(scope="module")
+def tfa(framework: str, adapter):
+    if framework != "tensorflow":
+        pytest.skip("TensorFlow-specific tests")
+    return adapter
+
+
+def _spec(name: str, body, input_shape=(4, 9, 8), classes=5) -> WorkloadSpec:
+    g = GraphBuilder()
+    body(g)
+    g.dense(classes, name="out")
+    return WorkloadSpec(name, name, input_shape, classes, tuple(g.layers), default_batch=2,
+                        published_params=0, published_macs=None)
+
+
+def _odd_paths(g: GraphBuilder) -> None:
+    g.conv(6, 3, stride=2, padding=(1, 0, 0, 1), groups=2, name="grouped")  # asymmetric
+    g.relu6()
+    g.conv(12, 3, padding=(2, 1, 1, 1), groups=6, name="depthwise_x2")  # multiplier 2
+    g.maxpool(3, 2, padding=(1, 0, 2, 1), name="pool_explicit")  # -inf padding
+    g.lrn(2, 1.5, 1e-2, 0.75)
+    g.flatten()
+    g.relu()  # flatten read by a non-dense layer: the transpose-to-NCHW path
+    g.dense(7, name="fc")
+    g.bn(eps=1e-3, momentum=0.2, name="bn1d")  # batch norm on (N, C)
+    g.relu()
+
+
+def _dense_after_flatten_spec() -> WorkloadSpec:
+    """A flatten read by two dense layers: both get permuted weights, no transpose."""
+    g = GraphBuilder()
+    g.conv(3, 2, stride=2, bias=False, name="c")
+    g.avgpool(2, 1)
+    f = g.flatten()
+    a = g.dense(5, name="fa")
+    g.layers.append(Layer("fb", "dense", (f,), {"out_features": 5, "bias": True}))
+    g.add(a, "fb", name="sum")
+    return WorkloadSpec("dense_after_flatten", "", (4, 9, 8), 5, tuple(g.layers), 2, 0, None)
+
+
+def _custom_specs() -> list[WorkloadSpec]:
+    return [_spec("odd_paths", _odd_paths), _dense_after_flatten_spec()]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("exec_mode", MODES)
+@pytest.mark.parametrize("idx", [0, 1])
+def test_untranslated_paths_match_oracle(tfa, idx: int, exec_mode: str, dtype: str) -> None:
+    """float64 also checks the batch-norm and LRN ops that stand in for the fused kernels."""
+    spec = _custom_specs()[idx]
+    weights = init_weights(spec, seed=3)
+    model = tfa.build(spec, weights, BuildOptions(mode="infer", exec_mode=exec_mode,
+                                                  dtype=dtype))
+    x, _ = synthetic_batch(spec, 3, seed=4)
+    err = max_rel_error(tfa.predict(model, x), forward(spec, weights, x))
+    assert err <= (1e-4 if dtype == "float32" else 1e-6), f"{spec.name} {exec_mode}: {err:.2e}"
+    exported = tfa.export_weights(model)
+    for k, v in weights.items():
+        np.testing.assert_array_equal(exported[k], v, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batchnorm_1d_trains(tfa, dtype: str) -> None:
+    spec = _custom_specs()[0]
+    weights = init_weights(spec)
+    model = tfa.build(spec, weights, BuildOptions(mode="train", lr=0.05, dtype=dtype))
+    x, y = synthetic_batch(spec, 4)
+    loss = tfa.train_step(model, x, y)
+    after = tfa.export_weights(model)
+    assert np.isfinite(loss)
+    # running_mean <- 0.8 * old + 0.2 * batch mean of the dense output (canonical layout)
+    assert not np.array_equal(after["bn1d/running_mean"], weights["bn1d/running_mean"])
+
+
+STEP_CASES = [("lenet5", "float32"), ("cifar10_tutorial", "float32"), ("lenet5", "float64"),
+              ("cifar10_tutorial", "float64"), ("resnet20", "float64")]
+
+
+@pytest.mark.parametrize("exec_mode", MODES)
+@pytest.mark.parametrize(("name", "dtype"), STEP_CASES)
+def test_sgd_step_in_every_exec_mode(tfa, name: str, dtype: str, exec_mode: str) -> None:
+    """The fixture's step in eager, graph and XLA; in float64 it matches to the last bit of
+    the fixture's float32 rounding (ResNet-20 in fp32: see FP32_STEP_TOL in the shared
+    suite)."""
+    fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
+    spec = get_workload(name)
+    weights = init_weights(spec)
+    model = tfa.build(spec, weights, BuildOptions(
+        mode="train", exec_mode=exec_mode, lr=float(fixture["lr"]),
+        momentum=float(fixture["momentum"]), dtype=dtype))
+    loss = tfa.train_step(model, fixture["x"], fixture["y"])
+    tol = 1e-4 if dtype == "float32" else 1e-6
+    assert loss == pytest.approx(float(fixture["loss"]), rel=tol)
+    after = tfa.export_weights(model)
+    worst = max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights)
+    assert worst <= tol
+
+
+def test_resnet20_step_batchnorm_statistics_and_modes_agree(tfa) -> None:
+    """Running statistics follow PyTorch's convention (unbiased variance, momentum = weight of
+    the batch) exactly; the three execution modes take the same step."""
+    fixture = np.load(FIXTURES / "sgd_step_resnet20.npz")
+    spec = get_workload("resnet20")
+    weights = init_weights(spec)
+    results = []
+    for mode in MODES:
+        model = tfa.build(spec, weights, BuildOptions(
+            mode="train", exec_mode=mode, lr=float(fixture["lr"]),
+            momentum=float(fixture["momentum"])))
+        tfa.train_step(model, fixture["x"], fixture["y"])
+        results.append(tfa.export_weights(model))
+    for k in weights:
+        if "running_" in k:
+            assert max_rel_error(results[0][k], fixture[f"w:{k}"]) <= 1e-5, k
+        for other in results[1:]:
+            assert max_rel_error(other[k], results[0][k]) <= 1e-5, k
+
+
+def _attach_loss_scale(model, value: float) -> None:
+    import tensorflow as tf
+
+    model.loss_scale = tf.Variable(value, trainable=False)
+    model.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+
+@pytest.mark.parametrize("exec_mode", ["eager", "graph"])
+def test_loss_scaling_path_is_exact_and_skips_overflow(tfa, exec_mode: str) -> None:
+    """fp16 runs only on GPUs; its loss-scaling step is checked here on an fp32 model.
+    A power-of-two scale changes nothing; an overflowing one skips the update and halves."""
+    fixture = np.load(FIXTURES / "sgd_step_lenet5.npz")
+    spec = get_workload("lenet5")
+    weights = init_weights(spec)
+    opts = BuildOptions(mode="infer", exec_mode=exec_mode, lr=float(fixture["lr"]),
+                        momentum=float(fixture["momentum"]))
+    model = tfa.build(spec, weights, opts)
+    _attach_loss_scale(model, 2.0**15)
+    tfa.train_step(model, fixture["x"], fixture["y"])
+    after = tfa.export_weights(model)
+    assert max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights) <= 1e-4
+    assert float(model.loss_scale.numpy()) == 2.0**15 and int(model.good_steps.numpy()) == 1
+
+    model = tfa.build(spec, weights, opts)
+    _attach_loss_scale(model, 3e38)
+    tfa.train_step(model, fixture["x"], fixture["y"])
+    after = tfa.export_weights(model)
+    for k in weights:
+        np.testing.assert_array_equal(after[k], weights[k], err_msg=k)
+    assert float(model.loss_scale.numpy()) == pytest.approx(1.5e38)
+
+
+@pytest.mark.parametrize("exec_mode", MODES)
+def test_bf16_trains_and_runs(tfa, exec_mode: str) -> None:
+    fixture = np.load(FIXTURES / "sgd_step_lenet5.npz")
+    spec = get_workload("lenet5")
+    model = tfa.build(spec, init_weights(spec), BuildOptions(
+        mode="train", precision="bf16", exec_mode=exec_mode, lr=float(fixture["lr"]),
+        momentum=float(fixture["momentum"])))
+    loss = tfa.train_step(model, fixture["x"], fixture["y"])
+    assert loss == pytest.approx(float(fixture["loss"]), rel=5e-2)
+    after = tfa.export_weights(model)
+    assert all(v.dtype == np.float32 for v in after.values())  # fp32 master weights
+    x, y = synthetic_batch(spec, 4)
+    assert tfa.prepare(model, x, y)(2) > 0
+
+
+def test_unsupported_combinations_say_why(tfa) -> None:
+    spec = get_workload("lenet5")
+    with pytest.raises(Unsupported, match="GPU precision"):
+        tfa.build(spec, init_weights(spec), BuildOptions(precision="fp16"))
+    with pytest.raises(Unsupported, match="execution mode"):
+        tfa.build(spec, init_weights(spec), BuildOptions(exec_mode="compiled"))
+    with pytest.raises(Unsupported, match="float64"):
+        tfa.build(spec, init_weights(spec), BuildOptions(precision="bf16", dtype="float64"))
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        with pytest.raises(Unsupported, match="no GPU"):
+            tfa.build(spec, init_weights(spec), BuildOptions(device="gpu:0"))
+
+
+def test_gemm_probe(tfa) -> None:
+    for p in ("fp32", "bf16"):
+        assert tfa.prepare_gemm(64, BuildOptions(precision=p))(3) > 0
+
+
+def test_build_facts(tfa) -> None:
+    facts = tfa.build_facts()
+    missing = facts["cpu_feature_guard_missing"]
+    assert isinstance(missing, list), facts.get("cpu_feature_guard_error")
+    assert all(m.isupper() or m.replace("_", "").isalnum() for m in missing)
+    assert isinstance(facts["onednn_enabled"], bool)
+    assert "is_cuda_build" in facts["build_info"]
+
+
+def _child(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("CNNBENCH_VERBOSE", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    base["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, "-c", code], env={**base, **env}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_setup_pins_threads_and_import_is_quiet(tfa) -> None:
+    code = ("from adapters import load_adapter; a = load_adapter('tensorflow'); "
+            "print(a.setup(1)); a.prepare_gemm(8, __import__('adapters.base').base"
+            ".BuildOptions())(1)")
+    quiet = _child(code)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "{'intra_op': 1, 'inter_op': 1}" in quiet.stdout
+    assert "cpu_feature_guard" not in quiet.stderr and "I0000" not in quiet.stderr, quiet.stderr
+    if tfa.build_facts()["cpu_feature_guard_missing"]:
+        verbose = _child(code, CNNBENCH_VERBOSE="1")
+        assert "cpu_feature_guard" in verbose.stderr
