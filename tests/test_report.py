@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from cnnbench.report import write_report
-from cnnbench.schema import REQUIRED, SCHEMA_VERSION, append_row
+from cnnbench.schema import FIELDS, REQUIRED, SCHEMA_VERSION, append_row
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -44,11 +44,12 @@ def test_report_has_table_and_embedded_chart(tmp_path: Path) -> None:
 
 def test_hostile_strings_render_as_text(tmp_path: Path) -> None:
     res = tmp_path / "results"
-    fields = {k: EVIL for k in ("run_id", "machine_id", "framework", "framework_version",
-                                "variant", "device", "device_name", "workload", "mode",
-                                "precision", "exec_mode")}
-    append_row(res / "m1" / "r1.jsonl", row(**fields, flags=[EVIL]))
-    append_row(res / "m1" / "r1.jsonl", row(**fields, cell_id="c9", status="error", error=EVIL))
+    # every field the schema types as a string (status must stay a valid one to be shown)
+    fields = {k: EVIL for k, (typ, _) in FIELDS.items()
+              if typ.startswith("str") and k != "status"}
+    append_row(res / "m1" / "r1.jsonl", row(**dict(fields, error=None), flags=[EVIL],
+                                            busy=[EVIL]))
+    append_row(res / "m1" / "r1.jsonl", row(**dict(fields, cell_id="c9", status="error")))
     (res / "m1" / "machine.json").write_text(json.dumps(
         {"machine_id": EVIL, "cpu": {"model": EVIL, "isa": [EVIL]}, "os": EVIL, "gpus": []}))
     html = write_report([res], tmp_path / "index.html").read_text()
