@@ -145,6 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from . import machine
     from .runner import RunSettings, new_run_id, recorded_cells, run_plan
+    from .validity import probe_cells
 
     variants = VariantSet(load_variants_file(args.variants_file) if args.variants_file else None)
     variant_names = args.variants or ["default"]
@@ -183,7 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = RunSettings(run_id=run_id, machine_id=mid, results_dir=args.results_dir,
                            protocol=protocol, timeout_s=args.timeout, python_overrides=pythons,
                            variants=variants, memory_limit_mb=args.memory_limit_mb or 0,
-                           verbose=args.verbose, probe_peak=not args.no_probe)
+                           verbose=args.verbose, probe_peak=not args.no_probe,
+                           check_noise=not args.no_noise_check)
     if args.resume and not settings.run_file.exists():
         raise UsageError(f"--resume {run_id}: no such run in {settings.run_file.parent}")
     machine.write_machine(args.results_dir, mid, mrec)
@@ -192,7 +194,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(f"run {run_id}: {len(todo)} cells to run"
                   + (f" ({len(cells) - len(todo)} already recorded)" if done else "")
                   + f" -> {settings.run_file}", markup=False)
-    counts = _run_with_progress(todo, settings, run_plan, console, args.no_progress)
+    probes = [p for p in probe_cells(todo) if p.cell_id not in done] if settings.probe_peak else []
+    counts = _run_with_progress(todo, len(probes), settings, run_plan, console, args.no_progress)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
     console.print(f"done: {summary}. Results: {settings.run_file}", markup=False)
     if args.report:
@@ -205,8 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_with_progress(cells: list[Any], settings: Any, run_plan: Any, console: Any,
-                       no_progress: bool) -> Any:
+def _run_with_progress(cells: list[Any], n_probes: int, settings: Any, run_plan: Any,
+                       console: Any, no_progress: bool) -> Any:
     from rich.markup import escape
     from rich.progress import (
         BarColumn,
@@ -236,7 +239,7 @@ def _run_with_progress(cells: list[Any], settings: Any, run_plan: Any, console: 
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                         console=console, disable=no_progress, transient=False)
     with progress:
-        task = progress.add_task("sweep", total=len(cells))
+        task = progress.add_task("sweep", total=len(cells) + n_probes)
 
         def on_start(cell: Any) -> None:
             progress.update(task, description=escape(cell.label()))
@@ -362,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run every cell N times in fresh processes, interleaved")
     r.add_argument("--no-probe", action="store_true",
                    help="skip the GEMM peak probes (no MFU)")
+    r.add_argument("--no-noise-check", action="store_true",
+                   help="skip sampling other busy processes before each cell (saves 0.2 s)")
     r.add_argument("--memory-limit-mb", type=_pos_int, metavar="MB",
                    help="address-space limit per worker (an overrun becomes status oom)")
     r.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
