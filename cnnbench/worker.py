@@ -64,7 +64,6 @@ def run_cell(cell: dict[str, Any], proto_args: dict[str, Any]) -> dict[str, Any]
     except ImportError as exc:
         return {"status": "unavailable", "error": f"framework not importable: {_one_line(exc)}"}
 
-    adapter_ref = adapter
     try:
         import numpy as np
 
@@ -101,7 +100,7 @@ def run_cell(cell: dict[str, Any], proto_args: dict[str, Any]) -> dict[str, Any]
         if isinstance(exc, KeyboardInterrupt):
             raise
         traceback.print_exc(file=sys.stderr)  # full detail goes to the cell's log
-        oom = adapter_ref.is_oom(exc) or isinstance(exc, MemoryError)
+        oom = adapter.is_oom(exc) or isinstance(exc, MemoryError)
         rec.update(status="oom" if oom else "error", error=_one_line(exc))
     return rec
 
