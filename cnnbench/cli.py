@@ -185,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            protocol=protocol, timeout_s=args.timeout, python_overrides=pythons,
                            variants=variants, memory_limit_mb=args.memory_limit_mb or 0,
                            verbose=args.verbose, probe_peak=not args.no_probe,
-                           check_noise=not args.no_noise_check)
+                           check_noise=not args.no_noise_check, interleave=args.interleave)
     if args.resume and not settings.run_file.exists():
         raise UsageError(f"--resume {run_id}: no such run in {settings.run_file.parent}")
     machine.write_machine(args.results_dir, mid, mrec)
@@ -363,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="adapter-specific option passed to every cell")
     r.add_argument("--repeat", type=_pos_int, default=1, metavar="N",
                    help="run every cell N times in fresh processes, interleaved")
+    r.add_argument("--interleave", action="store_true",
+                   help="run cells that differ only in framework, variant or execution mode "
+                   "side by side, alternating their timed rounds")
     r.add_argument("--no-probe", action="store_true",
                    help="skip the GEMM peak probes (no MFU)")
     r.add_argument("--no-noise-check", action="store_true",

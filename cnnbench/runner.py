@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ from workloads import get_workload
 from .envs import find_python, worker_env
 from .plan import Cell
 from .schema import SCHEMA_VERSION, append_row, iter_rows
+from .timing import Protocol, ci_status
 from .validity import Validity, probe_cells
 from .variants import VariantSet
 
@@ -42,6 +44,7 @@ class RunSettings:
     memory_limit_mb: int = 0
     verbose: bool = False
     probe_peak: bool = True  # run the GEMM probes first and annotate MFU
+    interleave: bool = False  # run cells differing only in framework/variant side by side
     check_noise: bool = True  # sample other busy processes before each cell
 
     @property
@@ -200,75 +203,177 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def run_cell(cell: Cell, settings: RunSettings) -> dict[str, Any]:
-    """Run one cell in a fresh worker process; always returns a complete row."""
-    row = _base_row(cell, settings)
-    t_start = time.monotonic()
-    variant = settings.variants.get(cell.framework, cell.variant)
-    if variant is None:
-        row.update(status="unsupported",
-                   error=f"variant {cell.variant!r} is not defined for {cell.framework}")
-        return row
-    overrides = dict(settings.python_overrides)
-    if variant.python and cell.framework not in overrides:
-        overrides[cell.framework] = variant.python
-    python, how = find_python(cell.framework, overrides)
-    if python is None:
-        row.update(status="unavailable", error=how)
-        return row
-    if not Path(python).exists():
-        row.update(status="unavailable", error=f"interpreter not found: {python} ({how})")
-        return row
-    env, env_set = worker_env(variant.env, cell.threads)
-    row["env"] = env_set
-    row["python"] = python
-    if settings.check_noise:
-        row["busy"] = _busy_processes()
-    row["load_start"] = list(os.getloadavg())
+class WorkerProcess:
+    """One cell's worker: started, optionally driven round by round, then collected."""
 
-    settings.log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = settings.log_dir / f"{cell.cell_id}.log"
-    timeout = settings.cell_timeout(cell)
-    with tempfile.TemporaryDirectory(prefix="cnnbench-cell-") as tmp:
-        cell_file, out_file = Path(tmp) / "cell.json", Path(tmp) / "record.json"
+    def __init__(self, cell: Cell, settings: RunSettings, driven: bool = False) -> None:
+        self.cell, self.settings, self.driven = cell, settings, driven
+        self.row = _base_row(cell, settings)
+        self.t_start = time.monotonic()
+        self.timeout = settings.cell_timeout(cell)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.timed_out = False
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._to_worker: Any = None
+        self._from_worker: Any = None
+
+    def start(self) -> bool:
+        """Spawn the worker; False (with the row's status set) when it cannot run at all."""
+        cell, settings, row = self.cell, self.settings, self.row
+        variant = settings.variants.get(cell.framework, cell.variant)
+        if variant is None:
+            row.update(status="unsupported",
+                       error=f"variant {cell.variant!r} is not defined for {cell.framework}")
+            return False
+        overrides = dict(settings.python_overrides)
+        if variant.python and cell.framework not in overrides:
+            overrides[cell.framework] = variant.python
+        python, how = find_python(cell.framework, overrides)
+        if python is None:
+            row.update(status="unavailable", error=how)
+            return False
+        if not Path(python).exists():
+            row.update(status="unavailable", error=f"interpreter not found: {python} ({how})")
+            return False
+        env, env_set = worker_env(variant.env, cell.threads)
+        row["env"] = env_set
+        row["python"] = python
+        if settings.check_noise:
+            row["busy"] = _busy_processes()
+        row["load_start"] = list(os.getloadavg())
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = settings.log_dir / f"{cell.cell_id}.log"
+        self._tmp = tempfile.TemporaryDirectory(prefix="cnnbench-cell-")
+        tmp = Path(self._tmp.name)
+        cell_file, self.out_file = tmp / "cell.json", tmp / "record.json"
         cell_file.write_text(json.dumps({"cell": cell.to_dict(), "protocol": settings.protocol}))
-        cmd = [python, "-m", "cnnbench.worker", "--cell", str(cell_file), "--out", str(out_file)]
+        cmd = [python, "-m", "cnnbench.worker", "--cell", str(cell_file), "--out",
+               str(self.out_file)]
         if settings.memory_limit_mb:
             cmd += ["--memory-limit-mb", str(settings.memory_limit_mb)]
-        with open(log_path, "wb") as log:
+        pass_fds: tuple[int, ...] = ()
+        if self.driven:
+            cmd_r, cmd_w = os.pipe()
+            rep_r, rep_w = os.pipe()
+            cmd += ["--control", f"{cmd_r},{rep_w}"]
+            pass_fds = (cmd_r, rep_w)
+        with open(self.log_path, "wb") as log:
             # A new session, so a timeout kills the worker and everything it started
             # (torch.compile and XLA spawn compiler processes).
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    env=env, cwd=tmp, start_new_session=True)
-            try:
-                rc = proc.wait(timeout=timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                rc, timed_out = proc.returncode, True
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=env, cwd=tmp, start_new_session=True,
+                                         pass_fds=pass_fds)
+        if self.driven:
+            os.close(cmd_r)
+            os.close(rep_w)
+            self._to_worker = os.fdopen(cmd_w, "w", encoding="utf-8")
+            self._from_worker = os.fdopen(rep_r, "r", encoding="utf-8")
+        return True
+
+    # -- driven rounds (interleaved comparisons) -------------------------------------------
+    def send(self, command: str) -> bool:
+        try:
+            self._to_worker.write(command + "\n")
+            self._to_worker.flush()
+            return True
+        except (BrokenPipeError, ValueError):
+            return False
+
+    def recv(self) -> dict[str, Any] | None:
+        """The worker's next message, or None if it ended or went silent past the timeout."""
+        ready, _, _ = select.select([self._from_worker], [], [], self.timeout)
+        if not ready:
+            self.timed_out = True
+            if self.proc is not None:
+                _kill_group(self.proc)
+            return None
+        line = self._from_worker.readline()
+        try:
+            msg: dict[str, Any] = json.loads(line) if line else {}
+        except json.JSONDecodeError:
+            return None
+        return msg or None
+
+    # -- collection ------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        """Wait for the worker (killing it at the timeout) and complete the row."""
+        row, proc = self.row, self.proc
+        if proc is None:
+            return row
+        for f in (self._to_worker, self._from_worker):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
+        try:
+            left = self.timeout - (time.monotonic() - self.t_start)
+            rc = proc.wait(timeout=max(left, 30.0 if self.driven else 0.0))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            rc, self.timed_out = proc.returncode, True
         rec: dict[str, Any] | None = None
-        if out_file.exists():
+        if self.out_file.exists():
             try:
-                rec = json.loads(out_file.read_text(encoding="utf-8"))
+                rec = json.loads(self.out_file.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 rec = None
-    row["wall_s"] = time.monotonic() - t_start
-    row["load_end"] = list(os.getloadavg())
-    if rec is not None:
-        _merge_record(row, rec, cell.batch_size)
-        if row["busy"]:
-            row["flags"] = [*row["flags"], "busy_machine"]
-    elif timed_out:
-        row.update(status="timeout", error=f"worker exceeded the {timeout:.0f} s cell timeout "
-                   "and was killed")
-    elif rc is not None and rc < 0:
-        sig = signal.Signals(-rc).name if -rc in signal.valid_signals() else str(-rc)
-        hint = " (the kernel's OOM killer sends SIGKILL)" if -rc == signal.SIGKILL else ""
-        row.update(status="crashed", error=f"worker killed by {sig}{hint}")
-    else:
-        row.update(status="crashed",
-                   error=f"worker exited with code {rc} and no record: {_last_error_line(log_path)}")
-    return row
+        assert self._tmp is not None
+        self._tmp.cleanup()
+        row["wall_s"] = time.monotonic() - self.t_start
+        row["load_end"] = list(os.getloadavg())
+        if rec is not None:
+            _merge_record(row, rec, self.cell.batch_size)
+            if row["busy"]:
+                row["flags"] = [*row["flags"], "busy_machine"]
+        elif self.timed_out:
+            row.update(status="timeout", error=f"worker exceeded the {self.timeout:.0f} s cell "
+                       "timeout and was killed")
+        elif rc is not None and rc < 0:
+            sig = signal.Signals(-rc).name if -rc in signal.valid_signals() else str(-rc)
+            hint = " (the kernel's OOM killer sends SIGKILL)" if -rc == signal.SIGKILL else ""
+            row.update(status="crashed", error=f"worker killed by {sig}{hint}")
+        else:
+            row.update(status="crashed", error=f"worker exited with code {rc} and no record: "
+                       f"{_last_error_line(self.log_path)}")
+        return row
+
+
+def run_cell(cell: Cell, settings: RunSettings) -> dict[str, Any]:
+    """Run one cell in a fresh worker process; always returns a complete row."""
+    w = WorkerProcess(cell, settings)
+    w.start()
+    return w.finish()
+
+
+def run_interleaved(cells: list[Cell], settings: RunSettings) -> list[dict[str, Any]]:
+    """Run cells that differ only in framework or variant side by side: every worker warms
+    up, then the runner asks each for one timed round in turn (A B, B A, A B ...), so the
+    drift of the machine hits all of them alike. Rounds stop when every CI meets the target
+    or the budget (per cell) is spent; each row is that cell's own record."""
+    proto = Protocol(**settings.protocol)
+    workers = [WorkerProcess(c, settings, driven=True) for c in cells]
+    active = [w for w in workers if w.start()]
+    active = [w for w in active if (w.recv() or {}).get("ready")]
+    samples: dict[int, list[float]] = {id(w): [] for w in active}
+    t0 = time.monotonic()
+    order = list(active)
+    while active:
+        for w in order:
+            msg = w.recv() if w in active and w.send("round") else None
+            if w in active and msg is None:
+                active.remove(w)  # it died or hung: finish() records why
+            elif msg is not None:
+                samples[id(w)].append(float(msg["t"]))
+        order.reverse()
+        counts = [len(samples[id(w)]) for w in active]
+        if not counts or min(counts) < proto.min_rounds:
+            continue
+        all_met = all(ci_status(samples[id(w)], proto)[3] for w in active)
+        spent = time.monotonic() - t0 >= proto.budget_s * len(workers)
+        if all_met or spent or max(counts) >= proto.max_rounds:
+            break
+    for w in active:
+        w.send("stop")
+    return [w.finish() for w in workers]
 
 
 def run_plan(cells: list[Cell], settings: RunSettings,
@@ -290,18 +395,33 @@ def run_plan(cells: list[Cell], settings: RunSettings,
             elif row.get("status") == "ok" and row.get("ci95_low"):
                 validity.annotate(dict(row))
     probes = probe_cells(cells) if settings.probe_peak else []
-    for cell in [*probes, *cells]:
-        if cell.cell_id in skip:
-            continue
-        if on_start:
-            on_start(cell)
-        row = run_cell(cell, settings)
-        if cell.mode == "peak":
-            validity.add_probe(row)
-        else:
-            validity.annotate(row)
-            counts[row["status"]] += 1
-        append_row(settings.run_file, row)
-        if on_done:
-            on_done(cell, row)
+    todo = [c for c in [*probes, *cells] if c.cell_id not in skip]
+    for group in _groups(todo, settings.interleave):
+        for cell in group:
+            if on_start:
+                on_start(cell)
+        rows = (run_interleaved(group, settings) if len(group) > 1
+                else [run_cell(group[0], settings)])
+        for cell, row in zip(group, rows, strict=True):
+            if cell.mode == "peak":
+                validity.add_probe(row)
+            else:
+                validity.annotate(row)
+                counts[row["status"]] += 1
+            append_row(settings.run_file, row)
+            if on_done:
+                on_done(cell, row)
     return counts
+
+
+def _groups(cells: list[Cell], interleave: bool) -> list[list[Cell]]:
+    """Single cells, or with ``interleave`` the cells that differ only in framework, variant
+    or execution mode (probes always run alone), in plan order."""
+    if not interleave:
+        return [[c] for c in cells]
+    groups: dict[tuple[Any, ...], list[Cell]] = {}
+    for c in cells:
+        key = (c.device, c.workload, c.mode, c.batch_size, c.precision, c.threads, c.repeat,
+               c.cell_id if c.mode == "peak" else None)
+        groups.setdefault(key, []).append(c)
+    return list(groups.values())

@@ -112,13 +112,23 @@ def _steady(times: list[float], window: int, tol: float) -> bool:
     return abs(recent - before) <= tol * before
 
 
-def measure(time_steps: Callable[[int], float], proto: Protocol, compiled: bool = False,
-            clock: Callable[[], float] = time.perf_counter) -> Measurement:
-    """Run the protocol above against ``time_steps`` and return raw samples and statistics."""
+@dataclass
+class WarmUp:
+    """What warm-up and calibration found; the rounds start from here."""
+
+    started: float  # clock() before the first step
+    first_step_s: float
+    warm: list[float]
+    warmup_s: float
+    steady: bool
+    steps_per_round: int
+
+
+def warm_up(time_steps: Callable[[int], float], proto: Protocol, compiled: bool = False,
+            clock: Callable[[], float] = time.perf_counter) -> WarmUp:
+    """Steps 1-3 of the protocol: the first step, warm-up until steady, calibration."""
     start = clock()
     first = time_steps(1)
-    flags: list[str] = []
-
     warm: list[float] = []
     min_warm = proto.min_warmup_compiled if compiled else proto.min_warmup
     warm_start = clock()
@@ -131,39 +141,55 @@ def measure(time_steps: Callable[[int], float], proto: Protocol, compiled: bool 
             break
         if len(warm) >= min_warm and clock() - warm_start > warm_budget:
             break
-    warmup_s = clock() - warm_start
-    if not steady:
-        flags.append("warmup_unsteady")
-
     step_est = statistics.median(warm[-proto.window :])
     k = max(1, math.ceil(proto.min_round_s / step_est)) if step_est > 0 else 1000
     # A round never takes more than its share of the budget, whatever min_round_s says.
     share = proto.budget_s / (proto.min_rounds * 2)
     if step_est > 0:
         k = max(1, min(k, int(share / step_est)))
+    return WarmUp(start, first, warm, clock() - warm_start, steady, k)
 
-    samples: list[float] = []
-    measure_start = clock()
-    deadline = start + proto.budget_s
-    met = False
-    lo = hi = med = float("nan")
-    while len(samples) < proto.max_rounds:
-        samples.append(time_steps(k) / k)
-        if len(samples) < proto.min_rounds:
-            continue
-        med = statistics.median(samples)
-        lo, hi = median_ci(samples)
-        met = med > 0 and (med - lo) <= proto.target_rel_ci * med and (
-            hi - med) <= proto.target_rel_ci * med
-        if met or clock() >= deadline:
-            break
+
+def ci_status(samples: list[float], proto: Protocol) -> tuple[float, float, float, bool]:
+    """(median, CI low, CI high, target met) once there are min_rounds samples."""
+    if len(samples) < proto.min_rounds:
+        return float("nan"), float("nan"), float("nan"), False
+    med = statistics.median(samples)
+    lo, hi = median_ci(samples)
+    met = med > 0 and (med - lo) <= proto.target_rel_ci * med and (
+        hi - med) <= proto.target_rel_ci * med
+    return med, lo, hi, met
+
+
+def summarize(w: WarmUp, samples: list[float], measure_s: float, total_s: float,
+              proto: Protocol) -> Measurement:
+    """Step 4's statistics and flags over the rounds' per-step samples."""
+    med, lo, hi, met = ci_status(samples, proto)
+    flags = [] if w.steady else ["warmup_unsteady"]
     if not met:
         flags.append("ci_wide")
-    if clock() - start > proto.budget_s * 1.5:
+    if total_s > proto.budget_s * 1.5:
         flags.append("over_budget")
     return Measurement(
-        samples_s=samples, steps_per_round=k, first_step_s=first, warmup_steps=len(warm),
-        warmup_s=warmup_s, warmup_steady=steady, measure_s=clock() - measure_start,
-        median_s=med, ci95_low_s=lo, ci95_high_s=hi, ci_target_met=met,
+        samples_s=samples, steps_per_round=w.steps_per_round, first_step_s=w.first_step_s,
+        warmup_steps=len(w.warm), warmup_s=w.warmup_s, warmup_steady=w.steady,
+        measure_s=measure_s, median_s=med, ci95_low_s=lo, ci95_high_s=hi, ci_target_met=met,
         budget_s=proto.budget_s, flags=flags,
     )
+
+
+def measure(time_steps: Callable[[int], float], proto: Protocol, compiled: bool = False,
+            clock: Callable[[], float] = time.perf_counter) -> Measurement:
+    """Run the protocol above against ``time_steps`` and return raw samples and statistics."""
+    w = warm_up(time_steps, proto, compiled, clock)
+    k = w.steps_per_round
+    samples: list[float] = []
+    measure_start = clock()
+    deadline = w.started + proto.budget_s
+    while len(samples) < proto.max_rounds:
+        samples.append(time_steps(k) / k)
+        if len(samples) >= proto.min_rounds and (ci_status(samples, proto)[3]
+                                                 or clock() >= deadline):
+            break
+    end = clock()
+    return summarize(w, samples, end - measure_start, end - w.started, proto)

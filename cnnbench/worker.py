@@ -35,7 +35,43 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
-def run_cell(cell: dict[str, Any], proto_args: dict[str, Any]) -> dict[str, Any]:
+class Control:
+    """Line-delimited JSON over two inherited pipe fds: the runner drives the rounds."""
+
+    def __init__(self, fd_in: int, fd_out: int) -> None:
+        self.rd = os.fdopen(fd_in, "r", encoding="utf-8")
+        self.wr = os.fdopen(fd_out, "w", encoding="utf-8")
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.wr.write(json.dumps(msg) + "\n")
+        self.wr.flush()
+
+    def recv(self) -> str:
+        line = self.rd.readline()
+        if not line:
+            raise EOFError("the runner closed the control pipe")
+        return line.strip()
+
+
+def _driven_rounds(time_steps: Any, proto: Any, compiled: bool, control: Control) -> Any:
+    """Warm up, then time one round per "round" command until "stop": the runner
+    interleaves the rounds of several workers (variants compared side by side)."""
+    from .timing import summarize, warm_up
+
+    w = warm_up(time_steps, proto, compiled)
+    k = w.steps_per_round
+    control.send({"ready": k})
+    samples: list[float] = []
+    t0 = time.perf_counter()
+    while control.recv() == "round":
+        samples.append(time_steps(k) / k)
+        control.send({"t": samples[-1]})
+    end = time.perf_counter()
+    return summarize(w, samples, end - t0, end - w.started, proto)
+
+
+def run_cell(cell: dict[str, Any], proto_args: dict[str, Any],
+             control: Control | None = None) -> dict[str, Any]:
     """Build, warm up and time one cell. Never raises: failures become a status."""
     from adapters import get_info, load_adapter
     from adapters.base import BuildOptions, Unsupported
@@ -91,7 +127,11 @@ def run_cell(cell: dict[str, Any], proto_args: dict[str, Any]) -> dict[str, Any]
             rec["model_params"] = adapter.num_params(model)
             time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
             rec.update(adapter.prepare_facts(model))
-        m = measure(time_steps, Protocol(**proto_args), compiled=compiled)
+        proto = Protocol(**proto_args)
+        if control is None:
+            m = measure(time_steps, proto, compiled=compiled)
+        else:
+            m = _driven_rounds(time_steps, proto, compiled, control)
         rec.update(m.to_dict())
         rec["status"] = "ok"
     except Unsupported as exc:
@@ -140,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--facts", metavar="FRAMEWORK")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--memory-limit-mb", type=int, default=0)
+    p.add_argument("--control", metavar="IN,OUT", help="pipe fds: the runner drives the rounds")
     args = p.parse_args(argv)
     _exit_with_parent()
     if args.memory_limit_mb:
@@ -149,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(args.out, facts(args.facts))
         return 0
     payload = json.loads(args.cell.read_text(encoding="utf-8"))
-    rec = run_cell(payload["cell"], payload.get("protocol", {}))
+    control = None
+    if args.control:
+        fd_in, fd_out = (int(v) for v in args.control.split(","))
+        control = Control(fd_in, fd_out)
+    rec = run_cell(payload["cell"], payload.get("protocol", {}), control)
     rec["python"] = sys.executable
     write_atomic(args.out, rec)
     # Skip interpreter teardown: some frameworks hang or crash in atexit handlers, and the

@@ -130,3 +130,48 @@ def test_worker_never_writes_results_to_stdout(tmp_path: Path) -> None:
     row = run_cell(cell(step_s=0.0005), settings(tmp_path))
     assert row["status"] == "ok"
     assert not os.path.exists(tmp_path / "record.json")
+
+
+def test_interleaved_cells_take_turns_round_by_round(tmp_path: Path) -> None:
+    other = Variant("other", "null", {"CNNBENCH_MARK": "1"})
+    broken = Variant("broken", "null", {"CNNBENCH_NULL_FAULT": "import"})
+    cells = expand(["null"], ["lenet5"], modes=["infer"], batch_sizes=[4],
+                   variants=["default", "other", "broken"], options={"step_s": 0.001})
+    s = settings(tmp_path, interleave=True, variants=VariantSet([other, broken]))
+    counts = run_plan(cells, s)
+    assert counts == {"ok": 2, "unavailable": 1}
+    rows = {r["variant"]: r for r in iter_rows(s.run_file, []) if r["mode"] != "peak"}
+    a, b = rows["default"], rows["other"]
+    assert a["status"] == b["status"] == "ok"
+    # lockstep: every round of one was followed by a round of the other
+    assert len(a["samples_s"]) == len(b["samples_s"]) >= 8
+    assert b["env"] == {"CNNBENCH_MARK": "1"}
+    assert "nullframework" in rows["broken"]["error"]
+
+
+def test_interleaved_group_survives_a_worker_killed_mid_rounds(tmp_path: Path) -> None:
+    cells = expand(["null"], ["lenet5"], modes=["infer"], batch_sizes=[4],
+                   variants=["default", "other"], options={"step_s": 0.001})
+    killer = Variant("other", "null", {})
+    s = settings(tmp_path, interleave=True, variants=VariantSet([killer]), timeout_s=10.0)
+    from cnnbench.runner import WorkerProcess, run_interleaved
+
+    # kill the second worker right after both are ready, from outside
+    real_recv = WorkerProcess.recv
+    state = {"n": 0}
+
+    def recv(self):
+        msg = real_recv(self)
+        if msg and "t" in msg and self.cell.variant == "other":
+            state["n"] += 1
+            if state["n"] == 3:
+                os.killpg(self.proc.pid, 9)
+        return msg
+
+    WorkerProcess.recv = recv  # type: ignore[method-assign]
+    try:
+        rows = run_interleaved(cells, s)
+    finally:
+        WorkerProcess.recv = real_recv  # type: ignore[method-assign]
+    assert rows[0]["status"] == "ok" and len(rows[0]["samples_s"]) >= 8
+    assert rows[1]["status"] == "crashed" and "SIGKILL" in rows[1]["error"]
