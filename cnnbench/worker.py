@@ -62,12 +62,13 @@ def _driven_rounds(time_steps: Any, proto: Any, compiled: bool, control: Control
     k = w.steps_per_round
     control.send({"ready": k})
     samples: list[float] = []
-    t0 = time.perf_counter()
+    own = 0.0  # only this worker's rounds: the others' turns are not its time
     while control.recv() == "round":
-        samples.append(time_steps(k) / k)
+        t = time_steps(k)
+        own += t
+        samples.append(t / k)
         control.send({"t": samples[-1]})
-    end = time.perf_counter()
-    return summarize(w, samples, end - t0, end - w.started, proto)
+    return summarize(w, samples, own, w.first_step_s + w.warmup_s + own, proto)
 
 
 def run_cell(cell: dict[str, Any], proto_args: dict[str, Any],
