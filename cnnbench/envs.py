@@ -59,7 +59,11 @@ def worker_pythonpath() -> str:
     """
     global _SHIM
     if _SHIM is None or not _SHIM.exists():
+        import atexit
+        import shutil
+
         _SHIM = Path(tempfile.mkdtemp(prefix="cnnbench-path-"))
+        atexit.register(shutil.rmtree, _SHIM, True)
         root = project_root()
         for pkg in PACKAGES:
             (_SHIM / pkg).symlink_to(root / pkg, target_is_directory=True)
