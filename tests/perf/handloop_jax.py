@@ -21,12 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sidebyside import compare, parse_args  # noqa: E402  (this folder)
+from sidebyside import compare, parse_args, resnet20_suite  # noqa: E402  (this folder)
 
 from adapters import load_adapter  # noqa: E402
-from adapters.base import BuildOptions  # noqa: E402
-from workloads import get_workload  # noqa: E402
-from workloads.reference import init_weights, synthetic_batch  # noqa: E402
 
 ADAPTER = load_adapter("jax")  # before anything touches a backend: setup() sets the threads
 
@@ -103,14 +100,9 @@ def hand_loop(x_nchw: np.ndarray, y: np.ndarray, mode: str):
 
 def main() -> None:
     args = parse_args(__doc__.split("\n")[0], ("jit", "eager"))
-    adapter = ADAPTER
-    print("threads:", adapter.setup(args.threads))
-    spec = get_workload("resnet20")
-    x, y = synthetic_batch(spec, args.batch, seed=0)
-    model = adapter.build(spec, init_weights(spec), BuildOptions(
-        mode=args.mode, exec_mode=args.exec_mode))
-    suite = adapter.prepare(model, x, y)
-    print("adapter compile:", {k: round(v, 3) for k, v in adapter.prepare_facts(model).items()})
+    model, x, y, suite = resnet20_suite(ADAPTER, args.mode, args.exec_mode, args.batch,
+                                        args.threads)
+    print("adapter compile:", {k: round(v, 3) for k, v in ADAPTER.prepare_facts(model).items()})
     compare(suite, hand_loop(x, y, args.mode), args.batch, args.steps, args.rounds)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sidebyside import compare, parse_args  # noqa: E402  (this folder)
+from sidebyside import compare, parse_args, resnet20_suite  # noqa: E402  (this folder)
 
 ARGS = parse_args(__doc__.split("\n")[0], ("hybrid", "eager"))
 os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)  # must precede the import of mxnet
@@ -33,9 +33,6 @@ from mxnet import autograd, gluon  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 
 from adapters import load_adapter  # noqa: E402
-from adapters.base import BuildOptions  # noqa: E402
-from workloads import get_workload  # noqa: E402
-from workloads.reference import init_weights, synthetic_batch  # noqa: E402
 
 
 class BasicBlock(gluon.HybridBlock):
@@ -113,15 +110,10 @@ def hand_loop(x_np, y_np, mode: str, hybrid: bool):  # type: ignore[no-untyped-d
 
 def main() -> None:
     args = ARGS
-    adapter = load_adapter("mxnet")
-    print("threads:", adapter.setup(args.threads))
-    spec = get_workload("resnet20")
-    x, y = synthetic_batch(spec, args.batch, seed=0)
-    model = adapter.build(spec, init_weights(spec), BuildOptions(
-        mode=args.mode, exec_mode=args.exec_mode))
-    compare(adapter.prepare(model, x, y),
-            hand_loop(x, y, args.mode, args.exec_mode == "hybrid"),
-            args.batch, args.steps, args.rounds)
+    _, x, y, suite = resnet20_suite(load_adapter("mxnet"), args.mode, args.exec_mode,
+                                    args.batch, args.threads)
+    compare(suite, hand_loop(x, y, args.mode, args.exec_mode == "hybrid"), args.batch,
+            args.steps, args.rounds)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sidebyside import compare, parse_args  # noqa: E402  (this folder)
+from sidebyside import compare, parse_args, resnet20_suite  # noqa: E402  (this folder)
 
 from adapters import load_adapter  # noqa: E402
-from adapters.base import BuildOptions  # noqa: E402
 
 ADAPTER = load_adapter("tensorflow")  # first: it quiets TF's logging before TF's import
-from workloads import get_workload  # noqa: E402
-from workloads.reference import init_weights, synthetic_batch  # noqa: E402
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
@@ -102,14 +99,10 @@ def hand_loop(x_nchw, y, mode: str, exec_mode: str):
 
 def main() -> None:
     args = parse_args(__doc__.split("\n")[0], ("graph", "xla", "eager"))
-    adapter = ADAPTER
-    print("threads:", adapter.setup(args.threads))
-    spec = get_workload("resnet20")
-    x, y = synthetic_batch(spec, args.batch, seed=0)
-    model = adapter.build(spec, init_weights(spec), BuildOptions(
-        mode=args.mode, exec_mode=args.exec_mode))
-    compare(adapter.prepare(model, x, y), hand_loop(x, y, args.mode, args.exec_mode),
-            args.batch, args.steps, args.rounds)
+    _, x, y, suite = resnet20_suite(ADAPTER, args.mode, args.exec_mode, args.batch,
+                                    args.threads)
+    compare(suite, hand_loop(x, y, args.mode, args.exec_mode), args.batch, args.steps,
+            args.rounds)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
+from typing import Any
 
 TimeSteps = Callable[[int], float]
 
@@ -22,6 +23,20 @@ def parse_args(description: str, exec_modes: tuple[str, ...]) -> argparse.Namesp
     p.add_argument("--mode", choices=("train", "infer"), default="train")
     p.add_argument("--exec-mode", choices=exec_modes, default=exec_modes[0])
     return p.parse_args()
+
+
+def resnet20_suite(adapter: Any, mode: str, exec_mode: str, batch: int,
+                   threads: int) -> tuple[Any, Any, Any, TimeSteps]:
+    """(model, x, y, the adapter's time_steps) for ResNet-20 from canonical weights."""
+    from adapters.base import BuildOptions
+    from workloads import get_workload
+    from workloads.reference import init_weights, synthetic_batch
+
+    print("threads:", adapter.setup(threads))
+    spec = get_workload("resnet20")
+    x, y = synthetic_batch(spec, batch, seed=0)
+    model = adapter.build(spec, init_weights(spec), BuildOptions(mode=mode, exec_mode=exec_mode))
+    return model, x, y, adapter.prepare(model, x, y)
 
 
 def interleave(runners: dict[str, TimeSteps], steps: int, rounds: int) -> dict[str, list[float]]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from sidebyside import interleave  # this folder
+from sidebyside import interleave, resnet20_suite  # this folder
 
 from cnnbench.timing import median_ci
 
@@ -72,16 +72,8 @@ def test_pytorch_suite_vs_hand_loop(benchmark, framework: str) -> None:
     import torch.nn.functional as F
 
     from adapters import load_adapter
-    from adapters.base import BuildOptions
-    from workloads import get_workload
-    from workloads.reference import init_weights, synthetic_batch
 
-    adapter = load_adapter("pytorch")
-    adapter.setup(2)
-    spec = get_workload("resnet20")
-    model = adapter.build(spec, init_weights(spec), BuildOptions(mode="train"))
-    x, y = synthetic_batch(spec, 32)
-    suite = adapter.prepare(model, x, y)
+    model, x, y, suite = resnet20_suite(load_adapter("pytorch"), "train", "eager", 32, 2)
     module, opt = model.module, model.optimizer
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -103,16 +95,9 @@ def test_jax_suite_vs_hand_loop(benchmark, framework: str) -> None:
     import jax
 
     from adapters import load_adapter
-    from adapters.base import BuildOptions
-    from workloads import get_workload
-    from workloads.reference import init_weights, synthetic_batch
 
     adapter = load_adapter("jax")
-    adapter.setup(2)
-    spec = get_workload("resnet20")
-    model = adapter.build(spec, init_weights(spec), BuildOptions(mode="train", exec_mode="jit"))
-    x, y = synthetic_batch(spec, 32)
-    suite = adapter.prepare(model, x, y)
+    model, x, y, suite = resnet20_suite(adapter, "train", "jit", 32, 2)
     xd, yd = adapter._put_batch(model, x, y)
     step = model.train_fn  # the same jitted (state-donating) step the adapter compiled
 
