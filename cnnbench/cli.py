@@ -220,9 +220,11 @@ def _run_with_progress(cells: list[Any], n_probes: int, settings: Any, run_plan:
         TimeRemainingColumn,
     )
 
+    from .validity import probe_peak
+
     def line(cell: Any, row: dict[str, Any]) -> str:
-        if row["status"] == "ok" and row["mode"] == "peak":
-            peak = row["flops_per_image"] / min(row["samples_s"])
+        peak = probe_peak(row) if row["mode"] == "peak" else None
+        if peak is not None:  # an ok GEMM probe
             what = f"GEMM peak {peak / 1e9:.1f} GFLOP/s (best round)"
         elif row["status"] == "ok":
             what = (f"{row['images_per_s']:.1f} img/s "

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .prices import Price, price_for
 from .schema import REQUIRED, iter_rows, result_files
+from .validity import peak_key, probe_peak
 
 KEY = ["machine_id", "framework", "variant", "device", "workload", "mode", "batch_size",
        "precision", "exec_mode", "threads"]
@@ -67,10 +68,10 @@ def peaks(df: pd.DataFrame) -> list[dict[str, Any]]:
     probes = df[(df["status"] == "ok") & (df["mode"] == "peak")]
     best: dict[tuple[Any, ...], dict[str, Any]] = {}
     for _, r in probes.iterrows():
-        if not r["samples_s"]:
+        flops = probe_peak(r)
+        if flops is None:
             continue
-        flops = float(r["flops_per_image"]) / min(r["samples_s"])
-        key = (r["machine_id"], r["device"], r["threads"], r["precision"])
+        key = peak_key(r)
         if key not in best or flops > best[key]["flops"]:
             best[key] = {"machine": r["machine_id"], "device": r["device"],
                          "threads": r["threads"], "precision": r["precision"],
