@@ -67,7 +67,8 @@ def peaks(df: pd.DataFrame) -> list[dict[str, Any]]:
     """The measured GEMM peak per machine, device, threads and precision (best probe)."""
     probes = df[(df["status"] == "ok") & (df["mode"] == "peak")]
     best: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for _, r in probes.iterrows():
+    for row in probes.to_dict("records"):
+        r = {str(k): v for k, v in row.items()}
         flops = probe_peak(r)
         if flops is None:
             continue
