@@ -5,6 +5,10 @@ layouts). Symmetric padding goes into the conv/pool itself (so oneDNN/cuDNN see 
 asymmetric padding (the CIFAR tutorial's TF-style pools) is an explicit F.pad.
 Precision: fp32 (TF32 off on CUDA), tf32 (CUDA), bf16 autocast (CPU and CUDA), fp16 AMP with
 a GradScaler (CUDA). Execution: eager, or compiled with torch.compile (inductor).
+
+Adapter option ``memory_format=channels_last`` (the built-in variant ``channels-last``) puts
+the parameters and the input batch in NHWC memory order, which oneDNN and cuDNN prefer; the
+logical shapes and weight layout are unchanged. ``contiguous`` (NCHW) is the default.
 """
 
 from __future__ import annotations
@@ -153,6 +157,9 @@ class _PadChannels(nn.Module):
         return F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, self.before, self.after))
 
 
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
 class TorchModel:
     """What build() returns: the module, its (maybe compiled) callable and the step state."""
 
@@ -164,6 +171,16 @@ class TorchModel:
         self.fn: Callable[[torch.Tensor], torch.Tensor] = module
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
+        fmt = (opts.options or {}).get("memory_format", "contiguous")
+        if fmt not in MEMORY_FORMATS:
+            raise ValueError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, "
+                             f"not {fmt!r}")
+        self.memory_format = MEMORY_FORMATS[fmt]
+
+    def tensor(self, x: np.ndarray) -> torch.Tensor:
+        """An input batch on the model's device, dtype and memory format."""
+        t = torch.from_numpy(x).to(self.device, self.dtype)
+        return t.contiguous(memory_format=self.memory_format)
 
 
 class PyTorchAdapter(Adapter):
@@ -260,7 +277,7 @@ class PyTorchAdapter(Adapter):
             if device.type != "cpu" or p != "fp32":
                 raise Unsupported("float64 is the conformance check of fp32 cells on the CPU")
             module.double()
-        module.to(device)
+        module.to(device, memory_format=model.memory_format)
         if opts.exec_mode == "compiled":
             model.fn = torch.compile(module)
         elif opts.exec_mode != "eager":
@@ -288,7 +305,7 @@ class PyTorchAdapter(Adapter):
     def predict(self, model: TorchModel, x: np.ndarray) -> np.ndarray:
         model.module.eval()
         with torch.inference_mode(), self._autocast(model):
-            out = model.fn(torch.from_numpy(x).to(model.device, model.dtype))
+            out = model.fn(model.tensor(x))
         return out.float().cpu().numpy()
 
     def _train_once(self, model: TorchModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -308,14 +325,14 @@ class PyTorchAdapter(Adapter):
 
     def train_step(self, model: TorchModel, x: np.ndarray, y: np.ndarray) -> float:
         model.module.train()
-        xt = torch.from_numpy(x).to(model.device, model.dtype)
+        xt = model.tensor(x)
         yt = torch.from_numpy(y).to(model.device)
         return float(self._train_once(model, xt, yt).item())
 
     # -- benchmark ---------------------------------------------------------------------
     def prepare(self, model: TorchModel, x: np.ndarray, y: np.ndarray,
                 sync: bool = True) -> TimeSteps:
-        xt = torch.from_numpy(x).to(model.device, model.dtype)
+        xt = model.tensor(x)
         yt = torch.from_numpy(y).to(model.device)
         self._sync(model.device)
         clock, device = time.perf_counter, model.device

@@ -246,7 +246,11 @@ class WorkerProcess:
         self._tmp = tempfile.TemporaryDirectory(prefix="cnnbench-cell-")
         tmp = Path(self._tmp.name)
         cell_file, self.out_file = tmp / "cell.json", tmp / "record.json"
-        cell_file.write_text(json.dumps({"cell": cell.to_dict(), "protocol": settings.protocol}))
+        cell_dict = cell.to_dict()
+        # The variant's adapter options, overridden by the run's own --adapter-opt.
+        cell_dict["options"] = {**variant.options, **cell.options}
+        row["options"] = dict(cell_dict["options"])
+        cell_file.write_text(json.dumps({"cell": cell_dict, "protocol": settings.protocol}))
         cmd = [python, "-m", "cnnbench.worker", "--cell", str(cell_file), "--out",
                str(self.out_file)]
         if settings.memory_limit_mb:

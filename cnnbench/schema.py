@@ -68,7 +68,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "build": ("dict", "the framework's build facts (version, ISA, oneDNN, CUDA, ...)"),
     "env": ("dict", "environment variables the variant and thread pinning set"),
     "python": ("str|null", "interpreter that ran the worker"),
-    "options": ("dict", "adapter options given with --adapter-opt"),
+    "options": ("dict", "adapter options: the variant's, overridden by --adapter-opt"),
 }
 REQUIRED = tuple(FIELDS)
 

@@ -1,9 +1,10 @@
-"""Build variants: a variant is (python interpreter, environment variables).
+"""Build variants: a variant is (python interpreter, environment variables, adapter options).
 
 * ``default`` is the framework's default pip build in its tox environment.
 * Built-in ISA-capped variants run the *same* build with its math libraries capped to an
   older instruction set, which emulates a generic build (see shared FACTS: PyTorch's
   ATen/oneDNN caps, TensorFlow's oneDNN switch, MXNet's DNNL cap, XLA's max ISA).
+* Built-in configuration variants set adapter options instead (PyTorch ``channels-last``).
 * Custom builds (your own wheel or interpreter) are declared in a TOML file, ``--variants-file``.
 """
 
@@ -29,6 +30,8 @@ class Variant:
     env: dict[str, str] = field(default_factory=dict)
     python: str | None = None
     description: str = ""
+    # Adapter options (as with --adapter-opt) that this variant sets; --adapter-opt wins.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def applies_to(self, framework: str) -> bool:
         return self.framework in ("*", framework)
@@ -43,6 +46,10 @@ BUILTIN: tuple[Variant, ...] = (
     Variant("isa-generic", "pytorch",
             {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}, None,
             "ATen default kernels, oneDNN capped at SSE4.1: emulates a generic build"),
+    # The same build with NHWC activations and weights: oneDNN and cuDNN's preferred layout.
+    Variant("channels-last", "pytorch", {}, None,
+            "model and input in torch.channels_last (NHWC) memory format",
+            {"memory_format": "channels_last"}),
     # TensorFlow turns oneDNN on by default only on CPUs with AVX512_VNNI/BF16, AVX_VNNI or
     # AMX; elsewhere (an AVX2 EPYC, say) its Eigen kernels run unless this is forced.
     Variant("onednn-on", "tensorflow", {"TF_ENABLE_ONEDNN_OPTS": "1"}, None,
@@ -81,7 +88,7 @@ def load_variants_file(path: Path) -> list[Variant]:
     """Parse and validate a variants TOML file (a list of [[variant]] tables)."""
     text = read_text(path, "variants", VariantError)
     entries = tables(text, str(path), "variant",
-                     {"name", "framework", "python", "env", "description"}, VariantError)
+                     {"name", "framework", "python", "env", "description", "options"}, VariantError)
     out: list[Variant] = []
     for where, e in entries:
         name = _check_name(e.get("name"), where)
@@ -99,7 +106,14 @@ def load_variants_file(path: Path) -> list[Variant]:
         desc = e.get("description", "")
         if not isinstance(desc, str):
             raise VariantError(f"{where}: description must be a string")
-        out.append(Variant(name, fw, {k: str(v) for k, v in env.items()}, py, desc))
+        options = e.get("options", {})
+        if not isinstance(options, dict) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float, bool))
+            for k, v in options.items()
+        ):
+            raise VariantError(f"{where}: options must be a table of strings or numbers")
+        out.append(Variant(name, fw, {k: str(v) for k, v in env.items()}, py, desc,
+                           dict(options)))
     return out
 
 

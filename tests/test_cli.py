@@ -64,6 +64,19 @@ def test_malformed_variants_file(tmp_path: Path) -> None:
     assert r.returncode == 2 and "not valid TOML" in r.stderr
 
 
+def test_variants_file_options(tmp_path: Path) -> None:
+    good = tmp_path / "v.toml"
+    good.write_text("[[variant]]\nname = 'cl'\nframework = 'pytorch'\n"
+                    "options = { memory_format = 'channels_last' }\n")
+    r = cli("run", "--variants-file", str(good), "--variants", "cl", "--frameworks", "pytorch",
+            "--workloads", "lenet5", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "pytorch/cl lenet5" in r.stdout
+    good.write_text("[[variant]]\nname = 'cl'\nframework = 'pytorch'\noptions = [1]\n")
+    r = cli("run", "--variants-file", str(good), "--dry-run")
+    assert r.returncode == 2 and "options must be a table" in r.stderr
+
+
 def test_list_json_counts() -> None:
     r = cli("list", "--json")
     assert r.returncode == 0

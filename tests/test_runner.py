@@ -87,6 +87,20 @@ def test_missing_environment_is_unavailable(tmp_path: Path, monkeypatch) -> None
     assert "tox -e pytorch" in row["error"]
 
 
+def test_variant_options_reach_the_worker_and_adapter_opt_wins(tmp_path: Path) -> None:
+    faulty = Variant("faulty", "null", {}, None, "", {"fault": "raise", "step_s": 0.001})
+    s = settings(tmp_path, variants=VariantSet([faulty]))
+    c = expand(["null"], ["lenet5"], modes=["infer"], variants=["faulty"])[0]
+    row = run_cell(c, s)
+    assert row["status"] == "error" and "injected fault" in row["error"]
+    assert row["options"] == {"fault": "raise", "step_s": 0.001}
+    c = expand(["null"], ["lenet5"], modes=["infer"], variants=["faulty"],
+               options={"fault": "unsupported"})[0]
+    row = run_cell(c, s)
+    assert row["status"] == "unsupported"
+    assert row["options"] == {"fault": "unsupported", "step_s": 0.001}
+
+
 def test_unknown_variant_for_framework_is_unsupported(tmp_path: Path) -> None:
     c = expand(["null"], ["lenet5"], modes=["infer"], variants=["isa-avx2"])[0]
     row = run_cell(c, settings(tmp_path))
