@@ -261,22 +261,45 @@ def _run_with_progress(cells: list[Any], n_probes: int, settings: Any, run_plan:
             ) from None
 
 
+def _console() -> Any:
+    from rich.console import Console
+
+    # Piped output gets a wide page rather than rich's 80 columns, so no count is cut.
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    if args.variants:
+        vs = VariantSet(load_variants_file(args.variants_file) if args.variants_file else [])
+        vrows: list[dict[str, Any]] = [
+            {"name": v.name, "framework": v.framework, "env": v.env, "options": v.options,
+             "python": v.python, "description": v.description} for v in vs.variants]
+        if args.json:
+            print(json.dumps(vrows, indent=2))
+            return 0
+        t = Table("variant", "framework", "environment", "adapter options", "description")
+        for v in vs.variants:
+            t.add_row(v.name, v.framework, " ".join(f"{k}={x}" for k, x in v.env.items()),
+                      " ".join(f"{k}={x}" for k, x in v.options.items()),
+                      v.description + (f" ({v.python})" if v.python else ""))
+        _console().print(t)
+        return 0
     names = list_workloads(args.filter, args.tag)
     rows = [get_workload(n).summary() for n in names]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
     t = Table("workload", "input", "classes", "params", "GFLOPs/img", "default batch",
               "description")
+    for col in t.columns[:-1]:
+        col.no_wrap = True
     for r in rows:
         t.add_row(r["name"], "x".join(map(str, r["input_shape"])), str(r["num_classes"]),
                   f"{r['params']:,}", f"{r['flops_per_image'] / 1e9:.4f}",
                   str(r["default_batch"]), r["description"])
-    Console().print(t)
+    _console().print(t)
     return 0
 
 
@@ -408,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.add_argument("--filter", metavar="GLOB", help="only names matching this glob")
     ls.add_argument("--tag", help="only workloads with this tag (small, imagenet, residual...)")
+    ls.add_argument("--variants", action="store_true",
+                    help="list the build variants instead (built-in, plus --variants-file)")
+    ls.add_argument("--variants-file", type=Path, metavar="TOML",
+                    help="custom build variants to list with --variants")
     ls.set_defaults(func=cmd_list)
     return p
 

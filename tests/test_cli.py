@@ -77,6 +77,27 @@ def test_variants_file_options(tmp_path: Path) -> None:
     assert r.returncode == 2 and "options must be a table" in r.stderr
 
 
+def test_list_piped_keeps_every_count_whole() -> None:
+    r = cli("list")  # stdout is a pipe here: rich must not cut the numbers at 80 columns
+    assert r.returncode == 0
+    for count in ("61,706", "1,068,298", "269,722", "25,557,032", "138,357,544", "3,504,872"):
+        assert count in r.stdout
+
+
+def test_list_variants(tmp_path: Path) -> None:
+    r = cli("list", "--variants", "--json")
+    assert r.returncode == 0
+    found = {(v["name"], v["framework"]): v for v in json.loads(r.stdout)}
+    assert found[("channels-last", "pytorch")]["options"] == {"memory_format": "channels_last"}
+    assert found[("onednn-on", "tensorflow")]["env"] == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    custom = tmp_path / "v.toml"
+    custom.write_text("[[variant]]\nname = 'mine'\nframework = 'jax'\npython = '/opt/x/python'\n")
+    r = cli("list", "--variants", "--variants-file", str(custom))
+    assert r.returncode == 0 and "mine" in r.stdout and "/opt/x/python" in r.stdout
+    r = cli("list", "--variants", "--variants-file", str(tmp_path / "none.toml"))
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_list_json_counts() -> None:
     r = cli("list", "--json")
     assert r.returncode == 0
