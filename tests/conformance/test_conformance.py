@@ -3,19 +3,17 @@ same parameters, round-trip weights, train, and reject what it cannot run with a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from adapters import get_info
 from adapters.base import BuildOptions, Unsupported
+from tests.conformance.fixture_step import sgd_step
 from workloads import get_workload, list_workloads
 from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
 
 pytestmark = pytest.mark.conformance
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TRAIN_FIXTURE_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
 FP32_TOL = 1e-4
 
@@ -54,18 +52,6 @@ def test_param_count_and_weight_round_trip(adapter, name: str) -> None:
 FP32_STEP_TOL = {"lenet5": FP32_TOL, "cifar10_tutorial": FP32_TOL, "resnet20": 5e-3}
 
 
-def _sgd_step(adapter, name: str, dtype: str):
-    fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
-    _, weights, model = _build(adapter, name, mode="train", lr=float(fixture["lr"]),
-                               momentum=float(fixture["momentum"]), dtype=dtype)
-    loss = adapter.train_step(model, fixture["x"], fixture["y"])
-    after = adapter.export_weights(model)
-    worst = max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights)
-    moved = max(float(np.max(np.abs(after[k] - weights[k]))) for k in weights)
-    assert moved > 0, "the step did not change any weight"
-    return loss, float(fixture["loss"]), worst
-
-
 @pytest.mark.parametrize("name", TRAIN_FIXTURE_WORKLOADS)
 def test_one_sgd_step_matches_reference_fixture(adapter, name: str) -> None:
     """One SGD step (lr 0.1, momentum 0.9) from canonical weights on a fixed batch must give
@@ -73,7 +59,7 @@ def test_one_sgd_step_matches_reference_fixture(adapter, name: str) -> None:
     computed in float64 so that only the translation, not rounding, can differ."""
     if adapter.name == "null":
         pytest.skip("the null adapter does not train")
-    loss, ref_loss, worst = _sgd_step(adapter, name, "float64")
+    loss, ref_loss, worst = sgd_step(adapter, name, dtype="float64")
     assert loss == pytest.approx(ref_loss, rel=1e-6)
     assert worst <= FP32_TOL, f"{name}: updated weights differ by {worst:.2e}"
 
@@ -83,7 +69,7 @@ def test_one_fp32_sgd_step_is_close_to_reference(adapter, name: str) -> None:
     """The same step in the benchmarked fp32 path."""
     if adapter.name == "null":
         pytest.skip("the null adapter does not train")
-    loss, ref_loss, worst = _sgd_step(adapter, name, "float32")
+    loss, ref_loss, worst = sgd_step(adapter, name, dtype="float32")
     assert loss == pytest.approx(ref_loss, rel=1e-4)
     assert worst <= FP32_STEP_TOL[name], f"{name}: fp32 updated weights differ by {worst:.2e}"
 

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from adapters.base import BuildOptions, Unsupported
+from tests.conformance.fixture_step import sgd_step
 from workloads import GraphBuilder, WorkloadSpec, get_workload, list_workloads
 from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
 
 pytestmark = pytest.mark.conformance
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
 FP32_TOL = 1e-4
 
 
@@ -58,13 +58,8 @@ def test_jit_forward_matches_oracle(jax_adapter, name: str) -> None:
     ("resnet20", "float64", FP32_TOL), ("lenet5", "float32", FP32_TOL),
     ("cifar10_tutorial", "float32", FP32_TOL), ("resnet20", "float32", 1e-3)])
 def test_jit_sgd_step_matches_fixture(jax_adapter, name: str, dtype: str, tol: float) -> None:
-    fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
-    _, weights, model = _build(jax_adapter, name, mode="train", exec_mode="jit", dtype=dtype,
-                               lr=float(fixture["lr"]), momentum=float(fixture["momentum"]))
-    loss = jax_adapter.train_step(model, fixture["x"], fixture["y"])
-    assert loss == pytest.approx(float(fixture["loss"]), rel=1e-6 if dtype == "float64" else 1e-4)
-    after = jax_adapter.export_weights(model)
-    worst = max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights)
+    loss, ref_loss, worst = sgd_step(jax_adapter, name, exec_mode="jit", dtype=dtype)
+    assert loss == pytest.approx(ref_loss, rel=1e-6 if dtype == "float64" else 1e-4)
     assert worst <= tol, f"{name}: updated weights differ by {worst:.2e}"
 
 

@@ -4,18 +4,16 @@ fp32 rounding with the adapter's float64 option, and the combinations it must re
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from adapters.base import BuildOptions, Unsupported
+from tests.conformance.fixture_step import sgd_step
 from workloads import GraphBuilder, WorkloadSpec, get_workload
 from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
 
 pytestmark = pytest.mark.conformance
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +33,8 @@ def _spec(g: GraphBuilder, input_shape: tuple[int, int, int], classes: int) -> W
 def test_float64_step_matches_fixture_exactly(mx_adapter, name: str, exec_mode: str) -> None:
     """In float64 the translation reproduces the PyTorch step to rounding (~1e-6): loss
     reduction, SGD momentum, batch-norm momentum and the unbiased running variance."""
-    fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
-    spec = get_workload(name)
-    weights = init_weights(spec)
-    model = mx_adapter.build(spec, weights, BuildOptions(
-        mode="train", exec_mode=exec_mode, lr=float(fixture["lr"]),
-        momentum=float(fixture["momentum"]), dtype="float64"))
-    loss = mx_adapter.train_step(model, fixture["x"], fixture["y"])
-    assert loss == pytest.approx(float(fixture["loss"]), rel=1e-5)
-    after = mx_adapter.export_weights(model)
-    worst = max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights)
+    loss, ref_loss, worst = sgd_step(mx_adapter, name, exec_mode=exec_mode, dtype="float64")
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
     assert worst <= 1e-5
 
 

@@ -3,18 +3,16 @@ the same network as the default NCHW layout, and a bad memory format is refused.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from adapters.base import BuildOptions
+from tests.conformance.fixture_step import sgd_step
 from workloads import get_workload
 from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
 
 pytestmark = pytest.mark.conformance
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CHANNELS_LAST = {"memory_format": "channels_last"}
 
 
@@ -46,16 +44,8 @@ def test_channels_last_matches_oracle(torch_adapter, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["cifar10_tutorial", "resnet20"])
 def test_channels_last_step_matches_fixture(torch_adapter, name: str) -> None:
-    fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
-    spec = get_workload(name)
-    weights = init_weights(spec)
-    model = torch_adapter.build(spec, weights, BuildOptions(
-        mode="train", lr=float(fixture["lr"]), momentum=float(fixture["momentum"]),
-        dtype="float64", options=CHANNELS_LAST))
-    loss = torch_adapter.train_step(model, fixture["x"], fixture["y"])
-    assert loss == pytest.approx(float(fixture["loss"]), rel=1e-6)
-    after = torch_adapter.export_weights(model)
-    worst = max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights)
+    loss, ref_loss, worst = sgd_step(torch_adapter, name, dtype="float64", options=CHANNELS_LAST)
+    assert loss == pytest.approx(ref_loss, rel=1e-6)
     assert worst <= 1e-6
 
 

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 
 from adapters.base import BuildOptions, Unsupported
+from tests.conformance.fixture_step import FIXTURES, sgd_step
 from workloads import GraphBuilder, Layer, WorkloadSpec, get_workload
 from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
 
 pytestmark = pytest.mark.conformance
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
+
 MODES = ("eager", "graph", "xla")
 
 
@@ -109,17 +110,9 @@ def test_sgd_step_in_every_exec_mode(tfa, name: str, dtype: str, exec_mode: str)
     """The fixture's step in eager, graph and XLA; in float64 it matches to the last bit of
     the fixture's float32 rounding (ResNet-20 in fp32: see FP32_STEP_TOL in the shared
     suite)."""
-    fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
-    spec = get_workload(name)
-    weights = init_weights(spec)
-    model = tfa.build(spec, weights, BuildOptions(
-        mode="train", exec_mode=exec_mode, lr=float(fixture["lr"]),
-        momentum=float(fixture["momentum"]), dtype=dtype))
-    loss = tfa.train_step(model, fixture["x"], fixture["y"])
+    loss, ref_loss, worst = sgd_step(tfa, name, exec_mode=exec_mode, dtype=dtype)
     tol = 1e-4 if dtype == "float32" else 1e-6
-    assert loss == pytest.approx(float(fixture["loss"]), rel=tol)
-    after = tfa.export_weights(model)
-    worst = max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights)
+    assert loss == pytest.approx(ref_loss, rel=tol)
     assert worst <= tol
 
 

@@ -1,0 +1,33 @@
+"""One SGD step from the canonical weights on the PyTorch reference fixture's batch
+(tests/fixtures/sgd_step_*.npz, made by make_sgd_fixtures.py), for the shared suite and the
+framework-specific files alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.base import BuildOptions
+from workloads import get_workload
+from workloads.reference import init_weights, max_rel_error
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def sgd_step(adapter: Any, name: str, **opts: Any) -> tuple[float, float, float]:
+    """Build ``name`` for training with the fixture's lr and momentum (other BuildOptions from
+    ``opts``), take one step, and return (loss, the fixture's loss, the worst relative error
+    of the updated weights and BN statistics against the fixture's)."""
+    fixture = np.load(FIXTURES / f"sgd_step_{name}.npz")
+    spec = get_workload(name)
+    weights = init_weights(spec, seed=0)
+    model = adapter.build(spec, weights, BuildOptions(
+        mode="train", lr=float(fixture["lr"]), momentum=float(fixture["momentum"]), **opts))
+    loss = adapter.train_step(model, fixture["x"], fixture["y"])
+    after = adapter.export_weights(model)
+    worst = max(max_rel_error(after[k], fixture[f"w:{k}"]) for k in weights)
+    moved = max(float(np.max(np.abs(after[k] - weights[k]))) for k in weights)
+    assert moved > 0, "the step did not change any weight"
+    return loss, float(fixture["loss"]), worst
