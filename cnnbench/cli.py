@@ -1,4 +1,5 @@
-"""`cnnbench` command line: run, report, env, list.
+"""`cnnbench` command line: parses, then calls the subcommand's module in
+``cnnbench.commands`` with plain parameters.
 
 Bad input gets one line on stderr and exit status 2, never a traceback.
 """
@@ -6,7 +7,6 @@ Bad input gets one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -14,20 +14,19 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from adapters import ADAPTERS, FRAMEWORKS, UnknownAdapter, get_info
-from workloads import UnknownWorkload, get_workload, list_workloads
+from workloads import UnknownWorkload
 
-from .plan import MODES, PRECISIONS, PlanError, expand
+from .commands import UsageError
+from .commands import env as env_cmd
+from .commands import list as list_cmd
+from .commands import report as report_cmd
+from .commands import run as run_cmd
+from .commands.run import DEFAULT_BUDGET_S, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
+from .plan import PRECISIONS, PlanError
 from .prices import PriceError
-from .variants import VariantError, VariantSet, load_variants_file
+from .variants import VariantError
 
-QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
-QUICK_BATCH = 32
-QUICK_BUDGET_S = 4.0
-DEFAULT_BUDGET_S = 20.0
-
-
-class UsageError(Exception):
-    """Bad input: printed as one line, exit status 2."""
+__all__ = ["UsageError", "build_parser", "entry", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,234 +111,32 @@ def _adapter_opts(pairs: list[tuple[str, str]] | None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------- subcommands
+# Each turns the parsed flags into the plain parameters of its command module's run().
 
 
-def _expand_workloads(names: list[str] | None, quick: bool) -> list[str]:
-    if names is None:
-        return list(QUICK_WORKLOADS) if quick else list_workloads()
-    out: list[str] = []
-    for n in names:
-        if n == "all":
-            out.extend(list_workloads())
-        elif any(c in n for c in "*?["):
-            hits = list_workloads(n)
-            if not hits:
-                raise UsageError(f"no workload matches {n!r}")
-            out.extend(hits)
-        else:
-            get_workload(n)
-            out.append(n)
-    return out
+def cmd_run(a: argparse.Namespace) -> int:
+    return run_cmd.run(
+        quick=a.quick, frameworks=a.frameworks, workloads=a.workloads, modes=a.modes,
+        batch_sizes=a.batch_sizes, precisions=a.precisions, exec_modes=a.exec_modes,
+        devices=a.devices, threads=a.threads, variants=a.variants, variants_file=a.variants_file,
+        budget=a.budget, target_ci=a.target_ci, timeout=a.timeout, pythons=_pythons(a.python),
+        adapter_opts=_adapter_opts(a.adapter_opt), repeat=a.repeat, interleave=a.interleave,
+        no_probe=a.no_probe, no_noise_check=a.no_noise_check, memory_limit_mb=a.memory_limit_mb,
+        results_dir=a.results_dir, run_id=a.run_id, resume=a.resume, machine_id=a.machine_id,
+        report=a.report, strict=a.strict, dry_run=a.dry_run, no_progress=a.no_progress,
+        verbose=a.verbose)
 
 
-def _expand_frameworks(names: list[str] | None) -> list[str]:
-    if names is None or names == ["all"]:
-        return list(FRAMEWORKS)
-    for n in names:
-        get_info(n)
-    return names
+def cmd_report(a: argparse.Namespace) -> int:
+    return report_cmd.run(a.results, a.output, a.prices)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from . import machine
-    from .runner import RunSettings, new_run_id, recorded_cells, run_plan
-    from .validity import probe_cells
-
-    variants = VariantSet(load_variants_file(args.variants_file) if args.variants_file else None)
-    variant_names = args.variants or ["default"]
-    variants.check_names(variant_names)
-    frameworks = _expand_frameworks(args.frameworks)
-    workloads = _expand_workloads(args.workloads, args.quick)
-    batch_sizes = args.batch_sizes or ([QUICK_BATCH] if args.quick else None)
-    budget = args.budget or (QUICK_BUDGET_S if args.quick else DEFAULT_BUDGET_S)
-    opts = _adapter_opts(args.adapter_opt)
-    pythons = _pythons(args.python)
-    mrec = machine.probe()
-    threads = args.threads or [mrec["cpu"]["usable_cores"]]
-    cells = expand(frameworks, workloads, modes=args.modes or list(MODES),
-                   batch_sizes=batch_sizes, precisions=args.precisions or ["fp32"],
-                   exec_modes=args.exec_modes or ["default"], devices=args.devices or ["cpu"],
-                   variants=variant_names, threads=threads, options=opts)
-    if args.repeat > 1:
-        # Repeats are interleaved (every cell once, then every cell again), so slow drifts
-        # of the machine spread over all cells instead of biasing the last ones.
-        cells = [dataclasses.replace(c, repeat=r) for r in range(args.repeat) for c in cells]
-    console = Console(stderr=False, highlight=False, soft_wrap=True)
-    if args.dry_run:
-        for c in cells:
-            console.print(c.label(), markup=False)
-        console.print(f"{len(cells)} cells")
-        return 0
-
-    mid = args.machine_id or machine.machine_id(mrec)
-    run_id = args.resume or args.run_id or new_run_id()
-    if args.resume == "last":
-        runs = sorted((args.results_dir / mid).glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
-        if not runs:
-            raise UsageError(f"--resume last: no run in {args.results_dir / mid}")
-        run_id = runs[-1].stem
-    protocol = {"budget_s": budget, "target_rel_ci": args.target_ci}
-    settings = RunSettings(run_id=run_id, machine_id=mid, results_dir=args.results_dir,
-                           protocol=protocol, timeout_s=args.timeout, python_overrides=pythons,
-                           variants=variants, memory_limit_mb=args.memory_limit_mb or 0,
-                           verbose=args.verbose, probe_peak=not args.no_probe,
-                           check_noise=not args.no_noise_check, interleave=args.interleave)
-    if args.resume and not settings.run_file.exists():
-        raise UsageError(f"--resume {run_id}: no such run in {settings.run_file.parent}")
-    machine.write_machine(args.results_dir, mid, mrec)
-    done = recorded_cells(settings.run_file)
-    todo = [c for c in cells if c.cell_id not in done]
-    console.print(f"run {run_id}: {len(todo)} cells to run"
-                  + (f" ({len(cells) - len(todo)} already recorded)" if done else "")
-                  + f" -> {settings.run_file}", markup=False)
-    probes = [p for p in probe_cells(todo) if p.cell_id not in done] if settings.probe_peak else []
-    counts = _run_with_progress(todo, len(probes), settings, run_plan, console, args.no_progress)
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
-    console.print(f"done: {summary}. Results: {settings.run_file}", markup=False)
-    if args.report:
-        from .report import write_report
-
-        out = write_report([args.results_dir], args.report)
-        console.print(f"report: {out}", markup=False)
-    if args.strict and set(counts) - {"ok"}:
-        return 1
-    return 0
+def cmd_env(a: argparse.Namespace) -> int:
+    return env_cmd.run(a.frameworks, _pythons(a.python), a.json)
 
 
-def _run_with_progress(cells: list[Any], n_probes: int, settings: Any, run_plan: Any,
-                       console: Any, no_progress: bool) -> Any:
-    from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from .validity import probe_peak
-
-    def line(cell: Any, row: dict[str, Any]) -> str:
-        peak = probe_peak(row) if row["mode"] == "peak" else None
-        if peak is not None:  # an ok GEMM probe
-            what = f"GEMM peak {peak / 1e9:.1f} GFLOP/s (best round)"
-        elif row["status"] == "ok":
-            what = (f"{row['images_per_s']:.1f} img/s "
-                    f"[{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]")
-            if row.get("mfu") is not None:
-                what += f" MFU {100 * row['mfu']:.1f}%"
-            if row["flags"]:
-                what += f" flags={','.join(row['flags'])}"
-        else:
-            what = f"{row['status'].upper()}: {row['error']}"
-        return escape(f"{cell.label()}: {what}")
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                        console=console, disable=no_progress, transient=False)
-    with progress:
-        task = progress.add_task("sweep", total=len(cells) + n_probes)
-
-        def on_start(cell: Any) -> None:
-            progress.update(task, description=escape(cell.label()))
-
-        def on_done(cell: Any, row: dict[str, Any]) -> None:
-            color = "green" if row["status"] == "ok" else "red"
-            progress.console.print(f"[{color}]{line(cell, row)}[/{color}]")
-            progress.advance(task)
-
-        try:
-            return run_plan(cells, settings, on_start=on_start, on_done=on_done)
-        except KeyboardInterrupt:
-            progress.stop()
-            raise UsageError(
-                f"interrupted; finished cells are in {settings.run_file}; continue with "
-                f"`cnnbench run --resume {settings.run_id}` and the same options"
-            ) from None
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    # Piped output gets a wide page rather than rich's 80 columns, so no count is cut.
-    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    if args.variants:
-        vs = VariantSet(load_variants_file(args.variants_file) if args.variants_file else [])
-        vrows: list[dict[str, Any]] = [
-            {"name": v.name, "framework": v.framework, "env": v.env, "options": v.options,
-             "python": v.python, "description": v.description} for v in vs.variants]
-        if args.json:
-            print(json.dumps(vrows, indent=2))
-            return 0
-        t = Table("variant", "framework", "environment", "adapter options", "description")
-        for v in vs.variants:
-            t.add_row(v.name, v.framework, " ".join(f"{k}={x}" for k, x in v.env.items()),
-                      " ".join(f"{k}={x}" for k, x in v.options.items()),
-                      v.description + (f" ({v.python})" if v.python else ""))
-        _console().print(t)
-        return 0
-    names = list_workloads(args.filter, args.tag)
-    rows = [get_workload(n).summary() for n in names]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    t = Table("workload", "input", "classes", "params", "GFLOPs/img", "default batch",
-              "description")
-    for col in t.columns[:-1]:
-        col.no_wrap = True
-    for r in rows:
-        t.add_row(r["name"], "x".join(map(str, r["input_shape"])), str(r["num_classes"]),
-                  f"{r['params']:,}", f"{r['flops_per_image'] / 1e9:.4f}",
-                  str(r["default_batch"]), r["description"])
-    _console().print(t)
-    return 0
-
-
-def cmd_env(args: argparse.Namespace) -> int:
-    from . import machine
-    from .envs import facts_for
-
-    pythons = _pythons(args.python)
-    rec = machine.probe()
-    frameworks = _expand_frameworks(args.frameworks)
-    fw_facts = {fw: facts_for(fw, pythons) for fw in frameworks}
-    out = {"machine_id": machine.machine_id(rec), "machine": rec, "frameworks": fw_facts}
-    if args.json:
-        print(json.dumps(out, indent=2, default=str))
-        return 0
-    cpu = rec["cpu"]
-    print(f"machine   {out['machine_id']}")
-    print(f"cpu       {cpu['model']} ({cpu['logical_cores']} logical, "
-          f"{cpu['physical_cores']} physical, {cpu['usable_cores']} usable)")
-    print(f"isa       {' '.join(cpu['isa'])}")
-    print(f"memory    {rec['memory_bytes'] / 2**30:.1f} GiB")
-    gpus = ", ".join(g["name"] for g in rec["gpus"]) or f"none ({rec.get('gpu_error')})"
-    print(f"gpus      {gpus}" + (f" driver {rec['driver']}" if rec.get("driver") else ""))
-    print(f"os        {rec['os']}, python {rec['python']}")
-    for fw, f in fw_facts.items():
-        print(f"\n[{fw}] {f['status']}" + (f": {f['error']}" if f.get("error") else ""))
-        build: dict[str, Any] = f.get("build") or {}  # type: ignore[assignment]
-        for k, v in build.items():
-            print(f"  {k:24} {v}")
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from .prices import load_prices
-    from .report import write_report
-
-    prices = load_prices(args.prices) if args.prices else None
-    out = write_report(args.results or [Path("results")], args.output, prices)
-    print(f"wrote {out}")
-    return 0
+def cmd_list(a: argparse.Namespace) -> int:
+    return list_cmd.run(a.variants, a.variants_file, a.json, a.filter, a.tag)
 
 
 # ------------------------------------------------------------------- parser

@@ -15,6 +15,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from .files import write_json_atomic
+
 ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
              "avx512vl", "avx512_vnni", "avx512vnni", "avx512_bf16", "avx512bf16",
              "amx_bf16", "amx_tile", "amx_int8", "neon", "asimd", "sve")
@@ -101,10 +103,5 @@ def machine_id(rec: dict[str, Any]) -> str:
 
 
 def write_machine(results_dir: Path, mid: str, rec: dict[str, Any]) -> Path:
-    path = results_dir / mid / "machine.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = dict(rec, machine_id=mid, schema_version=1)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(results_dir / mid / "machine.json", data, indent=2)

@@ -10,19 +10,21 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .files import write_atomic
 from .prices import Price, price_for
 from .schema import REQUIRED, iter_rows, result_files
-from .validity import peak_key, probe_peak
+from .validity import options_key, peak_key, probe_peak
 
+# What makes two rows the same cell: everything in its cell_id except the repeat index.
+# Adapter options are a dict, so they take part as their canonical JSON (options_key).
 KEY = ["machine_id", "framework", "variant", "device", "workload", "mode", "batch_size",
-       "precision", "exec_mode", "threads"]
+       "precision", "exec_mode", "threads", "options_key"]
 
 
 def load_results(paths: list[Path]) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, Any]]]:
@@ -52,6 +54,7 @@ def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
     if ok.empty:
         return ok
     ok["threads"] = ok["threads"].fillna(0).astype(int)
+    ok["options_key"] = ok["options"].map(options_key)
     ok = ok.sort_values("started_at")
     grouped = ok.groupby(KEY, dropna=False)["images_per_s"]
     stats = pd.DataFrame({
@@ -207,9 +210,4 @@ def write_report(paths: list[Path], output: Path, prices: list[Price] | None = N
     """Read results, render, and write exactly one file: ``output`` (atomically)."""
     df, problems, machines = load_results([Path(p) for p in paths])
     html = render(build_context(df, problems, machines, prices))
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, output)
-    return output
+    return write_atomic(Path(output), html)

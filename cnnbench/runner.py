@@ -26,10 +26,11 @@ from workloads import get_workload
 
 from .envs import find_python, worker_env
 from .plan import Cell
-from .schema import SCHEMA_VERSION, append_row, iter_rows
-from .timing import Protocol, ci_status
+from .schema import append_row, blank_row, iter_rows
+from .timing import Protocol
 from .validity import Validity, probe_cells
 from .variants import VariantSet
+from .worker import one_line as _one_line
 
 
 @dataclass
@@ -37,12 +38,12 @@ class RunSettings:
     run_id: str
     machine_id: str
     results_dir: Path
-    protocol: dict[str, Any] = field(default_factory=dict)
+    protocol: Protocol = field(default_factory=Protocol)  # built and checked by the CLI
     timeout_s: float | None = None  # None: derived from the budget
     python_overrides: dict[str, str] = field(default_factory=dict)
     variants: VariantSet = field(default_factory=VariantSet)
     memory_limit_mb: int = 0
-    verbose: bool = False
+    verbose: bool = False  # workers keep the frameworks' own log output (CNNBENCH_VERBOSE)
     probe_peak: bool = True  # run the GEMM probes first and annotate MFU
     interleave: bool = False  # run cells differing only in framework/variant side by side
     check_noise: bool = True  # sample other busy processes before each cell
@@ -58,7 +59,7 @@ class RunSettings:
     def cell_timeout(self, cell: Cell) -> float:
         if self.timeout_s:
             return self.timeout_s
-        budget = float(self.protocol.get("budget_s", 20.0))
+        budget = self.protocol.budget_s
         # Setup (imports, weights, first step) comes on top of the budget; compilers need more.
         return budget * 2 + (900 if cell.exec_mode != "eager" else 300)
 
@@ -109,74 +110,40 @@ def _busy_processes(threshold: float = 25.0) -> list[str]:
 
 def _base_row(cell: Cell, settings: RunSettings) -> dict[str, Any]:
     params, flops = _counts(cell)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": settings.run_id,
-        "machine_id": settings.machine_id,
-        "cell_id": cell.cell_id,
-        "framework": cell.framework,
-        "framework_version": None,
-        "variant": cell.variant,
-        "device": cell.device,
-        "device_name": None,
-        "n_devices": cell.n_devices,
-        "workload": cell.workload,
-        "mode": cell.mode,
-        "batch_size": cell.batch_size,
-        "precision": cell.precision,
-        "exec_mode": cell.exec_mode,
-        "threads": cell.threads,
-        "status": "error",
-        "error": None,
-        "samples_s": [],
-        "steps_per_round": None,
-        "median_step_s": None,
-        "images_per_s": None,
-        "ci95_low": None,
-        "ci95_high": None,
-        "rel_ci": None,
-        "ci_target_met": None,
-        "first_step_s": None,
-        "compile_s": None,
-        "warmup_steps": None,
-        "warmup_s": None,
-        "measure_s": None,
-        "budget_s": float(settings.protocol.get("budget_s", 20.0)),
-        "flags": [],
-        "achieved_flops_per_s": None,
-        "peak_flops_per_s": None,
-        "mfu": None,
-        "load_start": None,
-        "load_end": None,
-        "busy": [],
-        "repeat": cell.repeat,
-        "params": params,
-        "model_params": None,
-        "flops_per_image": flops,
-        "started_at": now_iso(),
-        "wall_s": 0.0,
-        "build": {},
-        "env": {},
-        "python": None,
-        "options": dict(cell.options),
-    }
+    return blank_row(
+        run_id=settings.run_id, machine_id=settings.machine_id, cell_id=cell.cell_id,
+        framework=cell.framework, variant=cell.variant, device=cell.device,
+        n_devices=cell.n_devices, workload=cell.workload, mode=cell.mode,
+        batch_size=cell.batch_size, precision=cell.precision, exec_mode=cell.exec_mode,
+        threads=cell.threads, budget_s=settings.protocol.budget_s, repeat=cell.repeat,
+        params=params, flops_per_image=flops, started_at=now_iso(), options=dict(cell.options),
+    )
+
+
+# Worker record keys that the row names differently, or derives (the CI in images/s).
+_RENAMED = {"median_s": "median_step_s"}
+_DERIVED = ("ci95_low_s", "ci95_high_s")
 
 
 def _merge_record(row: dict[str, Any], rec: dict[str, Any], batch: int) -> None:
+    """Copy a worker's record into the row: every key that is a schema field (or is renamed
+    to one); the step-time CI becomes an images/s CI."""
     for k, v in rec.items():
-        if k == "median_s":
-            row["median_step_s"] = v
-        elif k in ("ci95_low_s", "ci95_high_s"):
-            continue
-        elif k in row or k in ("build_s", "threads_set", "warmup_steady", "lower_s"):
-            row[k] = v
+        key = _RENAMED.get(k, k)
+        if key in row and k not in _DERIVED:
+            row[key] = v
     if row["status"] == "ok":
         med, lo_s, hi_s = rec["median_s"], rec["ci95_low_s"], rec["ci95_high_s"]
         row["images_per_s"] = batch / med
         row["ci95_low"] = batch / hi_s  # the slowest plausible step gives the lowest rate
         row["ci95_high"] = batch / lo_s
+        flags = list(row["flags"])
         if row["mode"] != "peak" and row.get("model_params") not in (None, row["params"]):
-            row["flags"] = [*row["flags"], "param_count_mismatch"]
+            flags.append("param_count_mismatch")
+        intra = (row.get("threads_set") or {}).get("intra_op")
+        if row["threads"] and intra is not None and intra != row["threads"]:
+            flags.append("threads_mismatch")  # the framework did not take the pinned count
+        row["flags"] = flags
 
 
 def _tail(path: Path, n: int = 4000) -> str:
@@ -204,7 +171,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 class WorkerProcess:
-    """One cell's worker: started, optionally driven round by round, then collected."""
+    """One cell's worker: started, optionally driven round by round, then collected.
+
+    Every way a worker can fail to run (no variant, no interpreter, an interpreter that
+    cannot be executed) becomes the row's status: nothing here raises into the sweep."""
 
     def __init__(self, cell: Cell, settings: RunSettings, driven: bool = False) -> None:
         self.cell, self.settings, self.driven = cell, settings, driven
@@ -219,60 +189,88 @@ class WorkerProcess:
 
     def start(self) -> bool:
         """Spawn the worker; False (with the row's status set) when it cannot run at all."""
+        launch = self._launch()
+        if launch is None:
+            return False
+        python, env, options = launch
+        self.row.update(python=python, options=options)
+        if self.settings.check_noise:
+            self.row["busy"] = _busy_processes()
+        self.row["load_start"] = list(os.getloadavg())
+        try:
+            self._spawn(python, env, options)
+        except OSError as exc:  # e.g. a custom interpreter without execute permission
+            self._cleanup()
+            self.row.update(status="unavailable",
+                            error=f"cannot start the worker with {python}: {_one_line(exc)}")
+            return False
+        return True
+
+    def _launch(self) -> tuple[str, dict[str, str], dict[str, Any]] | None:
+        """(interpreter, environment, adapter options) of this cell, or None with the row's
+        status set when the variant or its interpreter does not exist."""
         cell, settings, row = self.cell, self.settings, self.row
         variant = settings.variants.get(cell.framework, cell.variant)
         if variant is None:
             row.update(status="unsupported",
                        error=f"variant {cell.variant!r} is not defined for {cell.framework}")
-            return False
+            return None
         overrides = dict(settings.python_overrides)
         if variant.python and cell.framework not in overrides:
             overrides[cell.framework] = variant.python
         python, how = find_python(cell.framework, overrides)
-        if python is None:
-            row.update(status="unavailable", error=how)
-            return False
-        if not Path(python).exists():
-            row.update(status="unavailable", error=f"interpreter not found: {python} ({how})")
-            return False
-        env, env_set = worker_env(variant.env, cell.threads)
-        row["env"] = env_set
-        row["python"] = python
-        if settings.check_noise:
-            row["busy"] = _busy_processes()
-        row["load_start"] = list(os.getloadavg())
+        if python is None or not Path(python).exists():
+            error = how if python is None else f"interpreter not found: {python} ({how})"
+            row.update(status="unavailable", error=error)
+            return None
+        extra = {"CNNBENCH_VERBOSE": "1"} if settings.verbose else {}
+        env, row["env"] = worker_env({**variant.env, **extra}, cell.threads)
+        env["CNNBENCH_RUNNER_PID"] = str(os.getpid())  # not in row["env"]: it is no setting
+        # The variant's adapter options, overridden by the run's own --adapter-opt.
+        return python, env, {**variant.options, **cell.options}
+
+    def _spawn(self, python: str, env: dict[str, str], options: dict[str, Any]) -> None:
+        cell, settings = self.cell, self.settings
         settings.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = settings.log_dir / f"{cell.cell_id}.log"
         self._tmp = tempfile.TemporaryDirectory(prefix="cnnbench-cell-")
         tmp = Path(self._tmp.name)
         cell_file, self.out_file = tmp / "cell.json", tmp / "record.json"
-        cell_dict = cell.to_dict()
-        # The variant's adapter options, overridden by the run's own --adapter-opt.
-        cell_dict["options"] = {**variant.options, **cell.options}
-        row["options"] = dict(cell_dict["options"])
-        cell_file.write_text(json.dumps({"cell": cell_dict, "protocol": settings.protocol}))
+        payload = {"cell": {**cell.to_dict(), "options": options},
+                   "protocol": settings.protocol.to_dict()}
+        cell_file.write_text(json.dumps(payload))
         cmd = [python, "-m", "cnnbench.worker", "--cell", str(cell_file), "--out",
                str(self.out_file)]
         if settings.memory_limit_mb:
             cmd += ["--memory-limit-mb", str(settings.memory_limit_mb)]
-        pass_fds: tuple[int, ...] = ()
+        pipes: list[int] = []
         if self.driven:
             cmd_r, cmd_w = os.pipe()
             rep_r, rep_w = os.pipe()
             cmd += ["--control", f"{cmd_r},{rep_w}"]
-            pass_fds = (cmd_r, rep_w)
-        with open(self.log_path, "wb") as log:
-            # A new session, so a timeout kills the worker and everything it started
-            # (torch.compile and XLA spawn compiler processes).
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=env, cwd=tmp, start_new_session=True,
-                                         pass_fds=pass_fds)
-        if self.driven:
-            os.close(cmd_r)
-            os.close(rep_w)
-            self._to_worker = os.fdopen(cmd_w, "w", encoding="utf-8")
-            self._from_worker = os.fdopen(rep_r, "r", encoding="utf-8")
-        return True
+            pipes = [cmd_r, cmd_w, rep_r, rep_w]
+        try:
+            with open(self.log_path, "wb") as log:
+                # A new session, so a timeout kills the worker and everything it started
+                # (torch.compile and XLA spawn compiler processes).
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=log, env=env, cwd=tmp,
+                                             start_new_session=True,
+                                             pass_fds=(pipes[0], pipes[3]) if pipes else ())
+        except OSError:
+            for fd in pipes:
+                os.close(fd)
+            raise
+        if pipes:
+            os.close(pipes[0])
+            os.close(pipes[3])
+            self._to_worker = os.fdopen(pipes[1], "w", encoding="utf-8")
+            self._from_worker = os.fdopen(pipes[2], "r", encoding="utf-8")
+
+    def _cleanup(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     # -- driven rounds (interleaved comparisons) -------------------------------------------
     def send(self, command: str) -> bool:
@@ -298,6 +296,9 @@ class WorkerProcess:
             return None
         return msg or None
 
+    def ask(self, command: str) -> dict[str, Any] | None:
+        return self.recv() if self.send(command) else None
+
     # -- collection ------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
         """Wait for the worker (killing it at the timeout) and complete the row."""
@@ -320,8 +321,7 @@ class WorkerProcess:
                 rec = json.loads(self.out_file.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 rec = None
-        assert self._tmp is not None
-        self._tmp.cleanup()
+        self._cleanup()
         row["wall_s"] = time.monotonic() - self.t_start
         row["load_end"] = list(os.getloadavg())
         if rec is not None:
@@ -349,48 +349,52 @@ def run_cell(cell: Cell, settings: RunSettings) -> dict[str, Any]:
 
 
 def run_interleaved(cells: list[Cell], settings: RunSettings) -> list[dict[str, Any]]:
-    """Run cells that differ only in framework or variant side by side: every worker warms
-    up, then the runner asks each for one timed round in turn (A B, B A, A B ...), so the
-    drift of the machine hits all of them alike. Rounds stop when every CI meets the target
-    or the budget (per cell) is spent; each row is that cell's own record."""
-    proto = Protocol(**settings.protocol)
+    """Run cells that differ only in framework, variant or execution mode side by side.
+
+    Workers start and warm up **one at a time** (each waits, idle, for its first round), so
+    ``first_step_s``, calibration and warm-up steadiness are measured on a quiet machine.
+    Then the runner asks each for one timed round in turn (A B, B A, A B ...), so the
+    machine's drift hits all of them alike. Each worker applies the protocol's own stopping
+    rule to its own rounds (``timing.RoundBudget``: the same budget as a cell run alone) and
+    says when it is done; the others go on until they are done too."""
     workers = [WorkerProcess(c, settings, driven=True) for c in cells]
-    active = [w for w in workers if w.start()]
-    active = [w for w in active if (w.recv() or {}).get("ready")]
-    samples: dict[int, list[float]] = {id(w): [] for w in active}
-    t0 = time.monotonic()
+    active: list[WorkerProcess] = []
+    for w in workers:
+        if w.start() and (w.recv() or {}).get("ready"):
+            active.append(w)
     order = list(active)
     while active:
         for w in order:
-            msg = w.recv() if w in active and w.send("round") else None
-            if w in active and msg is None:
-                active.remove(w)  # it died or hung: finish() records why
-            elif msg is not None:
-                samples[id(w)].append(float(msg["t"]))
+            if w not in active:
+                continue
+            msg = w.ask("round")
+            if msg is None or msg.get("done"):
+                active.remove(w)  # done, or it died or hung: finish() records why
         order.reverse()
-        counts = [len(samples[id(w)]) for w in active]
-        if not counts or min(counts) < proto.min_rounds:
-            continue
-        all_met = all(ci_status(samples[id(w)], proto)[3] for w in active)
-        spent = time.monotonic() - t0 >= proto.budget_s * len(workers)
-        if all_met or spent or max(counts) >= proto.max_rounds:
-            break
-    for w in active:
-        w.send("stop")
+    for w in workers:
+        if w.proc is not None:
+            w.send("stop")
     return [w.finish() for w in workers]
+
+
+def pending(cells: list[Cell], settings: RunSettings) -> list[Cell]:
+    """What ``run_plan`` will run, in order: the GEMM probes, then the cells, less every cell
+    (probes included) that the run file already records."""
+    done = recorded_cells(settings.run_file)
+    probes = probe_cells(cells) if settings.probe_peak else []
+    return [c for c in [*probes, *cells] if c.cell_id not in done]
 
 
 def run_plan(cells: list[Cell], settings: RunSettings,
              on_start: Callable[[Cell], None] | None = None,
-             on_done: Callable[[Cell, dict[str, Any]], None] | None = None,
-             skip: set[str] | None = None) -> Counter[str]:
-    """Run the GEMM probes, then the cells, appending each row as it ends.
+             on_done: Callable[[Cell, dict[str, Any]], None] | None = None) -> Counter[str]:
+    """Run ``pending(cells, settings)``: the probes, then the cells, appending each row as it
+    ends. A resumed run reuses the probes and batch history it recorded.
 
     Returns a count per status of the cells (probes not counted). Rows are not kept in
     memory (the file is the record), so a long plan runs flat.
     """
     counts: Counter[str] = Counter()
-    skip = skip or set()
     validity = Validity()
     if settings.run_file.exists():  # a resumed run: reuse its probes and batch history
         for row in iter_rows(settings.run_file, []):
@@ -398,9 +402,7 @@ def run_plan(cells: list[Cell], settings: RunSettings,
                 validity.add_probe(row)
             elif row.get("status") == "ok" and row.get("ci95_low"):
                 validity.annotate(dict(row))
-    probes = probe_cells(cells) if settings.probe_peak else []
-    todo = [c for c in [*probes, *cells] if c.cell_id not in skip]
-    for group in _groups(todo, settings.interleave):
+    for group in _groups(pending(cells, settings), settings.interleave):
         for cell in group:
             if on_start:
                 on_start(cell)

@@ -6,7 +6,8 @@ an adapter only supplies ``time_steps(n) -> seconds`` for n synchronized steps.
 Protocol, per cell:
 
 1. **First step** is timed on its own and kept as ``first_step_s`` (it holds graph capture
-   or compilation, never counted as a step).
+   or compilation, never counted as a step). It is *not* part of the budget: a compiled
+   mode with a 30 s first step still gets its full budget of warm-up and timed rounds.
 2. **Warm-up** runs single steps until the step time stops drifting: the median of the last
    ``window`` steps is within ``drift_tol`` of the median of the ``window`` before them, after
    at least ``min_warmup`` steps (more for compiled modes). Warm-up may use at most
@@ -17,31 +18,31 @@ Protocol, per cell:
    time of every round is kept raw. Rounds continue until the median's distribution-free
    95% confidence interval is within ``target_rel_ci`` of the median, or the budget is spent
    (never fewer than ``min_rounds``, the smallest count for which a 95% interval exists).
+
+The budget is the same thing on both paths: warm-up plus this cell's own timed rounds.
+``measure`` runs the rounds back to back; ``RoundBudget`` is the same stopping rule for a
+runner that interleaves the rounds of several cells (their turns are not this cell's time).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 CI_LEVEL = 0.95
 MIN_ROUNDS_FOR_CI = 6  # with n < 6 no pair of order statistics covers the median at 95%
 
 
-def median_ci(samples: list[float], level: float = CI_LEVEL) -> tuple[float, float]:
-    """Distribution-free confidence interval of the median from order statistics.
-
-    Picks the largest r such that [x_(r), x_(n+1-r)] (1-based) covers the true median with
-    probability >= level, using the exact binomial(n, 1/2) distribution. Needs n >= 6.
-    """
-    n = len(samples)
-    if n < MIN_ROUNDS_FOR_CI:
-        raise ValueError(f"need at least {MIN_ROUNDS_FOR_CI} samples for a 95% CI, got {n}")
-    xs = sorted(samples)
+@functools.cache
+def _ci_rank(n: int, level: float) -> int:
+    """The largest r such that [x_(r), x_(n+1-r)] covers the median with probability >= level,
+    from the exact binomial(n, 1/2) distribution. Cached: the rounds loop asks after every
+    round, and the big-integer sums cost 0.4 s at n = 500."""
     total = 2**n
     best = 1
     for r in range(1, n // 2 + 1):
@@ -51,6 +52,17 @@ def median_ci(samples: list[float], level: float = CI_LEVEL) -> tuple[float, flo
             best = r
         else:
             break
+    return best
+
+
+def median_ci(samples: list[float], level: float = CI_LEVEL) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median from order statistics
+    [x_(r), x_(n+1-r)] (1-based), r from ``_ci_rank``. Needs n >= 6."""
+    n = len(samples)
+    if n < MIN_ROUNDS_FOR_CI:
+        raise ValueError(f"need at least {MIN_ROUNDS_FOR_CI} samples for a 95% CI, got {n}")
+    xs = sorted(samples)
+    best = _ci_rank(n, level)
     return xs[best - 1], xs[n - best]
 
 
@@ -75,7 +87,21 @@ class Protocol:
         if self.max_rounds < self.min_rounds:
             raise ValueError("max_rounds must be >= min_rounds")
         if not 0 < self.target_rel_ci < 1:
-            raise ValueError("target_rel_ci must be in (0, 1)")
+            raise ValueError(f"target CI must be a fraction in (0, 1), got {self.target_rel_ci:g}")
+        if not 0 < self.warmup_share < 1:
+            raise ValueError("warmup_share must be in (0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the runner sends the worker: every field, as it is."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Protocol:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown protocol fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
 
 
 @dataclass
@@ -116,7 +142,7 @@ def _steady(times: list[float], window: int, tol: float) -> bool:
 class WarmUp:
     """What warm-up and calibration found; the rounds start from here."""
 
-    started: float  # clock() before the first step
+    warm_start: float  # clock() after the first step: the budget starts here
     first_step_s: float
     warm: list[float]
     warmup_s: float
@@ -127,7 +153,6 @@ class WarmUp:
 def warm_up(time_steps: Callable[[int], float], proto: Protocol, compiled: bool = False,
             clock: Callable[[], float] = time.perf_counter) -> WarmUp:
     """Steps 1-3 of the protocol: the first step, warm-up until steady, calibration."""
-    start = clock()
     first = time_steps(1)
     warm: list[float] = []
     min_warm = proto.min_warmup_compiled if compiled else proto.min_warmup
@@ -147,7 +172,7 @@ def warm_up(time_steps: Callable[[int], float], proto: Protocol, compiled: bool 
     share = proto.budget_s / (proto.min_rounds * 2)
     if step_est > 0:
         k = max(1, min(k, int(share / step_est)))
-    return WarmUp(start, first, warm, clock() - warm_start, steady, k)
+    return WarmUp(warm_start, first, warm, clock() - warm_start, steady, k)
 
 
 def ci_status(samples: list[float], proto: Protocol) -> tuple[float, float, float, bool]:
@@ -161,14 +186,14 @@ def ci_status(samples: list[float], proto: Protocol) -> tuple[float, float, floa
     return med, lo, hi, met
 
 
-def summarize(w: WarmUp, samples: list[float], measure_s: float, total_s: float,
-              proto: Protocol) -> Measurement:
-    """Step 4's statistics and flags over the rounds' per-step samples."""
+def summarize(w: WarmUp, samples: list[float], measure_s: float, proto: Protocol) -> Measurement:
+    """Step 4's statistics and flags over the rounds' per-step samples. ``measure_s`` is
+    this cell's own time in timed rounds; with warm-up it is what the budget covers."""
     med, lo, hi, met = ci_status(samples, proto)
     flags = [] if w.steady else ["warmup_unsteady"]
     if not met:
         flags.append("ci_wide")
-    if total_s > proto.budget_s * 1.5:
+    if w.warmup_s + measure_s > proto.budget_s * 1.5:
         flags.append("over_budget")
     return Measurement(
         samples_s=samples, steps_per_round=w.steps_per_round, first_step_s=w.first_step_s,
@@ -178,18 +203,38 @@ def summarize(w: WarmUp, samples: list[float], measure_s: float, total_s: float,
     )
 
 
+class RoundBudget:
+    """The stopping rule of step 4, fed one round at a time: enough rounds for a CI, then
+    stop at the CI target, the budget (warm-up + own rounds) or ``max_rounds``."""
+
+    def __init__(self, w: WarmUp, proto: Protocol) -> None:
+        self.w, self.proto = w, proto
+        self.samples: list[float] = []
+        self.own_s = 0.0  # seconds of this cell's own rounds
+
+    def add(self, round_s: float) -> None:
+        self.samples.append(round_s / self.w.steps_per_round)
+        self.own_s += round_s
+
+    @property
+    def done(self) -> bool:
+        n, proto = len(self.samples), self.proto
+        if n >= proto.max_rounds:
+            return True
+        if n < proto.min_rounds:
+            return False
+        return (self.w.warmup_s + self.own_s >= proto.budget_s
+                or ci_status(self.samples, proto)[3])
+
+    def result(self) -> Measurement:
+        return summarize(self.w, self.samples, self.own_s, self.proto)
+
+
 def measure(time_steps: Callable[[int], float], proto: Protocol, compiled: bool = False,
             clock: Callable[[], float] = time.perf_counter) -> Measurement:
     """Run the protocol above against ``time_steps`` and return raw samples and statistics."""
     w = warm_up(time_steps, proto, compiled, clock)
-    k = w.steps_per_round
-    samples: list[float] = []
-    measure_start = clock()
-    deadline = w.started + proto.budget_s
-    while len(samples) < proto.max_rounds:
-        samples.append(time_steps(k) / k)
-        if len(samples) >= proto.min_rounds and (ci_status(samples, proto)[3]
-                                                 or clock() >= deadline):
-            break
-    end = clock()
-    return summarize(w, samples, end - measure_start, end - w.started, proto)
+    rounds = RoundBudget(w, proto)
+    while not rounds.done:
+        rounds.add(time_steps(w.steps_per_round))
+    return rounds.result()

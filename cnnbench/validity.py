@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .plan import Cell
@@ -35,6 +36,17 @@ def probe_cells(cells: list[Cell]) -> list[Cell]:
             seen[key] = Cell(c.framework, c.variant, c.device, "gemm", "peak", gemm_n(c.device),
                              c.precision, c.exec_mode, c.threads)
     return list(seen.values())
+
+
+def options_key(options: Any) -> str:
+    """Adapter options as canonical JSON: cells that differ only in options stay apart."""
+    return json.dumps(options or {}, sort_keys=True, default=str)
+
+
+def group_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A cell's key without its batch size: the rows whose step time must grow with batch."""
+    return (row["framework"], row["variant"], row["device"], row["workload"], row["mode"],
+            row["precision"], row["exec_mode"], row["threads"], options_key(row.get("options")))
 
 
 def peak_key(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -80,8 +92,7 @@ class Validity:
                 flags.append("above_peak")
         else:
             flags.append("no_peak")
-        group = (row["framework"], row["variant"], row["device"], row["workload"], row["mode"],
-                 row["precision"], row["exec_mode"], row["threads"])
+        group = group_key(row)
         b = row["batch_size"]
         lo_s, hi_s = row["batch_size"] / row["ci95_high"], row["batch_size"] / row["ci95_low"]
         for other_b, other_lo, other_hi in self.history.get(group, []):

@@ -17,20 +17,17 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .files import write_json_atomic
+from .timing import Measurement, Protocol, RoundBudget, measure, warm_up
 
-def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+TimeSteps = Callable[[int], float]
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or "(no message)"
     return f"{type(exc).__name__}: {text}"[:500]
 
@@ -53,96 +50,93 @@ class Control:
         return line.strip()
 
 
-def _driven_rounds(time_steps: Any, proto: Any, compiled: bool, control: Control) -> Any:
-    """Warm up, then time one round per "round" command until "stop": the runner
-    interleaves the rounds of several workers (variants compared side by side)."""
-    from .timing import summarize, warm_up
-
+def _driven_rounds(time_steps: TimeSteps, proto: Protocol, compiled: bool,
+                   control: Control) -> Measurement:
+    """Warm up, then time one round per "round" command until the protocol's stopping rule
+    says done (or "stop"): the runner interleaves the rounds of several workers."""
     w = warm_up(time_steps, proto, compiled)
-    k = w.steps_per_round
-    control.send({"ready": k})
-    samples: list[float] = []
-    own = 0.0  # only this worker's rounds: the others' turns are not its time
+    control.send({"ready": w.steps_per_round})
+    rounds = RoundBudget(w, proto)
     while control.recv() == "round":
-        t = time_steps(k)
-        own += t
-        samples.append(t / k)
-        control.send({"t": samples[-1]})
-    return summarize(w, samples, own, w.first_step_s + w.warmup_s + own, proto)
+        rounds.add(time_steps(w.steps_per_round))
+        control.send({"t": rounds.samples[-1], "done": rounds.done})
+    return rounds.result()
 
 
-def run_cell(cell: dict[str, Any], proto_args: dict[str, Any],
+def _refusal(cell: dict[str, Any]) -> str | None:
+    """Why the adapter table says this cell cannot run, before any framework is imported."""
+    from adapters import get_info
+
+    info = get_info(cell["framework"])
+    if cell["exec_mode"] not in info.exec_modes:
+        return (f"{info.name} has no execution mode {cell['exec_mode']!r} "
+                f"(it has {', '.join(info.exec_modes)})")
+    if cell["precision"] not in info.precisions:
+        return f"{info.name} does not support precision {cell['precision']!r}"
+    dev_kind = cell["device"].split(":")[0]
+    if dev_kind not in info.device_kinds:
+        return f"{info.name} does not run on {dev_kind}"
+    if cell["device"] != "cpu" and "," in cell["device"]:
+        return "multi-device data parallel is not implemented for this adapter yet"
+    return None
+
+
+def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[TimeSteps, bool]:
+    """Set the adapter up, build the cell's model (or GEMM probe) and return
+    (time_steps, whether the execution mode compiles). Facts go into ``rec``."""
+    import numpy as np
+
+    from adapters.base import BuildOptions
+    from workloads import get_workload
+    from workloads.reference import init_weights, synthetic_batch
+
+    rec["threads_set"] = adapter.setup(cell.get("threads"))
+    rec["build"] = adapter.build_facts()
+    rec["device_name"] = adapter.device_name(cell["device"])
+    opts = BuildOptions(device=cell["device"], precision=cell["precision"],
+                        exec_mode=cell["exec_mode"], mode=cell["mode"],
+                        options=cell.get("options") or {})
+    if cell["mode"] == "peak":  # the device's GEMM probe, not a workload
+        return adapter.prepare_gemm(cell["batch_size"], opts), False
+    spec = get_workload(cell["workload"])
+    weights = init_weights(spec, seed=0)
+    x, y = synthetic_batch(spec, cell["batch_size"], seed=0)
+    t0 = time.perf_counter()
+    model = adapter.build(spec, weights, opts)
+    del weights
+    rec["build_s"] = time.perf_counter() - t0
+    rec["model_params"] = adapter.num_params(model)
+    time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
+    rec.update(adapter.prepare_facts(model))
+    return time_steps, cell["exec_mode"] != "eager"
+
+
+def run_cell(cell: dict[str, Any], proto: Protocol,
              control: Control | None = None) -> dict[str, Any]:
     """Build, warm up and time one cell. Never raises: failures become a status."""
-    from adapters import get_info, load_adapter
-    from adapters.base import BuildOptions, Unsupported
+    from adapters import load_adapter
+    from adapters.base import Unsupported
 
-    from .timing import Protocol, measure
-
-    rec: dict[str, Any] = {"status": "error", "error": None}
-    info = get_info(cell["framework"])
-    try:
-        if cell["exec_mode"] not in info.exec_modes:
-            raise Unsupported(f"{info.name} has no execution mode {cell['exec_mode']!r} "
-                              f"(it has {', '.join(info.exec_modes)})")
-        if cell["precision"] not in info.precisions:
-            raise Unsupported(f"{info.name} does not support precision {cell['precision']!r}")
-        dev_kind = cell["device"].split(":")[0]
-        if dev_kind not in info.device_kinds:
-            raise Unsupported(f"{info.name} does not run on {dev_kind}")
-        if cell["device"] != "cpu" and "," in cell["device"]:
-            raise Unsupported("multi-device data parallel is not implemented for this adapter yet")
-    except Unsupported as exc:
-        return {"status": "unsupported", "error": str(exc)}
-
+    reason = _refusal(cell)
+    if reason:
+        return {"status": "unsupported", "error": reason}
     try:
         adapter = load_adapter(cell["framework"])
-        rec["framework_version"] = adapter.framework_version()
     except ImportError as exc:
-        return {"status": "unavailable", "error": f"framework not importable: {_one_line(exc)}"}
-
+        return {"status": "unavailable", "error": f"framework not importable: {one_line(exc)}"}
+    rec: dict[str, Any] = {"status": "error", "error": None}
     try:
-        import numpy as np
-
-        from workloads import get_workload
-        from workloads.reference import init_weights, synthetic_batch
-
-        rec["threads_set"] = adapter.setup(cell.get("threads"))
-        rec["build"] = adapter.build_facts()
-        rec["device_name"] = adapter.device_name(cell["device"])
-        opts = BuildOptions(device=cell["device"], precision=cell["precision"],
-                            exec_mode=cell["exec_mode"], mode=cell["mode"],
-                            options=cell.get("options") or {})
-        compiled = cell["exec_mode"] not in ("eager",)
-        if cell["mode"] == "peak":  # the device's GEMM probe, not a workload
-            time_steps = adapter.prepare_gemm(cell["batch_size"], opts)
-            compiled = False
-        else:
-            spec = get_workload(cell["workload"])
-            weights = init_weights(spec, seed=0)
-            x, y = synthetic_batch(spec, cell["batch_size"], seed=0)
-            t0 = time.perf_counter()
-            model = adapter.build(spec, weights, opts)
-            del weights
-            rec["build_s"] = time.perf_counter() - t0
-            rec["model_params"] = adapter.num_params(model)
-            time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
-            rec.update(adapter.prepare_facts(model))
-        proto = Protocol(**proto_args)
-        if control is None:
-            m = measure(time_steps, proto, compiled=compiled)
-        else:
-            m = _driven_rounds(time_steps, proto, compiled, control)
-        rec.update(m.to_dict())
-        rec["status"] = "ok"
+        rec["framework_version"] = adapter.framework_version()
+        time_steps, compiled = _prepare(adapter, cell, rec)
+        m = (measure(time_steps, proto, compiled=compiled) if control is None
+             else _driven_rounds(time_steps, proto, compiled, control))
+        rec.update(m.to_dict(), status="ok")
     except Unsupported as exc:
         rec.update(status="unsupported", error=str(exc))
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+    except Exception as exc:  # KeyboardInterrupt and SystemExit are not a cell's status
         traceback.print_exc(file=sys.stderr)  # full detail goes to the cell's log
         oom = adapter.is_oom(exc) or isinstance(exc, MemoryError)
-        rec.update(status="oom" if oom else "error", error=_one_line(exc))
+        rec.update(status="oom" if oom else "error", error=one_line(exc))
     return rec
 
 
@@ -152,19 +146,23 @@ def facts(framework: str) -> dict[str, Any]:
     try:
         adapter = load_adapter(framework)
     except ImportError as exc:
-        return {"status": "unavailable", "error": _one_line(exc)}
+        return {"status": "unavailable", "error": one_line(exc)}
     try:
         return {"status": "ok", "build": adapter.build_facts(), "python": sys.executable}
     except Exception as exc:
-        return {"status": "error", "error": _one_line(exc)}
+        return {"status": "error", "error": one_line(exc)}
 
 
 def _exit_with_parent() -> None:
     """Leave when the runner dies (we run in our own session, so no signal reaches us):
-    an orphaned worker must not keep a GPU or the CPU busy under the next sweep."""
+    an orphaned worker must not keep a GPU or the CPU busy under the next sweep. The runner
+    names itself in CNNBENCH_RUNNER_PID: a runner killed before this line runs has already
+    left us to init, and our parent then is not the one to watch for."""
     import threading
 
-    parent = os.getppid()
+    parent = int(os.environ.get("CNNBENCH_RUNNER_PID") or os.getppid())
+    if os.getppid() != parent:
+        os._exit(3)
 
     def watch() -> None:
         while True:
@@ -188,16 +186,16 @@ def main(argv: list[str] | None = None) -> int:
         lim = args.memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     if args.facts:
-        write_atomic(args.out, facts(args.facts))
+        write_json_atomic(args.out, facts(args.facts))
         return 0
     payload = json.loads(args.cell.read_text(encoding="utf-8"))
     control = None
     if args.control:
         fd_in, fd_out = (int(v) for v in args.control.split(","))
         control = Control(fd_in, fd_out)
-    rec = run_cell(payload["cell"], payload.get("protocol", {}), control)
+    rec = run_cell(payload["cell"], Protocol.from_dict(payload["protocol"]), control)
     rec["python"] = sys.executable
-    write_atomic(args.out, rec)
+    write_json_atomic(args.out, rec)
     # Skip interpreter teardown: some frameworks hang or crash in atexit handlers, and the
     # record is already safe on disk.
     sys.stdout.flush()

@@ -40,6 +40,8 @@ def test_help(sub: str) -> None:
     (["run", "--frameworks", "null", "--resume", "nope", "--results-dir", "/tmp/cnb-none"],
      "no such run"),
     (["run", "--bogus"], "unrecognized arguments"),
+    (["run", "--frameworks", "null", "--target-ci", "1.5"], "target CI must be a fraction"),
+    (["run", "--frameworks", "null", "--interleave", "--target-ci", "1.5"], "target CI"),
     (["report", "/no/such/results"], "no such results"),
     (["report", "--prices", "/no/such.toml"], "prices file not found"),
     (["frobnicate"], "invalid choice"),
@@ -52,6 +54,22 @@ def test_bad_input_is_one_line(args: list[str], needle: str) -> None:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert needle in lines[0]
+
+
+def test_variant_that_overrides_the_thread_count_is_refused(tmp_path: Path) -> None:
+    vfile = tmp_path / "v.toml"
+    vfile.write_text("[[variant]]\nname = 'omp4'\nframework = 'null'\n"
+                     "env = { OMP_NUM_THREADS = '4' }\n")
+    r = cli("run", "--frameworks", "null", "--variants", "omp4", "--variants-file", str(vfile),
+            "--threads", "2", "--results-dir", str(tmp_path / "res"), "--no-progress")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == ("cnnbench: error: variant 'omp4' sets OMP_NUM_THREADS=4, which "
+                                "conflicts with 2 threads (--threads); remove it from the "
+                                "variant or pass --threads 4")
+    assert not (tmp_path / "res").exists()  # refused before anything ran
+    ok = cli("run", "--frameworks", "null", "--variants", "omp4", "--variants-file", str(vfile),
+             "--threads", "4", "--dry-run")
+    assert ok.returncode == 0, ok.stderr
 
 
 def test_malformed_variants_file(tmp_path: Path) -> None:

@@ -18,9 +18,10 @@ from cnnbench.plan import expand
 from cnnbench.report import load_results, write_report
 from cnnbench.runner import RunSettings, run_plan
 from cnnbench.schema import REQUIRED, SCHEMA_VERSION, append_row, dumps_row, iter_rows
+from cnnbench.timing import Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = {"budget_s": 0.3, "min_round_s": 0.01}
+FAST = Protocol(budget_s=0.3, min_round_s=0.01)
 
 
 def _cells(*faults: str):
@@ -33,8 +34,9 @@ def _cells(*faults: str):
 
 def test_faulty_cells_leave_runner_memory_and_handles_unchanged(tmp_path: Path) -> None:
     me = psutil.Process()
+    warm = RunSettings("w", "m", tmp_path, protocol=FAST, timeout_s=8.0, memory_limit_mb=1024)
+    run_plan(_cells("", "raise"), warm)  # warm the runner's own imports and caches
     s = RunSettings("r", "m", tmp_path, protocol=FAST, timeout_s=8.0, memory_limit_mb=1024)
-    run_plan(_cells("", "raise"), s)  # warm the runner's own imports and caches
     fds, rss = me.num_fds(), me.memory_info().rss
     counts = run_plan(_cells("kill", "raise", "hang", "oom", "", "kill", "raise", ""), s)
     assert counts == {"crashed": 2, "error": 2, "timeout": 1, "oom": 1, "ok": 2}

@@ -42,11 +42,24 @@ def test_report_has_table_and_embedded_chart(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.parent.iterdir()) == ["index.html"]
 
 
+def test_cells_that_differ_only_in_adapter_options_stay_apart(tmp_path: Path) -> None:
+    from cnnbench.report import latest_ok, load_results
+
+    res = tmp_path / "results"
+    append_row(res / "m1" / "r1.jsonl", row(options={"memory_format": "contiguous"}))
+    append_row(res / "m1" / "r1.jsonl", row(cell_id="c2", images_per_s=1600.0, ci95_low=1500.0,
+                                            ci95_high=1700.0,
+                                            options={"memory_format": "channels_last"}))
+    df, _, _ = load_results([res])
+    last = latest_ok(df)
+    assert len(last) == 2 and last["runs"].tolist() == [1, 1]
+    assert sorted(last["images_per_s"]) == [800.0, 1600.0]
+
+
 def test_hostile_strings_render_as_text(tmp_path: Path) -> None:
     res = tmp_path / "results"
     # every field the schema types as a string (status must stay a valid one to be shown)
-    fields = {k: EVIL for k, (typ, _) in FIELDS.items()
-              if typ.startswith("str") and k != "status"}
+    fields = {f.name: EVIL for f in FIELDS if f.type.startswith("str") and f.name != "status"}
     append_row(res / "m1" / "r1.jsonl", row(**dict(fields, error=None), flags=[EVIL],
                                             busy=[EVIL]))
     append_row(res / "m1" / "r1.jsonl", row(**dict(fields, cell_id="c9", status="error")))

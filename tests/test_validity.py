@@ -85,6 +85,18 @@ def test_time_that_shrinks_with_batch_is_flagged_either_order() -> None:
     assert "time_not_growing" not in b["flags"]
 
 
+def test_cells_that_differ_only_in_adapter_options_are_not_compared() -> None:
+    """NCHW at batch 8 and NHWC at batch 64 are two cells, not one that failed to grow."""
+    v = Validity()
+    v.annotate(cell_row(100, batch=8, options={"memory_format": "contiguous"}))
+    nhwc = cell_row(1000, batch=64, options={"memory_format": "channels_last"})
+    v.annotate(nhwc)
+    assert "time_not_growing" not in nhwc["flags"]
+    same = cell_row(1000, batch=64, options={"memory_format": "contiguous"})
+    v.annotate(same)
+    assert "time_not_growing" in same["flags"]
+
+
 def test_one_probe_per_framework_device_threads_precision() -> None:
     cells = expand(["null"], ["lenet5", "resnet20"], precisions=["fp32", "bf16"], threads=[1, 2])
     probes = probe_cells(cells)

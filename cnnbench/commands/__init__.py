@@ -1,0 +1,22 @@
+"""One module per subcommand (as asv's ``commands/``): each has a ``run(...)`` that takes plain
+parameters, so it can be called and tested in-process; ``cnnbench.cli`` only parses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console; piped output gets a wide page rather than rich's 80 columns, so no
+    count is cut."""
+    import sys
+
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(width=None if stream.isatty() else 160, highlight=False, stderr=stderr,
+                   soft_wrap=True)

@@ -1,0 +1,48 @@
+"""`cnnbench list`: the workloads (parameters, FLOPs, default batch) or the build variants."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from . import console
+
+
+def run(variants: bool = False, variants_file: Path | None = None, as_json: bool = False,
+        filter: str | None = None, tag: str | None = None) -> int:
+    from rich.table import Table
+
+    from workloads import get_workload, list_workloads
+
+    from ..variants import VariantSet, load_variants_file
+
+    if variants:
+        vs = VariantSet(load_variants_file(variants_file) if variants_file else [])
+        vrows: list[dict[str, Any]] = [
+            {"name": v.name, "framework": v.framework, "env": v.env, "options": v.options,
+             "python": v.python, "description": v.description} for v in vs.variants]
+        if as_json:
+            print(json.dumps(vrows, indent=2))
+            return 0
+        t = Table("variant", "framework", "environment", "adapter options", "description")
+        for v in vs.variants:
+            t.add_row(v.name, v.framework, " ".join(f"{k}={x}" for k, x in v.env.items()),
+                      " ".join(f"{k}={x}" for k, x in v.options.items()),
+                      v.description + (f" ({v.python})" if v.python else ""))
+        console().print(t)
+        return 0
+    rows = [get_workload(n).summary() for n in list_workloads(filter, tag)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    t = Table("workload", "input", "classes", "params", "GFLOPs/img", "default batch",
+              "description")
+    for col in t.columns[:-1]:
+        col.no_wrap = True
+    for r in rows:
+        t.add_row(r["name"], "x".join(map(str, r["input_shape"])), str(r["num_classes"]),
+                  f"{r['params']:,}", f"{r['flops_per_image'] / 1e9:.4f}",
+                  str(r["default_batch"]), r["description"])
+    console().print(t)
+    return 0

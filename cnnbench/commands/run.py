@@ -1,0 +1,219 @@
+"""`cnnbench run`: plan the cells, check the plan, run it with progress, write the report.
+
+``run(...)`` takes the command line's values as plain parameters; every check that can
+refuse the input runs before anything is measured, and refuses with a ``UsageError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..plan import MODES, Cell, expand
+from ..runner import RunSettings
+from ..timing import Protocol
+from ..variants import VariantSet, load_variants_file
+from . import UsageError, console
+
+QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
+QUICK_BATCH = 32
+QUICK_BUDGET_S = 4.0
+DEFAULT_BUDGET_S = 20.0
+
+
+def protocol(budget_s: float, target_ci: float) -> Protocol:
+    """The timing protocol of the run, checked once here and sent to every worker as it is."""
+    try:
+        return Protocol(budget_s=budget_s, target_rel_ci=target_ci)
+    except ValueError as exc:
+        raise UsageError(f"cnnbench run: {exc} (see --budget, --target-ci)") from None
+
+
+def expand_workloads(names: list[str] | None, default: list[str]) -> list[str]:
+    from workloads import get_workload, list_workloads
+
+    if names is None:
+        return list(default)
+    out: list[str] = []
+    for n in names:
+        if n == "all":
+            out.extend(list_workloads())
+        elif any(c in n for c in "*?["):
+            hits = list_workloads(n)
+            if not hits:
+                raise UsageError(f"no workload matches {n!r}")
+            out.extend(hits)
+        else:
+            get_workload(n)
+            out.append(n)
+    return out
+
+
+def expand_frameworks(names: list[str] | None) -> list[str]:
+    from adapters import FRAMEWORKS, get_info
+
+    if names is None or names == ["all"]:
+        return list(FRAMEWORKS)
+    for n in names:
+        get_info(n)
+    return names
+
+
+def check_threads(cells: list[Cell], variants: VariantSet) -> None:
+    """Refuse a variant whose environment would silently override the pinned thread count
+    (the row would report the requested count while another was in force)."""
+    from ..envs import THREAD_VARS
+
+    for c in cells:
+        v = variants.get(c.framework, c.variant)
+        if v is None or not c.threads:
+            continue
+        for var in THREAD_VARS:
+            if var in v.env and v.env[var] != str(c.threads):
+                raise UsageError(
+                    f"variant {v.name!r} sets {var}={v.env[var]}, which conflicts with "
+                    f"{c.threads} threads (--threads); remove it from the variant or pass "
+                    f"--threads {v.env[var]}")
+
+
+def resolve_run_id(results_dir: Path, machine_id: str, run_id: str | None,
+                   resume: str | None) -> str:
+    if resume == "last":
+        runs = sorted((results_dir / machine_id).glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise UsageError(f"--resume last: no run in {results_dir / machine_id}")
+        return runs[-1].stem
+    from ..runner import new_run_id
+
+    return resume or run_id or new_run_id()
+
+
+def run(*, quick: bool = False, frameworks: list[str] | None = None,
+        workloads: list[str] | None = None, modes: list[str] | None = None,
+        batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
+        exec_modes: list[str] | None = None, devices: list[str] | None = None,
+        threads: list[int] | None = None, variants: list[str] | None = None,
+        variants_file: Path | None = None, budget: float | None = None,
+        target_ci: float = 0.03, timeout: float | None = None,
+        pythons: dict[str, str] | None = None, adapter_opts: dict[str, Any] | None = None,
+        repeat: int = 1, interleave: bool = False, no_probe: bool = False,
+        no_noise_check: bool = False, memory_limit_mb: int | None = None,
+        results_dir: Path = Path("results"), run_id: str | None = None,
+        resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
+        strict: bool = False, dry_run: bool = False, no_progress: bool = False,
+        verbose: bool = False) -> int:
+    from .. import machine
+    from ..runner import pending
+
+    vset = VariantSet(load_variants_file(variants_file) if variants_file else None)
+    variant_names = variants or ["default"]
+    vset.check_names(variant_names)
+    proto = protocol(budget or (QUICK_BUDGET_S if quick else DEFAULT_BUDGET_S), target_ci)
+    mrec = machine.probe()
+    cells = expand(expand_frameworks(frameworks),
+                   expand_workloads(workloads, list(QUICK_WORKLOADS) if quick else _all()),
+                   modes=modes or list(MODES),
+                   batch_sizes=batch_sizes or ([QUICK_BATCH] if quick else None),
+                   precisions=precisions or ["fp32"], exec_modes=exec_modes or ["default"],
+                   devices=devices or ["cpu"], variants=variant_names,
+                   threads=threads or [mrec["cpu"]["usable_cores"]], options=adapter_opts or {})
+    if repeat > 1:
+        # Repeats are interleaved (every cell once, then every cell again), so slow drifts
+        # of the machine spread over all cells instead of biasing the last ones.
+        cells = [dataclasses.replace(c, repeat=r) for r in range(repeat) for c in cells]
+    check_threads(cells, vset)
+    out = console()
+    if dry_run:
+        for c in cells:
+            out.print(c.label(), markup=False)
+        out.print(f"{len(cells)} cells", markup=False)
+        return 0
+
+    mid = machine_id or machine.machine_id(mrec)
+    settings = RunSettings(
+        run_id=resolve_run_id(results_dir, mid, run_id, resume), machine_id=mid,
+        results_dir=results_dir, protocol=proto, timeout_s=timeout,
+        python_overrides=pythons or {}, variants=vset, memory_limit_mb=memory_limit_mb or 0,
+        verbose=verbose, probe_peak=not no_probe, check_noise=not no_noise_check,
+        interleave=interleave)
+    if resume and not settings.run_file.exists():
+        raise UsageError(f"--resume {settings.run_id}: no such run in {settings.run_file.parent}")
+    machine.write_machine(results_dir, mid, mrec)
+    todo = pending(cells, settings)
+    n_cells = sum(c.mode != "peak" for c in todo)
+    recorded = len(cells) - n_cells
+    out.print(f"run {settings.run_id}: {n_cells} cells to run"
+              + (f" ({recorded} already recorded)" if recorded else "")
+              + f" -> {settings.run_file}", markup=False)
+    counts = _run_with_progress(cells, todo, settings, out, no_progress)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
+    out.print(f"done: {summary}. Results: {settings.run_file}", markup=False)
+    if report:
+        from ..report import write_report
+
+        out.print(f"report: {write_report([results_dir], report)}", markup=False)
+    return 1 if strict and set(counts) - {"ok"} else 0
+
+
+def _all() -> list[str]:
+    from workloads import list_workloads
+
+    return list_workloads()
+
+
+def describe(cell: Cell, row: dict[str, Any]) -> str:
+    """One line for a finished cell: its figure with the CI, or why it has none."""
+    from ..validity import probe_peak
+
+    peak = probe_peak(row) if row["mode"] == "peak" else None
+    if peak is not None:  # an ok GEMM probe
+        what = f"GEMM peak {peak / 1e9:.1f} GFLOP/s (best round)"
+    elif row["status"] == "ok":
+        what = f"{row['images_per_s']:.1f} img/s [{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]"
+        if row.get("mfu") is not None:
+            what += f" MFU {100 * row['mfu']:.1f}%"
+        if row["flags"]:
+            what += f" flags={','.join(row['flags'])}"
+    else:
+        what = f"{row['status'].upper()}: {row['error']}"
+    return f"{cell.label()}: {what}"
+
+
+def _run_with_progress(cells: list[Cell], todo: list[Cell], settings: RunSettings, out: Any,
+                       no_progress: bool) -> Counter[str]:
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ..runner import run_plan
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                        console=out, disable=no_progress, transient=False)
+    with progress:
+        task = progress.add_task("sweep", total=len(todo))
+
+        def on_start(cell: Cell) -> None:
+            progress.update(task, description=escape(cell.label()))
+
+        def on_done(cell: Cell, row: dict[str, Any]) -> None:
+            color = "green" if row["status"] == "ok" else "red"
+            progress.console.print(f"[{color}]{escape(describe(cell, row))}[/{color}]")
+            progress.advance(task)
+
+        try:
+            return run_plan(cells, settings, on_start=on_start, on_done=on_done)
+        except KeyboardInterrupt:
+            progress.stop()
+            raise UsageError(
+                f"interrupted; finished cells are in {settings.run_file}; continue with "
+                f"`cnnbench run --resume {settings.run_id}` and the same options"
+            ) from None
