@@ -35,72 +35,86 @@ class Field:
 _FLAGS = ("ci_wide", "above_peak", "time_not_growing", "warmup_unsteady", "busy_machine",
           "over_budget", "no_peak", "param_count_mismatch", "threads_mismatch")
 
-# The one definition of a row. The runner's blank row, the keys it takes from a worker's
-# record and the README's schema table (``python -m cnnbench.schema``) all come from here.
-FIELDS: tuple[Field, ...] = (
-    Field("schema_version", "int", "version of this row layout (readers migrate older rows and "
-          "refuse newer ones)", SCHEMA_VERSION),
-    Field("run_id", "str", "one `cnnbench run` invocation"),
-    Field("machine_id", "str", "the machine, as in `results/<machine_id>/machine.json`"),
-    Field("cell_id", "str", "stable key of the cell (used by `--resume`)"),
-    Field("framework", "str", "adapter name: `pytorch`, `tensorflow`, `jax`, `mxnet`, `null`"),
-    Field("framework_version", "str/null", "the framework's own version string"),
-    Field("variant", "str", "build variant: `default`, an ISA-capped or configuration variant, "
-          "or a custom build"),
-    Field("device", "str", "`cpu` or `gpu:N`"),
-    Field("device_name", "str/null", "CPU model or GPU name"),
-    Field("n_devices", "int", "devices used (data parallel when > 1)", 1),
-    Field("workload", "str", "workload spec name"),
-    Field("mode", "str", "`train` (forward, loss, backward, SGD with momentum 0.9), `infer` "
-          "(eval forward, no gradients), or `peak` (a GEMM probe: `workload` is `gemm`, "
-          "`batch_size` is n, `flops_per_image` is 2n³ per product)"),
-    Field("batch_size", "int", "images per step (global batch)"),
-    Field("precision", "str", "`fp32`, `tf32`, or mixed `bf16` / `fp16`"),
-    Field("exec_mode", "str", "e.g. `eager`, `compiled`, `graph`, `xla`, `jit`, `hybrid`"),
-    Field("threads", "int/null", "intra-op threads requested for the cell"),
-    Field("threads_set", "dict", "threads in force, as the framework reports them after pinning: "
-          "`intra_op`, `inter_op`", {}),
-    Field("status", "str", "one of " + ", ".join(f"`{s}`" for s in STATUSES), "error"),
-    Field("error", "str/null", "one-line reason when not ok"),
-    Field("samples_s", "list[float]", "per-step seconds of every timed round (raw)", []),
-    Field("steps_per_round", "int/null", "steps in each round"),
-    Field("median_step_s", "float/null", "median of `samples_s`"),
-    Field("images_per_s", "float/null", "`batch_size / median_step_s`"),
-    Field("ci95_low", "float/null", "lower 95% bound of images/s (from the median's CI)"),
-    Field("ci95_high", "float/null", "upper 95% bound of images/s"),
-    Field("rel_ci", "float/null", "half-width of the CI relative to the median"),
-    Field("ci_target_met", "bool/null", "whether the CI reached the target within the budget"),
-    Field("build_s", "float/null", "seconds to build the model and load its weights"),
-    Field("first_step_s", "float/null", "the first step alone (compilation, graph capture); "
-          "not part of the budget"),
-    Field("compile_s", "float/null", "ahead-of-time compilation measured apart (JAX `jit`: "
-          "`lower().compile()`)"),
-    Field("lower_s", "float/null", "tracing and lowering before `compile_s` (JAX `jit`)"),
-    Field("warmup_steps", "int/null", "steps run to reach steady state"),
-    Field("warmup_s", "float/null", "seconds spent warming up"),
-    Field("warmup_steady", "bool/null", "whether the step time stopped drifting in warm-up"),
-    Field("measure_s", "float/null", "seconds of this cell's own timed rounds"),
-    Field("budget_s", "float", "the cell's budget for warm-up plus timed rounds"),
-    Field("flags", "list[str]", "warnings: " + ", ".join(f"`{f}`" for f in _FLAGS), []),
-    Field("achieved_flops_per_s", "float/null", "`flops_per_image` × images/s × (3 train, "
-          "1 infer)"),
-    Field("peak_flops_per_s", "float/null", "the device's measured GEMM peak at this precision "
-          "and thread count"),
-    Field("mfu", "float/null", "`achieved_flops_per_s / peak_flops_per_s`"),
-    Field("load_start", "list[float]/null", "1/5/15-minute load average when the cell started"),
-    Field("load_end", "list[float]/null", "load average when the cell ended"),
-    Field("busy", "list[str]", "other processes using the CPU when the cell started", []),
-    Field("repeat", "int", "repeat index with `--repeat` (0 for the first)", 0),
-    Field("params", "int", "trainable parameters of the spec (analytic)"),
-    Field("model_params", "int/null", "trainable parameters as the framework counts them"),
-    Field("flops_per_image", "int", "forward FLOPs per image (2 × multiply-adds)"),
-    Field("started_at", "str", "UTC ISO-8601 start of the cell"),
-    Field("wall_s", "float", "wall time of the whole worker process", 0.0),
-    Field("build", "dict", "the framework's build facts (version, ISA, oneDNN, CUDA, ...)", {}),
-    Field("env", "dict", "environment variables set for the cell (variant, threads)", {}),
-    Field("python", "str/null", "interpreter that ran the worker"),
-    Field("options", "dict", "adapter options: the variant's, overridden by `--adapter-opt`", {}),
-)
+# The one definition of a row, as "name | type | meaning" lines (an indented line goes on). The runner's blank row, the
+# keys it takes from a worker's record and the README's schema table (``python -m
+# cnnbench.schema``) all come from here. Defaults other than None are in _DEFAULTS.
+_TABLE = """
+schema_version | int | version of this row layout (readers migrate older rows and refuse newer ones)
+run_id | str | one `cnnbench run` invocation
+machine_id | str | the machine, as in `results/<machine_id>/machine.json`
+cell_id | str | stable key of the cell (used by `--resume`)
+framework | str | adapter name: `pytorch`, `tensorflow`, `jax`, `mxnet`, `null`
+framework_version | str/null | the framework's own version string
+variant | str | build variant: `default`, an ISA-capped or configuration variant, or a custom build
+device | str | `cpu` or `gpu:N`
+device_name | str/null | CPU model or GPU name
+n_devices | int | devices used (data parallel when > 1)
+workload | str | workload spec name
+mode | str | `train` (forward, loss, backward, SGD with momentum 0.9), `infer` (eval forward,
+    no gradients), or `peak` (a GEMM probe: `workload` is `gemm`, `batch_size` is n,
+    `flops_per_image` is 2n³ per product)
+batch_size | int | images per step (global batch)
+precision | str | `fp32`, `tf32`, or mixed `bf16` / `fp16`
+exec_mode | str | e.g. `eager`, `compiled`, `graph`, `xla`, `jit`, `hybrid`
+threads | int/null | intra-op threads requested for the cell
+threads_set | dict | threads in force, as the framework reports them after pinning: `intra_op`, `inter_op`
+status | str | one of {statuses}
+error | str/null | one-line reason when not ok
+samples_s | list[float] | per-step seconds of every timed round (raw)
+steps_per_round | int/null | steps in each round
+median_step_s | float/null | median of `samples_s`
+images_per_s | float/null | `batch_size / median_step_s`
+ci95_low | float/null | lower 95% bound of images/s (from the median's CI)
+ci95_high | float/null | upper 95% bound of images/s
+rel_ci | float/null | half-width of the CI relative to the median
+ci_target_met | bool/null | whether the CI reached the target within the budget
+build_s | float/null | seconds to build the model and load its weights
+first_step_s | float/null | the first step alone (compilation, graph capture); not part of the budget
+compile_s | float/null | ahead-of-time compilation measured apart (JAX `jit`: `lower().compile()`)
+lower_s | float/null | tracing and lowering before `compile_s` (JAX `jit`)
+warmup_steps | int/null | steps run to reach steady state
+warmup_s | float/null | seconds spent warming up
+warmup_steady | bool/null | whether the step time stopped drifting in warm-up
+measure_s | float/null | seconds of this cell's own timed rounds
+budget_s | float | the cell's budget for warm-up plus timed rounds
+flags | list[str] | warnings: {flags}
+achieved_flops_per_s | float/null | `flops_per_image` × images/s × (3 train, 1 infer)
+peak_flops_per_s | float/null | the device's measured GEMM peak at this precision and thread count
+mfu | float/null | `achieved_flops_per_s / peak_flops_per_s`
+load_start | list[float]/null | 1/5/15-minute load average when the cell started
+load_end | list[float]/null | load average when the cell ended
+busy | list[str] | other processes using the CPU when the cell started
+repeat | int | repeat index with `--repeat` (0 for the first)
+params | int | trainable parameters of the spec (analytic)
+model_params | int/null | trainable parameters as the framework counts them
+flops_per_image | int | forward FLOPs per image (2 × multiply-adds)
+started_at | str | UTC ISO-8601 start of the cell
+wall_s | float | wall time of the whole worker process
+build | dict | the framework's build facts (version, ISA, oneDNN, CUDA, ...)
+env | dict | environment variables set for the cell (variant, threads)
+python | str/null | interpreter that ran the worker
+options | dict | adapter options: the variant's, overridden by `--adapter-opt`
+"""
+_DEFAULTS: dict[str, Any] = {
+    "schema_version": SCHEMA_VERSION, "n_devices": 1, "threads_set": {}, "status": "error",
+    "samples_s": [], "flags": [], "busy": [], "repeat": 0, "wall_s": 0.0, "build": {},
+    "env": {}, "options": {},
+}
+
+
+def _fields() -> tuple[Field, ...]:
+    subs = {"statuses": ", ".join(f"`{s}`" for s in STATUSES),
+            "flags": ", ".join(f"`{f}`" for f in _FLAGS)}
+    rows: list[list[str]] = []
+    for line in _TABLE.strip().splitlines():
+        if line.startswith("    "):  # a long meaning goes on
+            rows[-1][2] += " " + line.strip()
+        else:
+            rows.append([part.strip() for part in line.split(" | ", 2)])
+    return tuple(Field(n, t, m.format(**subs), _DEFAULTS.get(n)) for n, t, m in rows)
+
+
+FIELDS: tuple[Field, ...] = _fields()
 REQUIRED = tuple(f.name for f in FIELDS)
 
 
