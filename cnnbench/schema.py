@@ -35,9 +35,10 @@ class Field:
 _FLAGS = ("ci_wide", "above_peak", "time_not_growing", "warmup_unsteady", "busy_machine",
           "over_budget", "no_peak", "param_count_mismatch", "threads_mismatch")
 
-# The one definition of a row, as "name | type | meaning" lines (an indented line goes on). The runner's blank row, the
-# keys it takes from a worker's record and the README's schema table (``python -m
-# cnnbench.schema``) all come from here. Defaults other than None are in _DEFAULTS.
+# The one definition of a row, as "name | type | meaning" lines (an indented line goes on).
+# The runner's blank row, the keys it takes from a worker's record and the README's schema
+# table (``python -m cnnbench.schema``) all come from here. Defaults other than None are in
+# _DEFAULTS.
 _TABLE = """
 schema_version | int | version of this row layout (readers migrate older rows and refuse newer ones)
 run_id | str | one `cnnbench run` invocation
