@@ -338,6 +338,7 @@ class JaxAdapter(Adapter):
             "platform_version": devices[0].client.platform_version,
             "device_kind": devices[0].device_kind,
             "device_count": jax.device_count(),
+            "gpus": len(self._gpus()),
             # XLA's CPU backend runs convolutions and dots on its own (Eigen-based) kernels,
             # and jaxlib reports no oneDNN use or version; so none is claimed here.
             "onednn": {"enabled": False, "version": None},
@@ -359,14 +360,20 @@ class JaxAdapter(Adapter):
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
-    def _device(device: str) -> Any:
+    def _gpus() -> list[Any]:
+        try:
+            return list(jax.devices("gpu"))
+        except RuntimeError:  # no GPU backend in this jaxlib, or no GPU on this machine
+            return []
+
+    def _device(self, device: str) -> Any:
         idx = gpu_index(device)
         if idx is None:
             return jax.devices("cpu")[0]
-        try:
-            gpus = jax.devices("gpu")
-        except RuntimeError as exc:
-            raise Unsupported(f"no GPU backend in this jaxlib or on this machine: {exc}") from None
+        gpus = self._gpus()
+        if not gpus:
+            raise Unsupported("no GPU backend in this jaxlib or on this machine (install "
+                              "jax[cuda] on a CUDA machine)")
         if idx >= len(gpus):
             raise Unsupported(f"no GPU {idx} (this machine has {len(gpus)})")
         return gpus[idx]
