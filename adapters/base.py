@@ -6,6 +6,7 @@ an adapter only builds the model and returns the elapsed time of n synchronized 
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -152,6 +153,20 @@ class Adapter(ABC):
 
         ``sync=False`` leaves out the wait for the device: it exists only so the sync-trap
         test can show what a benchmark without it would (mis)measure."""
+
+    @staticmethod
+    def timed_loop(step: Callable[[], object], wait: Callable[[], object]) -> TimeSteps:
+        """time_steps(n): n calls of `step`, then `wait` until the device has done them."""
+        clock = time.perf_counter
+
+        def time_steps(n: int) -> float:
+            t0 = clock()
+            for _ in range(n):
+                step()
+            wait()
+            return clock() - t0
+
+        return time_steps
 
     def prepare_facts(self, model: Any) -> dict[str, Any]:
         """What prepare() measured on its own, e.g. ahead-of-time ``compile_s``."""

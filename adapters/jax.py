@@ -47,16 +47,7 @@ from jax import lax
 from workloads import Layer, WorkloadSpec
 
 from . import padding
-from .base import (
-    Adapter,
-    BuildOptions,
-    Threads,
-    TimeSteps,
-    Unsupported,
-    Weights,
-    cpu_model_name,
-    gpu_index,
-)
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
 
 _DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 

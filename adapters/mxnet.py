@@ -17,7 +17,6 @@ Execution: eager (imperative Gluon) or hybrid (hybridize with static_alloc/stati
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,16 +28,7 @@ from mxnet.gluon import nn
 from workloads import Layer, WorkloadSpec
 
 from . import padding
-from .base import (
-    Adapter,
-    BuildOptions,
-    Threads,
-    TimeSteps,
-    Unsupported,
-    Weights,
-    cpu_model_name,
-    gpu_index,
-)
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
 
 # Canonical batch-norm names -> Gluon's.
 _BN_PARAMS = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
@@ -46,6 +36,10 @@ _BN_PARAMS = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
 # multi_sgd_update packs its arguments into fixed arrays of 60 (MultiSGDKernelParam::N);
 # more than that per call overruns them and crashes the process.
 _MULTI_MAX = 50
+
+
+def _padded(pad: padding.Padding, value: float, op: gluon.HybridBlock) -> gluon.HybridBlock:
+    return op if pad.explicit is None else _PadThen(pad.explicit, value, op)
 
 
 class _PadThen(gluon.HybridBlock):
@@ -63,10 +57,6 @@ class _PadThen(gluon.HybridBlock):
     def hybrid_forward(self, F: Any, x: Any) -> Any:
         return self.op(F.pad(x, mode="constant", pad_width=self.pad_width,
                              constant_value=self.value))
-
-
-def _padded(pad: padding.Padding, value: float, op: gluon.HybridBlock) -> gluon.HybridBlock:
-    return op if pad.explicit is None else _PadThen(pad.explicit, value, op)
 
 
 class SpecNet(gluon.HybridBlock):
@@ -440,8 +430,6 @@ class MXNetAdapter(Adapter):
                 ) -> TimeSteps:
         xt, yt = self._inputs(model, x, y)
         self._sync()
-        clock = time.perf_counter
-        wait = self._sync if sync else (lambda: None)
 
         if model.opts.mode == "train":
             assert yt is not None
@@ -455,14 +443,7 @@ class MXNetAdapter(Adapter):
             def step() -> None:
                 block(xt)
 
-        def time_steps(n: int) -> float:
-            t0 = clock()
-            for _ in range(n):
-                step()
-            wait()
-            return clock() - t0
-
-        return time_steps
+        return self.timed_loop(step, self._sync if sync else (lambda: None))
 
     def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
         self.check_precision(opts)
@@ -474,16 +455,7 @@ class MXNetAdapter(Adapter):
         b = mx.nd.array(rng.standard_normal((n, n)), ctx=ctx, dtype=dtype)
         out = mx.nd.empty((n, n), ctx=ctx, dtype=dtype)
         self._sync()
-        clock, sync = time.perf_counter, self._sync
-
-        def time_steps(k: int) -> float:
-            t0 = clock()
-            for _ in range(k):
-                mx.nd.dot(a, b, out=out)
-            sync()
-            return clock() - t0
-
-        return time_steps
+        return self.timed_loop(lambda: mx.nd.dot(a, b, out=out), self._sync)
 
 
 ADAPTER = MXNetAdapter()

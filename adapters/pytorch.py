@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,16 +27,7 @@ from torch import nn
 from workloads import Layer, WorkloadSpec
 
 from . import padding
-from .base import (
-    Adapter,
-    BuildOptions,
-    Threads,
-    TimeSteps,
-    Unsupported,
-    Weights,
-    cpu_model_name,
-    gpu_index,
-)
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
 
 
 def _key(name: str) -> str:
@@ -50,9 +40,7 @@ class _PadThen(nn.Module):
     def __init__(self, pad: padding.Pad, value: float, op: nn.Module) -> None:
         super().__init__()
         pt, pb, pl, pr = pad
-        self.pad = (pl, pr, pt, pb)  # F.pad order: last dim first
-        self.value = value
-        self.op = op
+        self.pad, self.value, self.op = (pl, pr, pt, pb), value, op  # F.pad: last dim first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(F.pad(x, self.pad, value=self.value))
@@ -68,8 +56,7 @@ class SpecNet(nn.Module):
     def __init__(self, spec: WorkloadSpec) -> None:
         super().__init__()
         self.spec = spec
-        shapes = spec.shapes()
-        consumers = spec.consumers()
+        shapes, consumers = spec.shapes(), spec.consumers()
         self.layers = nn.ModuleDict()
         for layer in spec.layers:
             self.layers[_key(layer.name)] = self._make(layer, shapes[layer.inputs[0]], consumers)
@@ -326,9 +313,8 @@ class PyTorchAdapter(Adapter):
                 sync: bool = True) -> TimeSteps:
         xt = model.tensor(x)
         yt = torch.from_numpy(y).to(model.device)
-        self._sync(model.device)
-        clock, device = time.perf_counter, model.device
-        wait = self._sync if sync else (lambda _device: None)
+        device = model.device
+        self._sync(device)
 
         if model.opts.mode == "train":
             model.module.train()
@@ -344,14 +330,7 @@ class PyTorchAdapter(Adapter):
                 with torch.inference_mode(), autocast(model):
                     model.fn(xt)
 
-        def time_steps(n: int) -> float:
-            t0 = clock()
-            for _ in range(n):
-                step()
-            wait(device)
-            return clock() - t0
-
-        return time_steps
+        return self.timed_loop(step, (lambda: self._sync(device)) if sync else (lambda: None))
 
     def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
         self.check_precision(opts)
@@ -364,16 +343,7 @@ class PyTorchAdapter(Adapter):
         a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
         b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
         out = torch.empty(n, n, device=device, dtype=dtype)
-        clock, sync = time.perf_counter, self._sync
-
-        def time_steps(k: int) -> float:
-            t0 = clock()
-            for _ in range(k):
-                torch.matmul(a, b, out=out)
-            sync(device)
-            return clock() - t0
-
-        return time_steps
+        return self.timed_loop(lambda: torch.matmul(a, b, out=out), lambda: self._sync(device))
 
 
 ADAPTER = PyTorchAdapter()

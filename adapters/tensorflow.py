@@ -41,16 +41,7 @@ import tensorflow as tf
 from workloads import Layer, WorkloadSpec
 
 from . import padding
-from .base import (
-    Adapter,
-    BuildOptions,
-    Threads,
-    TimeSteps,
-    Unsupported,
-    Weights,
-    cpu_model_name,
-    gpu_index,
-)
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
 
 if os.environ.get("CNNBENCH_VERBOSE") != "1":
     tf.get_logger().setLevel("ERROR")

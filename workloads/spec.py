@@ -342,6 +342,19 @@ class GraphBuilder:
     def dropout(self, rate: float, name: str | None = None) -> str:
         return self._add("dropout", name, None, rate=rate)
 
+    def classifier(self, widths: tuple[int, ...], names: tuple[str, ...],
+                   dropout: float = 0.0) -> str:
+        """Flatten, then dense layers with a ReLU (and dropout, if given) between each two;
+        the last one gives the logits."""
+        self.flatten()
+        for i, (width, name) in enumerate(zip(widths, names, strict=True)):
+            if i:
+                self.relu()
+                if dropout:
+                    self.dropout(dropout)
+            self.dense(width, name=name)
+        return self.last
+
     def add(self, a: str, b: str, name: str | None = None) -> str:
         return self._add("add", name, (a, b))
 
