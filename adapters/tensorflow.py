@@ -130,7 +130,7 @@ class SpecNet(tf.Module):
         return make(self, layer, x)
 
     # -- one maker per op: (layer, input shape) -> fn(inputs, training) ----------------------
-    def _conv2d(self, layer: Layer, x: Shape) -> Fn:
+    def _op_conv2d(self, layer: Layer, x: Shape) -> Fn:
         a, name = layer.attrs, layer.name
         cin, cout, (kh, kw), g = x[0], a["out_channels"], a["kernel"], a["groups"]
         strides = [1, *a["stride"], 1]
@@ -140,9 +140,9 @@ class SpecNet(tf.Module):
         # an explicitly padded depthwise conv aborts the process (TF 2.21).
         pads, same = (pad, "VALID") if isinstance(pad, list) else (None, pad)
         if g > 1 and g == cin:
-            conv_op = self._depthwise(name, cin, cout, (kh, kw), strides, same)
+            conv_op = self._conv_depthwise(name, cin, cout, (kh, kw), strides, same)
         else:
-            conv_op = self._grouped(name, cin, cout, (kh, kw), g, strides, same)
+            conv_op = self._conv_grouped(name, cin, cout, (kh, kw), g, strides, same)
 
         def conv(x: tf.Tensor) -> tf.Tensor:
             return conv_op(x if pads is None else tf.pad(x, pads))
@@ -151,8 +151,8 @@ class SpecNet(tf.Module):
         b = self._var(f"{name}/bias", np.zeros((cout,)), True)
         return lambda xs, training: tf.nn.bias_add(conv(xs[0]), self._w(b))
 
-    def _depthwise(self, name: str, cin: int, cout: int, k: tuple[int, int], strides: list[int],
-                   same: str) -> Callable[[tf.Tensor], tf.Tensor]:
+    def _conv_depthwise(self, name: str, cin: int, cout: int, k: tuple[int, int],
+                        strides: list[int], same: str) -> Callable[[tf.Tensor], tf.Tensor]:
         # Canonical (C*mult, 1, kh, kw) -> TF (kh, kw, C, mult).
         (kh, kw), mult = k, cout // cin
         w = self._var(f"{name}/weight", np.zeros((cout, 1, kh, kw)), True,
@@ -160,8 +160,8 @@ class SpecNet(tf.Module):
                       lambda t: t.transpose(2, 3, 0, 1).reshape(cout, 1, kh, kw))
         return lambda x: tf.nn.depthwise_conv2d(x, self._w(w), strides, same)
 
-    def _grouped(self, name: str, cin: int, cout: int, k: tuple[int, int], g: int,
-                 strides: list[int], same: str) -> Callable[[tf.Tensor], tf.Tensor]:
+    def _conv_grouped(self, name: str, cin: int, cout: int, k: tuple[int, int], g: int,
+                      strides: list[int], same: str) -> Callable[[tf.Tensor], tf.Tensor]:
         w = self._var(f"{name}/weight", np.zeros((cout, cin // g, *k)), True,
                       lambda t: t.transpose(2, 3, 1, 0), lambda t: t.transpose(3, 2, 0, 1))
         if g == 1:
@@ -175,16 +175,16 @@ class SpecNet(tf.Module):
                               for xi, wi in zip(xs, ws, strict=True)], axis=3)
         return conv_groups
 
-    def _bn(self, layer: Layer, x: Shape) -> Fn:
+    def _op_batchnorm(self, layer: Layer, x: Shape) -> Fn:
         return self._batchnorm(layer.name, x, layer.attrs["eps"], layer.attrs["momentum"])
 
-    def _relu(self, layer: Layer, x: Shape) -> Fn:
+    def _op_relu(self, layer: Layer, x: Shape) -> Fn:
         return lambda xs, training: tf.nn.relu(xs[0])
 
-    def _relu6(self, layer: Layer, x: Shape) -> Fn:
+    def _op_relu6(self, layer: Layer, x: Shape) -> Fn:
         return lambda xs, training: tf.nn.relu6(xs[0])
 
-    def _maxpool(self, layer: Layer, x: Shape) -> Fn:
+    def _op_maxpool(self, layer: Layer, x: Shape) -> Fn:
         a = layer.attrs
         ksize, strides = [1, *a["kernel"], 1], [1, *a["stride"], 1]
         pad = _tf_padding(x[1:], a["kernel"], a["stride"], a["padding"])
@@ -198,14 +198,14 @@ class SpecNet(tf.Module):
             return tf.nn.max_pool2d(x, ksize, strides, "VALID")
         return maxpool
 
-    def _avgpool(self, layer: Layer, x: Shape) -> Fn:
+    def _op_avgpool(self, layer: Layer, x: Shape) -> Fn:
         ksize, strides = [1, *layer.attrs["kernel"], 1], [1, *layer.attrs["stride"], 1]
         return lambda xs, training: tf.nn.avg_pool2d(xs[0], ksize, strides, "VALID")
 
-    def _global_avgpool(self, layer: Layer, x: Shape) -> Fn:
+    def _op_global_avgpool(self, layer: Layer, x: Shape) -> Fn:
         return lambda xs, training: tf.reduce_mean(xs[0], axis=[1, 2])
 
-    def _lrn(self, layer: Layer, x: Shape) -> Fn:
+    def _op_lrn(self, layer: Layer, x: Shape) -> Fn:
         a = layer.attrs
         r, bias, alpha, beta = a["depth_radius"], a["bias"], a["alpha"], a["beta"]
         if self.dtype == tf.float64:
@@ -218,14 +218,14 @@ class SpecNet(tf.Module):
             return tf.cast(y, x.dtype)  # the CPU LRN kernel is float32 only
         return lrn
 
-    def _flatten(self, layer: Layer, x: Shape) -> Fn:
+    def _op_flatten(self, layer: Layer, x: Shape) -> Fn:
         c, h, w = x
         if layer.name in self._nhwc_flattens:
             return lambda xs, training: tf.reshape(xs[0], [-1, h * w * c])
         # Someone other than a dense reads it: flatten in the spec's C-major order.
         return lambda xs, training: tf.reshape(tf.transpose(xs[0], [0, 3, 1, 2]), [-1, c * h * w])
 
-    def _dense(self, layer: Layer, x: Shape) -> Fn:
+    def _op_dense(self, layer: Layer, x: Shape) -> Fn:
         name, fin, fout = layer.name, x[0], layer.attrs["out_features"]
         chw = self._dense_from_flatten.get(name)
         if chw is not None and chw[1] * chw[2] > 1:
@@ -242,14 +242,14 @@ class SpecNet(tf.Module):
         bd = self._var(f"{name}/bias", np.zeros((fout,)), True)
         return lambda xs, training: tf.nn.bias_add(tf.matmul(xs[0], self._w(wd)), self._w(bd))
 
-    def _dropout(self, layer: Layer, x: Shape) -> Fn:
+    def _op_dropout(self, layer: Layer, x: Shape) -> Fn:
         rate = layer.attrs["rate"]
         return lambda xs, training: tf.nn.dropout(xs[0], rate) if training else xs[0]
 
-    def _add(self, layer: Layer, x: Shape) -> Fn:
+    def _op_add(self, layer: Layer, x: Shape) -> Fn:
         return lambda xs, training: xs[0] + xs[1]
 
-    def _pad_channels(self, layer: Layer, x: Shape) -> Fn:
+    def _op_pad_channels(self, layer: Layer, x: Shape) -> Fn:
         a = layer.attrs
         s, c, (h, w) = a["stride"], x[0], x[1:]
         pads = [[0, 0], [0, 0], [0, 0], [a["before"], a["after"]]]
@@ -261,11 +261,12 @@ class SpecNet(tf.Module):
             return lambda xs, training: tf.pad(tf.reshape(xs[0], shape)[:, :, 0, :, :c], pads)
         return lambda xs, training: tf.pad(xs[0][:, ::s, ::s, :], pads)
 
+    # The "_op_" prefix keeps clear of tf.Module's own methods (it has a _flatten).
     _MAKERS: ClassVar[dict[str, Callable[[SpecNet, Layer, Shape], Fn]]] = {
-        "conv2d": _conv2d, "batchnorm": _bn, "relu": _relu, "relu6": _relu6,
-        "maxpool": _maxpool, "avgpool": _avgpool, "global_avgpool": _global_avgpool,
-        "lrn": _lrn, "flatten": _flatten, "dense": _dense, "dropout": _dropout, "add": _add,
-        "pad_channels": _pad_channels,
+        "conv2d": _op_conv2d, "batchnorm": _op_batchnorm, "relu": _op_relu, "relu6": _op_relu6,
+        "maxpool": _op_maxpool, "avgpool": _op_avgpool, "global_avgpool": _op_global_avgpool,
+        "lrn": _op_lrn, "flatten": _op_flatten, "dense": _op_dense, "dropout": _op_dropout,
+        "add": _op_add, "pad_channels": _op_pad_channels,
     }
 
     def _batchnorm(self, name: str, x_shape: tuple[int, ...], eps: float,
