@@ -6,10 +6,11 @@ an adapter only builds the model and returns the elapsed time of n synchronized 
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -22,6 +23,28 @@ TimeSteps = Callable[[int], float]
 
 class Unsupported(Exception):
     """This adapter cannot run this combination; recorded as status 'unsupported'."""
+
+
+class Threads(TypedDict):
+    """What setup() pinned, the same keys in every adapter (the row's `threads_set`)."""
+
+    intra_op: int  # threads inside one op (convolution, GEMM)
+    inter_op: int  # ops run concurrently
+
+
+# Precisions with no CPU path in any adapter: fp16 mixed precision needs GPU tensor cores to
+# be worth benchmarking (CPU kernels have no fast float16 path), and TF32 is an NVIDIA mode.
+GPU_ONLY_PRECISIONS = ("fp16", "tf32")
+
+
+def gpu_index(device: str) -> int | None:
+    """None for "cpu", N for "gpu:N"; Unsupported for anything else."""
+    if device == "cpu":
+        return None
+    kind, _, idx = device.partition(":")
+    if kind != "gpu" or not idx.isdigit():
+        raise Unsupported(f"no device {device!r} (use cpu or gpu:N)")
+    return int(idx)
 
 
 @dataclass
@@ -43,6 +66,37 @@ class BuildOptions:
 class Adapter(ABC):
     name: str = ""
 
+    # -- refusals every adapter shares -----------------------------------------------------
+    def check_precision(self, opts: BuildOptions) -> None:
+        """Unsupported unless this adapter runs opts.precision on opts.device."""
+        from . import get_info
+
+        info = get_info(self.name)
+        p, on_cpu = opts.precision, gpu_index(opts.device) is None
+        if p not in info.precisions:
+            raise Unsupported(f"{self.name} has no precision {p!r} "
+                              f"(it has {', '.join(info.precisions)})")
+        if on_cpu and p in GPU_ONLY_PRECISIONS:
+            cpu = [q for q in info.precisions if q not in GPU_ONLY_PRECISIONS]
+            raise Unsupported(f"{p} is a GPU-only precision (CUDA); use {' or '.join(cpu)} "
+                              f"on the CPU")
+
+    def check_options(self, opts: BuildOptions) -> None:
+        """The refusals of build() that do not depend on the framework: precision, the
+        float64 check, and the execution mode (the static table in adapters/__init__)."""
+        from . import get_info
+
+        self.check_precision(opts)
+        info = get_info(self.name)
+        if opts.dtype not in ("float32", "float64"):
+            raise Unsupported(f"{self.name} has no dtype {opts.dtype!r} (float32, float64)")
+        if opts.dtype == "float64" and (opts.device != "cpu" or opts.precision != "fp32"):
+            raise Unsupported("float64 is the conformance check of fp32 cells on the CPU, "
+                              f"not of {opts.precision} on {opts.device}")
+        if opts.exec_mode not in info.exec_modes:
+            raise Unsupported(f"{self.name} has no execution mode {opts.exec_mode!r} "
+                              f"(it has {', '.join(info.exec_modes)})")
+
     # -- facts ---------------------------------------------------------------------------
     @abstractmethod
     def framework_version(self) -> str: ...
@@ -51,9 +105,9 @@ class Adapter(ABC):
     def build_facts(self) -> dict[str, Any]:
         """Version, ISA in use, math libraries, CUDA/cuDNN: what makes two builds differ."""
 
-    def setup(self, threads: int | None) -> dict[str, Any]:
-        """Pin intra-/inter-op threads before anything runs; return what was set."""
-        return {}
+    @abstractmethod
+    def setup(self, threads: int | None) -> Threads:
+        """Pin intra-/inter-op threads before anything runs; return what is in force."""
 
     def device_name(self, device: str) -> str:
         return device
@@ -64,7 +118,13 @@ class Adapter(ABC):
     # -- model ---------------------------------------------------------------------------
     @abstractmethod
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> Any:
-        """A native model holding `weights` (canonical layout), ready on the device."""
+        """A native model holding `weights` (canonical layout), ready on the device.
+
+        Starts with check_options(opts); Unsupported, with the reason, for what it cannot run."""
+
+    @abstractmethod
+    def load_weights(self, model: Any, weights: Weights) -> None:
+        """Overwrite the model's weights with `weights` (canonical layout)."""
 
     @abstractmethod
     def export_weights(self, model: Any) -> Weights:
@@ -93,6 +153,20 @@ class Adapter(ABC):
 
         ``sync=False`` leaves out the wait for the device: it exists only so the sync-trap
         test can show what a benchmark without it would (mis)measure."""
+
+    @staticmethod
+    def timed_loop(step: Callable[[], object], wait: Callable[[], object]) -> TimeSteps:
+        """time_steps(n): n calls of `step`, then `wait` until the device has done them."""
+        clock = time.perf_counter
+
+        def time_steps(n: int) -> float:
+            t0 = clock()
+            for _ in range(n):
+                step()
+            wait()
+            return clock() - t0
+
+        return time_steps
 
     def prepare_facts(self, model: Any) -> dict[str, Any]:
         """What prepare() measured on its own, e.g. ahead-of-time ``compile_s``."""

@@ -46,7 +46,8 @@ from jax import lax
 
 from workloads import Layer, WorkloadSpec
 
-from .base import Adapter, BuildOptions, TimeSteps, Unsupported, Weights, cpu_model_name
+from . import padding
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
 
 _DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
@@ -107,19 +108,14 @@ def _pad_channels(x: jax.Array, stride: int, before: int, after: int) -> jax.Arr
     return jnp.pad(x[:, ::s, ::s, :], ((0, 0), (0, 0), (0, 0), (before, after)))
 
 
-def _pairs(pad: tuple[int, int, int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    pt, pb, pl, pr = pad
-    return ((pt, pb), (pl, pr))
-
-
 def _apply_layer(layer: Layer, ins: list[jax.Array], train: bool, dtype: Any, pdtype: Any,
                  precision: Any) -> jax.Array:
-    """One spec layer, called inside _SpecNet's compact __call__ (so submodules bind to it)."""
+    """One spec layer, called inside SpecNet's compact __call__ (so submodules bind to it)."""
     a, op, x = layer.attrs, layer.op, ins[0]
     if op == "conv2d":
         # Explicit (low, high) pairs go straight into lax.conv_general_dilated: one op, the
         # same result as jnp.pad + 'VALID', and never Flax's asymmetric 'SAME'.
-        return nn.Conv(a["out_channels"], a["kernel"], a["stride"], padding=_pairs(a["padding"]),
+        return nn.Conv(a["out_channels"], a["kernel"], a["stride"], padding=padding.pairs(a["padding"]),
                        feature_group_count=a["groups"], use_bias=a["bias"], dtype=dtype,
                        param_dtype=pdtype, precision=precision, name=layer.name)(x)
     if op == "batchnorm":
@@ -130,7 +126,7 @@ def _apply_layer(layer: Layer, ins: list[jax.Array], train: bool, dtype: Any, pd
         return nn.relu6(x)
     if op == "maxpool":
         # Flax pads reduce_window with its init value, -inf for max: what the spec requires.
-        return nn.max_pool(x, a["kernel"], a["stride"], padding=_pairs(a["padding"]))
+        return nn.max_pool(x, a["kernel"], a["stride"], padding=padding.pairs(a["padding"]))
     if op == "avgpool":
         return nn.avg_pool(x, a["kernel"], a["stride"], padding="VALID")
     if op == "global_avgpool":
@@ -152,7 +148,7 @@ def _apply_layer(layer: Layer, ins: list[jax.Array], train: bool, dtype: Any, pd
     raise Unsupported(f"jax adapter has no op {op!r}")
 
 
-class _SpecNet(nn.Module):
+class SpecNet(nn.Module):
     """Executes a WorkloadSpec on NHWC input. Submodules are named after the spec's layers.
 
     ``dtype`` is the compute dtype (bf16 casts parameters and inputs inside the forward);
@@ -166,17 +162,15 @@ class _SpecNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        remaining = self.spec.consumers()
         acts: dict[str, jax.Array] = {"input": x.astype(self.dtype)}
-        for layer in self.spec.layers:
-            acts[layer.name] = _apply_layer(layer, [acts[s] for s in layer.inputs], train,
-                                            self.dtype, self.param_dtype, self.precision)
+        for step in self.spec.schedule():
+            acts[step.layer.name] = _apply_layer(step.layer, [acts[s] for s in step.inputs],
+                                                 train, self.dtype, self.param_dtype,
+                                                 self.precision)
             # Only matters in eager mode (under jit XLA owns buffer lifetimes): drop
             # activations nobody reads any more.
-            for s in layer.inputs:
-                remaining[s] -= 1
-                if remaining[s] == 0:
-                    del acts[s]
+            for s in step.free:
+                del acts[s]
         return acts[self.spec.output].astype(self.param_dtype)
 
 
@@ -230,7 +224,7 @@ class _TrainState(NamedTuple):
 class JaxModel:
     """What build() returns: the Flax module, its variables on the device, and the steps."""
 
-    def __init__(self, spec: WorkloadSpec, net: _SpecNet, opts: BuildOptions,
+    def __init__(self, spec: WorkloadSpec, net: SpecNet, opts: BuildOptions,
                  device: Any) -> None:
         self.spec, self.net, self.opts, self.device = spec, net, opts, device
         self.float64 = opts.dtype == "float64"
@@ -300,14 +294,15 @@ def _xla_threads() -> int:
 
 class JaxAdapter(Adapter):
     name = "jax"
+    # Why setup() could not apply a thread count (reported in build_facts), or None.
+    _threads_not_applied: str | None = None
 
     def framework_version(self) -> str:
         return str(jax.__version__)
 
-    def setup(self, threads: int | None) -> dict[str, Any]:
+    def setup(self, threads: int | None) -> Threads:
         from jax._src import xla_bridge
 
-        out: dict[str, Any] = {}
         if threads:
             # XLA_FLAGS has no thread-count flag (intra_op_parallelism_threads is not one, and
             # an unknown flag is fatal); --xla_cpu_multi_thread_eigen=false can only say "1".
@@ -315,15 +310,13 @@ class JaxAdapter(Adapter):
             # this works only before the first backend use, which is why nothing in this
             # module touches a backend at import.
             if xla_bridge.backends_are_initialized():
-                out["PJRT_NPROC_not_applied"] = "backend already initialized"
+                self._threads_not_applied = "backend already initialized"
             else:
                 os.environ["PJRT_NPROC"] = str(threads)
         jax.devices()  # create the client now, so the pool it made can be reported
-        out["PJRT_NPROC"] = os.environ.get("PJRT_NPROC")
-        # What JAX honoured, read back: the threads its CPU client actually started.
-        out["intra_op"] = _xla_threads()
-        out["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")
-        return out
+        # What JAX honoured, read back: the threads its CPU client actually started. XLA has
+        # no inter-op pool of its own to size: one executable's ops run on that same pool.
+        return {"intra_op": _xla_threads(), "inter_op": 1}
 
     def build_facts(self) -> dict[str, Any]:
         devices = jax.devices()
@@ -336,8 +329,13 @@ class JaxAdapter(Adapter):
             "platform_version": devices[0].client.platform_version,
             "device_kind": devices[0].device_kind,
             "device_count": jax.device_count(),
+            "gpus": len(self._gpus()),
+            # XLA's CPU backend runs convolutions and dots on its own (Eigen-based) kernels,
+            # and jaxlib reports no oneDNN use or version; so none is claimed here.
+            "onednn": {"enabled": False, "version": None},
             "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
             "PJRT_NPROC": os.environ.get("PJRT_NPROC"),
+            "PJRT_NPROC_not_applied": self._threads_not_applied,
             "xla_cpu_threads": _xla_threads(),
         }
 
@@ -353,17 +351,20 @@ class JaxAdapter(Adapter):
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
-    def _device(device: str) -> Any:
-        if device == "cpu":
-            return jax.devices("cpu")[0]
-        kind, _, idx_s = device.partition(":")
-        if kind != "gpu":
-            raise Unsupported(f"jax adapter has no device {device!r} (use cpu or gpu:N)")
+    def _gpus() -> list[Any]:
         try:
-            gpus = jax.devices("gpu")
-        except RuntimeError as exc:
-            raise Unsupported(f"no GPU backend in this jaxlib or on this machine: {exc}") from None
-        idx = int(idx_s or 0)
+            return list(jax.devices("gpu"))
+        except RuntimeError:  # no GPU backend in this jaxlib, or no GPU on this machine
+            return []
+
+    def _device(self, device: str) -> Any:
+        idx = gpu_index(device)
+        if idx is None:
+            return jax.devices("cpu")[0]
+        gpus = self._gpus()
+        if not gpus:
+            raise Unsupported("no GPU backend in this jaxlib or on this machine (install "
+                              "jax[cuda] on a CUDA machine)")
         if idx >= len(gpus):
             raise Unsupported(f"no GPU {idx} (this machine has {len(gpus)})")
         return gpus[idx]
@@ -378,25 +379,17 @@ class JaxAdapter(Adapter):
 
     # -- model -------------------------------------------------------------------------
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> JaxModel:
+        self.check_options(opts)
         device = self._device(opts.device)
-        if opts.precision not in _DTYPES:
-            raise Unsupported(f"jax adapter supports fp32 and bf16, not {opts.precision!r}")
-        if opts.exec_mode not in ("jit", "eager"):
-            raise Unsupported(f"jax has no execution mode {opts.exec_mode!r} (jit or eager)")
-        if opts.dtype == "float64" and (opts.device != "cpu" or opts.precision != "fp32"):
-            raise Unsupported("float64 is the conformance check of fp32 cells on the CPU")
         pdtype = jnp.float64 if opts.dtype == "float64" else jnp.float32
         dtype = pdtype if opts.precision == "fp32" else _DTYPES[opts.precision]
         # JAX's default precision lets GPUs run fp32 convs and dots in TF32; "fp32" means fp32
         # (the PyTorch adapter turns TF32 off too). bf16 inputs make the choice moot.
         precision = lax.Precision.HIGHEST if opts.precision == "fp32" else None
-        net = _SpecNet(spec, dtype=dtype, param_dtype=pdtype, precision=precision)
+        net = SpecNet(spec, dtype=dtype, param_dtype=pdtype, precision=precision)
         model = JaxModel(spec, net, opts, device)
-        params, stats = _to_flax(spec, weights)
+        self.load_weights(model, weights)
         with model.scope():
-            self._check_structure(model, params, stats)
-            params, stats = jax.tree.map(lambda a: a.astype(model.host_dtype), (params, stats))
-            model.params, model.batch_stats = jax.device_put((params, stats), device)
             if model.has_dropout:
                 model.rng = jax.device_put(jax.random.key(0), device)
             if opts.mode == "train":
@@ -417,6 +410,13 @@ class JaxAdapter(Adapter):
         want_shapes = jax.tree.map(lambda a: tuple(a.shape), dict(want))
         if shapes != want_shapes:
             raise ValueError(f"{model.spec.name}: imported variables do not match the Flax model")
+
+    def load_weights(self, model: JaxModel, weights: Weights) -> None:
+        params, stats = _to_flax(model.spec, weights)
+        with model.scope():
+            self._check_structure(model, params, stats)
+            params, stats = jax.tree.map(lambda a: a.astype(model.host_dtype), (params, stats))
+            model.params, model.batch_stats = jax.device_put((params, stats), model.device)
 
     def export_weights(self, model: JaxModel) -> Weights:
         return _from_flax(model.spec, model.params, model.batch_stats)
@@ -500,9 +500,8 @@ class JaxAdapter(Adapter):
         return dict(model.facts)
 
     def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
+        self.check_precision(opts)
         device = self._device(opts.device)
-        if opts.precision not in _DTYPES:
-            raise Unsupported(f"jax adapter supports fp32 and bf16, not {opts.precision!r}")
         dtype = _DTYPES[opts.precision]
         precision = lax.Precision.HIGHEST if opts.precision == "fp32" else None
         ka, kb = jax.random.split(jax.random.key(0))

@@ -16,9 +16,7 @@ Execution: eager (imperative Gluon) or hybrid (hybridize with static_alloc/stati
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +27,8 @@ from mxnet.gluon import nn
 
 from workloads import Layer, WorkloadSpec
 
-from .base import Adapter, BuildOptions, TimeSteps, Unsupported, Weights, cpu_model_name
+from . import padding
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
 
 # Canonical batch-norm names -> Gluon's.
 _BN_PARAMS = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
@@ -39,15 +38,14 @@ _BN_PARAMS = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
 _MULTI_MAX = 50
 
 
-def _symmetric(pad: tuple[int, int, int, int]) -> bool:
-    return pad[0] == pad[1] and pad[2] == pad[3]
+def _padded(pad: padding.Padding, value: float, op: gluon.HybridBlock) -> gluon.HybridBlock:
+    return op if pad.explicit is None else _PadThen(pad.explicit, value, op)
 
 
 class _PadThen(gluon.HybridBlock):
-    """Asymmetric explicit padding followed by an op that takes no padding."""
+    """Explicit padding followed by an op that takes no padding of its own."""
 
-    def __init__(self, pad: tuple[int, int, int, int], value: float, op: gluon.HybridBlock
-                 ) -> None:
+    def __init__(self, pad: padding.Pad, value: float, op: gluon.HybridBlock) -> None:
         super().__init__()
         pt, pb, pl, pr = pad
         # mx pad works on 4D inputs in constant mode, with zero padding of N and C.
@@ -61,24 +59,7 @@ class _PadThen(gluon.HybridBlock):
                              constant_value=self.value))
 
 
-def _full_convention_pad(a: dict[str, Any], in_hw: tuple[int, int]) -> tuple[int, int] | None:
-    """Pooling's symmetric `pad` for which the "full" (ceil) convention gives the spec's
-    windows, or None. Windows start at i*stride - pad and are clipped to the input, which is
-    what -inf padding does, so only the window count must agree."""
-    pt, pb, pl, pr = a["padding"]
-    out = []
-    for size, k, s, p0, p1 in ((in_hw[0], a["kernel"][0], a["stride"][0], pt, pb),
-                               (in_hw[1], a["kernel"][1], a["stride"][1], pl, pr)):
-        if p0 > p1 or 2 * p0 > k:
-            return None
-        want = (size + p0 + p1 - k) // s + 1
-        if math.ceil((size + 2 * p0 - k) / s) + 1 != want:
-            return None
-        out.append(p0)
-    return out[0], out[1]
-
-
-class SpecBlock(gluon.HybridBlock):
+class SpecNet(gluon.HybridBlock):
     """Executes a WorkloadSpec. Child blocks are named after the spec's layers."""
 
     def __init__(self, spec: WorkloadSpec) -> None:
@@ -86,32 +67,22 @@ class SpecBlock(gluon.HybridBlock):
         self.spec = spec
         shapes = spec.shapes()
         self._blocks: dict[str, gluon.HybridBlock] = {}
-        plan: list[tuple[str, tuple[str, ...], list[str]]] = []
-        remaining = dict(spec.consumers())
         with self.name_scope():
             for layer in spec.layers:
                 block = self._make(layer, shapes[layer.inputs[0]], shapes[layer.name])
                 self.register_child(block, layer.name)
                 self._blocks[layer.name] = block
-                free = []
-                for s in layer.inputs:
-                    remaining[s] -= 1
-                    if remaining[s] == 0:
-                        free.append(s)
-                plan.append((layer.name, layer.inputs, free))
-        self._plan = plan
+        self._plan = [(s.layer.name, s.inputs, s.free) for s in spec.schedule()]
 
     @staticmethod
     def _make(layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
               ) -> gluon.HybridBlock:
         a, op = layer.attrs, layer.op
         if op == "conv2d":
-            pad = a["padding"]
-            sym = _symmetric(pad)
-            conv = nn.Conv2D(a["out_channels"], a["kernel"], a["stride"],
-                             padding=(pad[0], pad[2]) if sym else 0, groups=a["groups"],
-                             use_bias=a["bias"], in_channels=in_shape[0])
-            return conv if sym else _PadThen(pad, 0.0, conv)
+            pad = padding.for_conv(a["padding"])
+            return _padded(pad, 0.0, nn.Conv2D(
+                a["out_channels"], a["kernel"], a["stride"], padding=pad.native,
+                groups=a["groups"], use_bias=a["bias"], in_channels=in_shape[0]))
         if op == "batchnorm":
             # Gluon's momentum is the weight of the *old* running statistic.
             return nn.BatchNorm(momentum=1.0 - a["momentum"], epsilon=a["eps"],
@@ -121,13 +92,13 @@ class SpecBlock(gluon.HybridBlock):
         if op == "relu6":
             return nn.HybridLambda(lambda F, x: F.clip(x, 0.0, 6.0))
         if op == "maxpool":
-            pad = a["padding"]
-            if _symmetric(pad) and pad[0] <= a["kernel"][0] // 2 and pad[2] <= a["kernel"][1] // 2:
-                return nn.MaxPool2D(a["kernel"], a["stride"], padding=(pad[0], pad[2]))
-            full = _full_convention_pad(a, in_shape[1:3])
+            pad = padding.for_maxpool(a["padding"], a["kernel"])
+            full = None if pad.explicit is None else padding.ceil_mode_pad(
+                a["padding"], a["kernel"], a["stride"], in_shape[1:3])
             if full is not None:
                 return nn.MaxPool2D(a["kernel"], a["stride"], padding=full, ceil_mode=True)
-            return _PadThen(pad, float("-inf"), nn.MaxPool2D(a["kernel"], a["stride"]))
+            return _padded(pad, float("-inf"),
+                           nn.MaxPool2D(a["kernel"], a["stride"], padding=pad.native))
         if op == "avgpool":
             return nn.AvgPool2D(a["kernel"], a["stride"])
         if op == "global_avgpool":
@@ -221,7 +192,7 @@ class _UnbiasedRunningVar:
     multi_sgd_update call (w - lr*(g + wd*w) is the affine map we need) per 50 layers.
     """
 
-    def __init__(self, block: SpecBlock, ctx: mx.Context) -> None:
+    def __init__(self, block: SpecNet, ctx: mx.Context) -> None:
         spec = block.spec
         shapes = spec.shapes()
         self.items: list[tuple[mx.nd.NDArray, mx.nd.NDArray, float, int]] = []
@@ -259,17 +230,17 @@ class _UnbiasedRunningVar:
                     lrs.append(lr)
                     wds.append((1.0 + a * k) / lr)
                 coef.append((tuple(lrs), tuple(wds)))
-        for i, (lrs, wds) in zip(self._chunks(), coef, strict=True):
+        for i, (chunk_lrs, chunk_wds) in zip(self._chunks(), coef, strict=True):
             chunk = self.items[i:i + _MULTI_MAX]
             args = [t for rv, r0, _, _ in chunk for t in (r0, rv)]
-            mx.nd.multi_sgd_update(*args, lrs=lrs, wds=wds, num_weights=len(chunk),
+            mx.nd.multi_sgd_update(*args, lrs=chunk_lrs, wds=chunk_wds, num_weights=len(chunk),
                                    out=[rv for rv, _, _, _ in chunk])
 
 
 class MXModel:
     """What build() returns: the block, the loss, the trainer and the step state."""
 
-    def __init__(self, block: SpecBlock, opts: BuildOptions, ctx: mx.Context) -> None:
+    def __init__(self, block: SpecNet, opts: BuildOptions, ctx: mx.Context) -> None:
         self.block = block
         self.opts = opts
         self.ctx = ctx
@@ -289,7 +260,10 @@ class MXNetAdapter(Adapter):
     def framework_version(self) -> str:
         return str(mx.__version__)
 
-    def setup(self, threads: int | None) -> dict[str, Any]:
+    # What setup() could not apply (reported in build_facts), or None.
+    _threads_note: str | None = None
+
+    def setup(self, threads: int | None) -> Threads:
         # MXNet sizes its OpenMP pool when it is imported, from OMP_NUM_THREADS (the runner
         # sets it in the worker's environment); without it MXNet takes half the visible CPUs.
         # Nothing here can change it afterwards, so report what is in force.
@@ -300,15 +274,12 @@ class MXNetAdapter(Adapter):
             omp = int(env["OMP_NUM_THREADS"].split(",")[0])
         else:
             omp = max(1, len(os.sched_getaffinity(0)) // 2)
-        facts: dict[str, Any] = {
-            "omp_threads": omp,
-            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS"),
-            "MXNET_CPU_WORKER_NTHREADS": int(env.get("MXNET_CPU_WORKER_NTHREADS", "1")),
-        }
         if threads and threads != omp:
-            facts["note"] = (f"{threads} threads requested but MXNet runs {omp}: it reads "
-                             "OMP_NUM_THREADS at import")
-        return facts
+            self._threads_note = (f"{threads} threads requested but MXNet runs {omp}: it reads "
+                                  "OMP_NUM_THREADS at import")
+        # The engine's CPU worker threads are what runs independent ops concurrently.
+        return {"intra_op": omp,
+                "inter_op": int(env.get("MXNET_CPU_WORKER_NTHREADS", "1"))}
 
     def build_facts(self) -> dict[str, Any]:
         features = {name: bool(f.enabled) for name, f in mx.runtime.Features().items()}
@@ -319,17 +290,21 @@ class MXNetAdapter(Adapter):
             "cuda": features.get("CUDA", False),
             "cudnn": features.get("CUDNN", False),
             # oneDNN is compiled in, and MXNET_MKLDNN_ENABLED=0 switches it off at run time.
-            "mkldnn_enabled": features.get("MKLDNN", False) and mkldnn_env != "0",
+            # MXNet reports no version of the oneDNN it bundles.
+            "onednn": {"enabled": features.get("MKLDNN", False) and mkldnn_env != "0",
+                       "version": None},
             "MXNET_MKLDNN_ENABLED": mkldnn_env,
             "DNNL_MAX_CPU_ISA": os.environ.get("DNNL_MAX_CPU_ISA"),
             "gpus": self._num_gpus() if features.get("CUDA") else 0,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "threads_note": self._threads_note,
         }
         return facts
 
     def device_name(self, device: str) -> str:
         if device == "cpu":
             return cpu_model_name()
-        ctx = self._context(device)
+        ctx = self._device(device)
         try:
             return f"GPU {ctx.device_id} (sm_{mx.util.get_cuda_compute_capability(ctx)})"
         except (OSError, RuntimeError, ValueError):
@@ -350,10 +325,10 @@ class MXNetAdapter(Adapter):
         except mx.base.MXNetError:  # a CUDA build on a machine without a driver
             return 0
 
-    def _context(self, device: str) -> mx.Context:
-        if device == "cpu":
+    def _device(self, device: str) -> mx.Context:
+        idx = gpu_index(device)
+        if idx is None:
             return mx.cpu()
-        idx = int(device.split(":", 1)[1])
         if not mx.runtime.Features().is_enabled("CUDA"):
             raise Unsupported("this MXNet build has no CUDA (mx.runtime.Features CUDA off)")
         n = self._num_gpus()
@@ -377,18 +352,10 @@ class MXNetAdapter(Adapter):
 
     # -- model -------------------------------------------------------------------------
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> MXModel:
-        ctx = self._context(opts.device)
+        self.check_options(opts)
+        ctx = self._device(opts.device)
         p = opts.precision
-        if p not in ("fp32", "fp16"):
-            raise Unsupported(f"mxnet adapter has no precision {p!r} (fp32, fp16 on CUDA)")
-        if p == "fp16" and ctx.device_type != "gpu":
-            raise Unsupported("fp16 is a CUDA precision here; use fp32 on the CPU")
-        if opts.dtype == "float64" and (
-                p != "fp32" or ctx.device_type != "cpu"):
-            raise Unsupported("the float64 check runs fp32 cells on the CPU only")
-        if opts.exec_mode not in ("eager", "hybrid"):
-            raise Unsupported(f"mxnet has no execution mode {opts.exec_mode!r}")
-        block = SpecBlock(spec)
+        block = SpecNet(spec)
         # Every shape is known, so this allocates at once; the weights then overwrite it.
         block.initialize(mx.init.Zero(), ctx=ctx)
         model = MXModel(block, opts, ctx)
@@ -463,8 +430,6 @@ class MXNetAdapter(Adapter):
                 ) -> TimeSteps:
         xt, yt = self._inputs(model, x, y)
         self._sync()
-        clock = time.perf_counter
-        wait = self._sync if sync else (lambda: None)
 
         if model.opts.mode == "train":
             assert yt is not None
@@ -478,36 +443,19 @@ class MXNetAdapter(Adapter):
             def step() -> None:
                 block(xt)
 
-        def time_steps(n: int) -> float:
-            t0 = clock()
-            for _ in range(n):
-                step()
-            wait()
-            return clock() - t0
-
-        return time_steps
+        return self.timed_loop(step, self._sync if sync else (lambda: None))
 
     def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
-        ctx = self._context(opts.device)
+        self.check_precision(opts)
+        ctx = self._device(opts.device)
         p = opts.precision
-        if p not in ("fp32", "fp16") or (p == "fp16" and ctx.device_type != "gpu"):
-            raise Unsupported(f"mxnet has no {p} GEMM on {opts.device}")
         dtype = "float16" if p == "fp16" else "float32"
         rng = np.random.default_rng(0)
         a = mx.nd.array(rng.standard_normal((n, n)), ctx=ctx, dtype=dtype)
         b = mx.nd.array(rng.standard_normal((n, n)), ctx=ctx, dtype=dtype)
         out = mx.nd.empty((n, n), ctx=ctx, dtype=dtype)
         self._sync()
-        clock, sync = time.perf_counter, self._sync
-
-        def time_steps(k: int) -> float:
-            t0 = clock()
-            for _ in range(k):
-                mx.nd.dot(a, b, out=out)
-            sync()
-            return clock() - t0
-
-        return time_steps
+        return self.timed_loop(lambda: mx.nd.dot(a, b, out=out), self._sync)
 
 
 ADAPTER = MXNetAdapter()

@@ -27,7 +27,7 @@ import numpy as np
 from workloads import WorkloadSpec
 from workloads.reference import check_weights, forward
 
-from .base import Adapter, BuildOptions, TimeSteps, Unsupported, Weights
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights
 
 FAULTS = ("kill", "hang", "raise", "oom", "unsupported")
 
@@ -68,12 +68,20 @@ class NullAdapter(Adapter):
         return {"framework": "null", "version": "0", "python": platform.python_version(),
                 "numpy": np.__version__}
 
+    def setup(self, threads: int | None) -> Threads:
+        # Its steps are a Python loop on one thread (the GEMM probe's BLAS is numpy's own).
+        return {"intra_op": 1, "inter_op": 1}
+
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> _NullModel:
         check_weights(spec, weights)
         o = opts.options or {}
         if o.get("fault") and o.get("fault_at", "build") == "build":
             _fault(str(o["fault"]))
         return _NullModel(spec, weights, opts)
+
+    def load_weights(self, model: _NullModel, weights: Weights) -> None:
+        check_weights(model.spec, weights)
+        model.weights = dict(weights)
 
     def export_weights(self, model: _NullModel) -> Weights:
         return dict(model.weights)

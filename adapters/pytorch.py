@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +26,8 @@ from torch import nn
 
 from workloads import Layer, WorkloadSpec
 
-from .base import Adapter, BuildOptions, TimeSteps, Unsupported, Weights, cpu_model_name
+from . import padding
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
 
 
 def _key(name: str) -> str:
@@ -35,44 +35,33 @@ def _key(name: str) -> str:
 
 
 class _PadThen(nn.Module):
-    """Asymmetric explicit padding followed by an op that takes no padding."""
+    """Explicit padding followed by an op that takes no padding of its own."""
 
-    def __init__(self, pad: tuple[int, int, int, int], value: float, op: nn.Module) -> None:
+    def __init__(self, pad: padding.Pad, value: float, op: nn.Module) -> None:
         super().__init__()
         pt, pb, pl, pr = pad
-        self.pad = (pl, pr, pt, pb)  # F.pad order: last dim first
-        self.value = value
-        self.op = op
+        self.pad, self.value, self.op = (pl, pr, pt, pb), value, op  # F.pad: last dim first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(F.pad(x, self.pad, value=self.value))
 
 
-def _symmetric(pad: tuple[int, int, int, int]) -> bool:
-    return pad[0] == pad[1] and pad[2] == pad[3]
+def _padded(pad: padding.Padding, value: float, op: nn.Module) -> nn.Module:
+    return op if pad.explicit is None else _PadThen(pad.explicit, value, op)
 
 
-class SpecModule(nn.Module):
+class SpecNet(nn.Module):
     """Executes a WorkloadSpec. Modules are named after the spec's layers."""
 
     def __init__(self, spec: WorkloadSpec) -> None:
         super().__init__()
         self.spec = spec
-        shapes = spec.shapes()
-        consumers = spec.consumers()
+        shapes, consumers = spec.shapes(), spec.consumers()
         self.layers = nn.ModuleDict()
-        plan: list[tuple[str, str, tuple[str, ...], list[str]]] = []
-        remaining = dict(consumers)
         for layer in spec.layers:
-            in_shape = shapes[layer.inputs[0]]
-            self.layers[_key(layer.name)] = self._make(layer, in_shape, consumers)
-            free = []
-            for s in layer.inputs:
-                remaining[s] -= 1
-                if remaining[s] == 0:
-                    free.append(s)
-            plan.append((_key(layer.name), layer.name, layer.inputs, free))
-        self._plan = plan
+            self.layers[_key(layer.name)] = self._make(layer, shapes[layer.inputs[0]], consumers)
+        self._plan = [(_key(s.layer.name), s.layer.name, s.inputs, s.free)
+                      for s in spec.schedule()]
         self._param_owner = {p.key: (_key(p.key.rsplit("/", 1)[0]), p.key.rsplit("/", 1)[1])
                              for p in spec.param_infos()}
 
@@ -80,12 +69,10 @@ class SpecModule(nn.Module):
     def _make(layer: Layer, in_shape: tuple[int, ...], consumers: dict[str, int]) -> nn.Module:
         a, op = layer.attrs, layer.op
         if op == "conv2d":
-            pad = a["padding"]
-            sym = _symmetric(pad)
-            conv = nn.Conv2d(in_shape[0], a["out_channels"], a["kernel"], a["stride"],
-                             padding=(pad[0], pad[2]) if sym else 0, groups=a["groups"],
-                             bias=a["bias"])
-            return conv if sym else _PadThen(pad, 0.0, conv)
+            pad = padding.for_conv(a["padding"])
+            return _padded(pad, 0.0, nn.Conv2d(
+                in_shape[0], a["out_channels"], a["kernel"], a["stride"], padding=pad.native,
+                groups=a["groups"], bias=a["bias"]))
         if op == "batchnorm":
             cls = nn.BatchNorm2d if len(in_shape) == 3 else nn.BatchNorm1d
             return cls(in_shape[0], eps=a["eps"], momentum=a["momentum"])
@@ -95,12 +82,9 @@ class SpecModule(nn.Module):
             inplace = src != "input" and consumers.get(src, 0) == 1
             return nn.ReLU(inplace=inplace) if op == "relu" else nn.ReLU6(inplace=inplace)
         if op == "maxpool":
-            pad = a["padding"]
-            # PyTorch pads max-pool with -inf as the spec requires, but only symmetrically
-            # and at most half the window.
-            if _symmetric(pad) and pad[0] <= a["kernel"][0] // 2 and pad[2] <= a["kernel"][1] // 2:
-                return nn.MaxPool2d(a["kernel"], a["stride"], padding=(pad[0], pad[2]))
-            return _PadThen(pad, float("-inf"), nn.MaxPool2d(a["kernel"], a["stride"]))
+            pad = padding.for_maxpool(a["padding"], a["kernel"])
+            return _padded(pad, float("-inf"),
+                           nn.MaxPool2d(a["kernel"], a["stride"], padding=pad.native))
         if op == "avgpool":
             return nn.AvgPool2d(a["kernel"], a["stride"])
         if op == "global_avgpool":
@@ -163,7 +147,7 @@ MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.
 class TorchModel:
     """What build() returns: the module, its (maybe compiled) callable and the step state."""
 
-    def __init__(self, module: SpecModule, opts: BuildOptions, device: torch.device) -> None:
+    def __init__(self, module: SpecNet, opts: BuildOptions, device: torch.device) -> None:
         self.module = module
         self.opts = opts
         self.device = device
@@ -189,7 +173,7 @@ class PyTorchAdapter(Adapter):
     def framework_version(self) -> str:
         return str(torch.__version__)
 
-    def setup(self, threads: int | None) -> dict[str, Any]:
+    def setup(self, threads: int | None) -> Threads:
         if threads:
             torch.set_num_threads(threads)
             # A single model has no inter-op parallelism worth a second pool of threads.
@@ -207,9 +191,9 @@ class PyTorchAdapter(Adapter):
         facts: dict[str, Any] = {
             "version": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "onednn": grab(r"(?:oneDNN|MKL-DNN)\s*\(?\s*(v[\d.]+)"),
+            "onednn": {"enabled": bool(torch.backends.mkldnn.is_available()),
+                       "version": grab(r"(?:oneDNN|MKL-DNN)\s*\(?\s*(v[\d.]+)")},
             "mkl": grab(r"Math Kernel Library Version ([\d.]+)"),
-            "mkldnn_enabled": torch.backends.mkldnn.is_available(),
             "parallel_backend": grab(r"ATen parallel backend:\s*(\S+)")
             or grab(r"(OpenMP|TBB|Native)"),
             "cuda": torch.version.cuda,
@@ -236,9 +220,9 @@ class PyTorchAdapter(Adapter):
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
     def _device(device: str) -> torch.device:
-        if device == "cpu":
+        idx = gpu_index(device)
+        if idx is None:
             return torch.device("cpu")
-        idx = int(device.split(":", 1)[1])
         if not torch.cuda.is_available():
             raise Unsupported("CUDA is not available in this PyTorch build or machine")
         if idx >= torch.cuda.device_count():
@@ -260,28 +244,23 @@ class PyTorchAdapter(Adapter):
 
     # -- model -------------------------------------------------------------------------
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> TorchModel:
+        self.check_options(opts)
         device = self._device(opts.device)
         p = opts.precision
-        if device.type == "cpu" and p in ("fp16", "tf32"):
-            raise Unsupported(f"{p} is a CUDA precision here; use fp32 or bf16 on the CPU")
         if device.type == "cuda":
             # fp32 means true fp32: PyTorch lets cuDNN use TF32 by default.
             tf32 = p == "tf32"
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
             torch.backends.cudnn.benchmark = True
-        module = SpecModule(spec)
+        module = SpecNet(spec)
         model = TorchModel(module, opts, device)
         self.load_weights(model, weights)
         if opts.dtype == "float64":
-            if device.type != "cpu" or p != "fp32":
-                raise Unsupported("float64 is the conformance check of fp32 cells on the CPU")
             module.double()
         module.to(device, memory_format=model.memory_format)
         if opts.exec_mode == "compiled":
             model.fn = torch.compile(module)
-        elif opts.exec_mode != "eager":
-            raise Unsupported(f"pytorch has no execution mode {opts.exec_mode!r}")
         model.optimizer = torch.optim.SGD(module.parameters(), lr=opts.lr, momentum=opts.momentum)
         if p == "fp16":
             model.scaler = torch.amp.GradScaler(device.type)
@@ -334,9 +313,8 @@ class PyTorchAdapter(Adapter):
                 sync: bool = True) -> TimeSteps:
         xt = model.tensor(x)
         yt = torch.from_numpy(y).to(model.device)
-        self._sync(model.device)
-        clock, device = time.perf_counter, model.device
-        wait = self._sync if sync else (lambda _device: None)
+        device = model.device
+        self._sync(device)
 
         if model.opts.mode == "train":
             model.module.train()
@@ -352,20 +330,12 @@ class PyTorchAdapter(Adapter):
                 with torch.inference_mode(), autocast(model):
                     model.fn(xt)
 
-        def time_steps(n: int) -> float:
-            t0 = clock()
-            for _ in range(n):
-                step()
-            wait(device)
-            return clock() - t0
-
-        return time_steps
+        return self.timed_loop(step, (lambda: self._sync(device)) if sync else (lambda: None))
 
     def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
+        self.check_precision(opts)
         device = self._device(opts.device)
         p = opts.precision
-        if device.type == "cpu" and p in ("fp16", "tf32"):
-            raise Unsupported(f"{p} is a CUDA precision here")
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = p == "tf32"
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(p, torch.float32)
@@ -373,16 +343,7 @@ class PyTorchAdapter(Adapter):
         a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
         b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
         out = torch.empty(n, n, device=device, dtype=dtype)
-        clock, sync = time.perf_counter, self._sync
-
-        def time_steps(k: int) -> float:
-            t0 = clock()
-            for _ in range(k):
-                torch.matmul(a, b, out=out)
-            sync(device)
-            return clock() - t0
-
-        return time_steps
+        return self.timed_loop(lambda: torch.matmul(a, b, out=out), lambda: self._sync(device))
 
 
 ADAPTER = PyTorchAdapter()

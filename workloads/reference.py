@@ -172,12 +172,8 @@ def forward(spec: WorkloadSpec, weights: Weights, x: np.ndarray,
         raise ValueError(f"{spec.name}: input shape {x.shape[1:]} != {spec.input_shape}")
     w: Weights = {k: v.astype(dtype) for k, v in weights.items()}
     acts: dict[str, np.ndarray] = {"input": x.astype(dtype)}
-    remaining = spec.consumers()
-    for layer in spec.layers:
-        ins = [acts[s] for s in layer.inputs]
-        acts[layer.name] = _apply(layer, ins, w)
-        for s in layer.inputs:  # free activations nobody reads any more
-            remaining[s] -= 1
-            if remaining[s] == 0:
-                del acts[s]
+    for step in spec.schedule():
+        acts[step.layer.name] = _apply(step.layer, [acts[s] for s in step.inputs], w)
+        for s in step.free:  # activations nobody reads any more
+            del acts[s]
     return acts[spec.output]

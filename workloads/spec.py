@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 OPS = (
@@ -63,6 +64,15 @@ class ParamInfo:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One layer of a spec's schedule: run `layer` on `inputs`, then drop `free`."""
+
+    layer: Layer
+    inputs: tuple[str, ...]
+    free: tuple[str, ...]  # activations no later layer reads (never the spec's output)
+
+
+@dataclass(frozen=True)
 class WorkloadSpec:
     name: str
     description: str
@@ -97,6 +107,26 @@ class WorkloadSpec:
             for src in layer.inputs:
                 count[src] = count.get(src, 0) + 1
         return count
+
+    def schedule(self) -> tuple[Step, ...]:
+        """The layers in execution order, each with the activations that may be freed after
+        it (the last read of each), so every executor keeps only what is still needed."""
+        return self._schedule
+
+    @cached_property
+    def _schedule(self) -> tuple[Step, ...]:
+        # cached_property writes the instance __dict__ directly, so it works on a frozen
+        # dataclass; the spec's fields (and so its equality) are unchanged.
+        remaining = self.consumers()
+        steps = []
+        for layer in self.layers:
+            free = []
+            for s in layer.inputs:
+                remaining[s] -= 1
+                if remaining[s] == 0:
+                    free.append(s)
+            steps.append(Step(layer, layer.inputs, tuple(free)))
+        return tuple(steps)
 
     # ----------------------------------------------------------------- shapes
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -311,6 +341,19 @@ class GraphBuilder:
 
     def dropout(self, rate: float, name: str | None = None) -> str:
         return self._add("dropout", name, None, rate=rate)
+
+    def classifier(self, widths: tuple[int, ...], names: tuple[str, ...],
+                   dropout: float = 0.0) -> str:
+        """Flatten, then dense layers with a ReLU (and dropout, if given) between each two;
+        the last one gives the logits."""
+        self.flatten()
+        for i, (width, name) in enumerate(zip(widths, names, strict=True)):
+            if i:
+                self.relu()
+                if dropout:
+                    self.dropout(dropout)
+            self.dense(width, name=name)
+        return self.last
 
     def add(self, a: str, b: str, name: str | None = None) -> str:
         return self._add("add", name, (a, b))

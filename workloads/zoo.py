@@ -25,12 +25,7 @@ def lenet5() -> WorkloadSpec:
     g.conv(16, 5, name="conv2")
     g.relu()
     g.maxpool(2, 2)
-    g.flatten()
-    g.dense(120, name="fc1")
-    g.relu()
-    g.dense(84, name="fc2")
-    g.relu()
-    g.dense(10, name="fc3")
+    g.classifier((120, 84, 10), ("fc1", "fc2", "fc3"))
     return WorkloadSpec("lenet5", "LeNet-5 (MNIST, 28x28 padded to 32 by conv1)", (1, 28, 28), 10,
                         tuple(g.layers), default_batch=64, published_params=61_706,
                         published_macs=None, tags=("small", "mnist"))
@@ -54,12 +49,7 @@ def cifar10_tutorial() -> WorkloadSpec:
     g.relu()
     g.lrn(**lrn, name="norm2")
     g.maxpool(3, 2, padding=(0, 1, 0, 1), name="pool2")
-    g.flatten()
-    g.dense(384, name="local3")
-    g.relu()
-    g.dense(192, name="local4")
-    g.relu()
-    g.dense(10, name="softmax_linear")
+    g.classifier((384, 192, 10), ("local3", "local4", "softmax_linear"))
     return WorkloadSpec("cifar10_tutorial", "TensorFlow CIFAR-10 tutorial CNN (24x24 crops)",
                         (3, 24, 24), 10, tuple(g.layers), default_batch=128,
                         published_params=1_068_298, published_macs=None,
@@ -88,8 +78,7 @@ def resnet20() -> WorkloadSpec:
                 extra = out_c - in_c
                 x = g.pad_channels(stride, extra // 2, extra - extra // 2, src=x,
                                    name=f"{p}.shortcut")
-            g.add(y, x, name=f"{p}.add")
-            x = g.relu(name=f"{p}.relu2")
+            x = g.relu(name=f"{p}.relu2", src=g.add(y, x, name=f"{p}.add"))
             in_c = out_c
     g.global_avgpool(name="avgpool")
     g.dense(10, name="fc")
@@ -124,9 +113,8 @@ def resnet50() -> WorkloadSpec:
             if stride != 1 or in_c != out_c:
                 g.conv(out_c, 1, stride=stride, bias=False, name=f"{p}.downsample.0", src=x)
                 x = g.bn(name=f"{p}.downsample.1")
-            g.add(y, x, name=f"{p}.add")
-            x = g.relu(name=f"{p}.relu3")
             in_c = out_c
+            x = g.relu(name=f"{p}.relu3", src=g.add(y, x, name=f"{p}.add"))
     g.global_avgpool(name="avgpool")
     g.dense(1000, name="fc")
     return WorkloadSpec("resnet50", "ResNet-50 v1.5 (ImageNet)", (3, 224, 224), 1000,
@@ -148,14 +136,8 @@ def vgg16() -> WorkloadSpec:
             g.conv(int(v), 3, padding=1, name=f"features.conv{i}")
             g.relu()
             i += 1
-    g.flatten()
-    g.dense(4096, name="classifier.0")
-    g.relu()
-    g.dropout(0.5)
-    g.dense(4096, name="classifier.3")
-    g.relu()
-    g.dropout(0.5)
-    g.dense(1000, name="classifier.6")
+    g.classifier((4096, 4096, 1000), ("classifier.0", "classifier.3", "classifier.6"),
+                 dropout=0.5)
     return WorkloadSpec("vgg16", "VGG-16 (ImageNet, configuration D)", (3, 224, 224), 1000,
                         tuple(g.layers), default_batch=16, published_params=138_357_544,
                         published_macs=15.5e9, tags=("imagenet",))

@@ -96,19 +96,79 @@ def test_time_steps_runs_and_returns_seconds(adapter) -> None:
 
 
 def test_build_facts_name_the_build(adapter) -> None:
+    """Every adapter reports its build and threads under the same keys (and more of its own)."""
     facts = adapter.build_facts()
     assert facts.get("version") == adapter.framework_version()
+    threads = adapter.setup(None)  # None pins nothing: it only reports what is in force
+    assert set(threads) == {"intra_op", "inter_op"}
+    assert all(isinstance(n, int) for n in threads.values()), threads
+    if adapter.name == "null":
+        return
+    onednn = facts["onednn"]
+    assert set(onednn) == {"enabled", "version"} and isinstance(onednn["enabled"], bool)
+    assert onednn["version"] is None or onednn["version"].startswith("v")
+    assert isinstance(facts["gpus"], int)
     if adapter.name == "pytorch":
         assert facts["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256",
                                            "NO AVX")
-        assert facts["onednn"] and facts["onednn"].startswith("v")
+        assert onednn["version"]
 
 
-def test_unsupported_combinations_say_why(adapter) -> None:
-    if adapter.name != "pytorch":
-        pytest.skip("pytorch-specific combination")
-    with pytest.raises(Unsupported, match="CUDA precision"):
-        _build(adapter, "lenet5", precision="fp16")
+def _spec_with_unknown_op(monkeypatch: pytest.MonkeyPatch):
+    """LeNet-5 with a "gelu" after conv1: an op the spec is taught here and no adapter has."""
+    import dataclasses
+
+    import workloads.spec as ws
+
+    shape_of = ws._infer_shape
+    monkeypatch.setattr(ws, "OPS", (*ws.OPS, "gelu"))
+    monkeypatch.setattr(ws, "_infer_shape",
+                        lambda layer, ins: ins[0] if layer.op == "gelu" else shape_of(layer, ins))
+    base = get_workload("lenet5")
+    first, rest = base.layers[0], base.layers[1:]
+    rest = tuple(dataclasses.replace(
+        layer, inputs=tuple("gelu1" if s == first.name else s for s in layer.inputs))
+        for layer in rest)
+    gelu = ws.Layer("gelu1", "gelu", (first.name,))
+    return dataclasses.replace(base, name="lenet5_gelu", layers=(first, gelu, *rest))
+
+
+REFUSALS = ("fp16-on-cpu", "float64-with-bf16", "float64-on-gpu", "unknown-exec-mode",
+            "unknown-device", "absent-gpu", "unknown-op")
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_unsupported_combinations_say_why(adapter, case: str, monkeypatch) -> None:
+    """What an adapter cannot run it refuses with Unsupported and a reason, before building."""
+    if adapter.name == "null":
+        pytest.skip("the null adapter accepts every combination it declares (it runs nothing)")
+    has = get_info(adapter.name).precisions
+    spec = get_workload("lenet5")
+    if case == "fp16-on-cpu":
+        opts = BuildOptions(precision="fp16")
+        reason = "fp16 is a GPU-only precision" if "fp16" in has else "no precision 'fp16'"
+    elif case == "float64-with-bf16":
+        opts = BuildOptions(precision="bf16", dtype="float64")
+        reason = "float64 is the conformance check of fp32" if "bf16" in has else (
+            "no precision 'bf16'")
+    elif case == "float64-on-gpu":
+        opts = BuildOptions(device="gpu:0", dtype="float64")
+        reason = "float64 is the conformance check of fp32 cells on the CPU"
+    elif case == "unknown-exec-mode":
+        opts = BuildOptions(exec_mode="interpreted")
+        reason = "no execution mode 'interpreted'"
+    elif case == "unknown-device":
+        opts = BuildOptions(device="tpu:0")
+        reason = "no device 'tpu:0'"
+    elif case == "absent-gpu":
+        # The framework says how many GPUs it sees; ask for one past the last (gpu:0 here).
+        n = adapter.build_facts()["gpus"]
+        opts = BuildOptions(device=f"gpu:{n}")
+        reason = "no (GPU|CUDA)|CUDA is not available" if n == 0 else f"no (GPU|CUDA device) {n}"
+    else:
+        spec, opts, reason = _spec_with_unknown_op(monkeypatch), BuildOptions(), "has no op 'gelu'"
+    with pytest.raises(Unsupported, match=reason):
+        adapter.build(spec, init_weights(spec), opts)
 
 
 def test_compiled_execution_matches_oracle(adapter) -> None:

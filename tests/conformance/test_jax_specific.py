@@ -216,7 +216,7 @@ def test_async_trap_infer(jax_adapter) -> None:
 def test_setup_threads_are_honoured(jax_adapter) -> None:
     """PJRT_NPROC must be set before the CPU client exists; a fresh process shows it took."""
     code = ("from adapters.jax import ADAPTER as A; import json; "
-            "print(json.dumps(A.setup(1)))")
+            "print(json.dumps({**A.setup(1), 'PJRT_NPROC': A.build_facts()['PJRT_NPROC']}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True)
     line = out.stdout.strip().splitlines()[-1]

@@ -129,10 +129,10 @@ def test_eager_and_hybrid_train_alike(mx_adapter) -> None:
 
 
 @pytest.mark.parametrize(("opts", "reason"), [
-    (BuildOptions(precision="fp16"), "CUDA precision"),
+    (BuildOptions(precision="fp16"), "GPU-only precision"),
     (BuildOptions(precision="bf16"), "no precision 'bf16'"),
     (BuildOptions(exec_mode="compiled"), "no execution mode"),
-    (BuildOptions(precision="fp16", dtype="float64"), "CUDA precision"),
+    (BuildOptions(precision="fp16", dtype="float64"), "GPU-only precision"),
 ])
 def test_unsupported_combinations_say_why(mx_adapter, opts: BuildOptions, reason: str) -> None:
     spec = get_workload("lenet5")
@@ -155,7 +155,7 @@ def test_build_facts_carry_the_feature_list(mx_adapter) -> None:
     features = facts["features"]
     for name in ("CPU_AVX", "CPU_AVX2", "MKLDNN", "CUDA", "CUDNN", "OPENMP", "BLAS_OPEN"):
         assert isinstance(features[name], bool)
-    assert facts["mkldnn_enabled"] in (True, False)
+    assert facts["onednn"]["enabled"] in (True, False)
     assert facts["cuda"] == features["CUDA"]
 
 
