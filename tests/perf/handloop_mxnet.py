@@ -3,7 +3,7 @@
     .tox/mxnet/bin/python tests/perf/handloop_mxnet.py [--rounds 10] [--mode train]
 
 Both run ResNet-20 at batch 32 in this one process: the adapter's time_steps (spec ->
-SpecBlock, hybridized) and what a Gluon user would write by hand (a HybridBlock ResNet-20,
+SpecNet, hybridized) and what a Gluon user would write by hand (a HybridBlock ResNet-20,
 hybridize(static_alloc=True, static_shape=True), SoftmaxCrossEntropyLoss, gluon.Trainer SGD,
 step(batch_size)). Rounds are interleaved (A, B, A, B, ...) so that the noise of a shared
 machine hits both alike; the figure is the median of the per-round images/s, and the ratio is
