@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ _CELL = ["workload", "mode", "batch_size", "precision", "framework", "variant", 
          "device", "threads"]
 
 
-def _label(r: dict[str, Any]) -> tuple[str, str]:
+def _label(r: Mapping[Hashable, Any]) -> tuple[str, str]:
     """(workload part, configuration part) of a cell's name."""
     return (f"{r['workload']} {r['mode']} b{r['batch_size']} {r['precision']}",
             f"{r['framework']} {r['variant']} {r['exec_mode']} {r['device']} t{r['threads'] or 'all'}"
