@@ -20,6 +20,8 @@ Statistics, and why:
 * **One run per side**: the rounds are the only sample, the interval is the plain percentile
   bootstrap of the ratio of medians and the test is Mann-Whitney U on the rounds (as asv
   does). Between-process noise is not covered, and the comparison says so in its ``note``.
+* **Several runs against one**: the lone run borrows the other side's between-run variance
+  (and its degrees of freedom), since one fresh process can land anywhere in that spread.
 * **Significant** = p < alpha, the interval excludes 1, and the change exceeds ``threshold``
   (a factor, like asv's ``--factor``). Anything else reads "no clear difference".
 * Every bootstrap is seeded and vectorised: the same rows always give the same figures.
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,7 @@ from .validity import options_key
 N_RESAMPLES = 4000
 ALPHA = 0.05
 ONE_RUN_NOTE = "one run: between-process noise not covered; use --repeat"
+BORROWED_NOTE = "one run on one side: its between-process noise taken from the other side's runs"
 NO_CLEAR = "no clear difference"
 # The columns of a cell key that do not make it a different cell when two result sets are
 # compared: the same configuration measured on another machine or in another run.
@@ -146,6 +149,7 @@ class _Side:
     var: float  # variance of ``point``, small-run corrected
     df: float  # its degrees of freedom (inf: rounds of one run)
     runs: int
+    between: float  # variance of one run's log median across the runs (nan for one run)
 
 
 def _side(runs: Sequence[np.ndarray], rng: np.random.Generator, n: int) -> _Side:
@@ -165,7 +169,17 @@ def _side(runs: Sequence[np.ndarray], rng: np.random.Generator, n: int) -> _Side
             logmed[where] = np.log(np.median(draws, axis=1))
     reps = logmed.mean(axis=1)
     var = float(reps.var(ddof=1)) * (k / (k - 1) if k > 1 else 1.0)
-    return _Side(point, reps, var, float(k - 1) if k > 1 else math.inf, k)
+    between = float(np.var(np.log([np.median(r) for r in runs]), ddof=1)) if k > 1 else math.nan
+    return _Side(point, reps, var, float(k - 1) if k > 1 else math.inf, k, between)
+
+
+def _borrow(side: _Side, other: _Side) -> _Side:
+    """A one-run side next to a side of several runs takes the other side's between-run
+    variance as its own (the same machine's process noise), with its degrees of freedom:
+    a single fresh process can land anywhere in that spread."""
+    if side.runs > 1 or other.runs < 2 or not other.between > side.var:
+        return side
+    return replace(side, var=other.between, df=other.df)
 
 
 def _welch(sides: Sequence[_Side]) -> tuple[float, float]:
@@ -220,6 +234,7 @@ def compare_cells(base_runs: Sequence[np.ndarray], cont_runs: Sequence[np.ndarra
     """
     rng = np.random.default_rng(seed)
     b, c = _side(base_runs, rng, n_resamples), _side(cont_runs, rng, n_resamples)
+    b, c = _borrow(b, c), _borrow(c, b)
     d = b.point - c.point  # log(contender throughput / baseline throughput)
     lo, hi = _interval(d, b.reps - c.reps, [b, c])
     if b.runs == 1 and c.runs == 1:
@@ -232,7 +247,11 @@ def compare_cells(base_runs: Sequence[np.ndarray], cont_runs: Sequence[np.ndarra
     big_enough = abs(d) > math.log1p(threshold)
     significant = bool(p < alpha and excludes_one and big_enough)
     verdict = ("faster" if d > 0 else "slower") if significant else NO_CLEAR
-    note = ONE_RUN_NOTE if min(b.runs, c.runs) == 1 else ""
+    note = ""
+    if b.runs == c.runs == 1:
+        note = ONE_RUN_NOTE
+    elif min(b.runs, c.runs) == 1:
+        note = BORROWED_NOTE
     return Comparison(math.exp(d), math.exp(lo), math.exp(hi), p, significant, verdict,
                       b.runs, c.runs, test, note, _estimate(b), _estimate(c))
 

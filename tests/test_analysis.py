@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from cnnbench.analysis import (
+    BORROWED_NOTE,
     MATCH,
     NO_CLEAR,
     ONE_RUN_NOTE,
@@ -96,6 +97,17 @@ def test_between_run_spread_widens_the_interval_and_an_aa_pair_is_not_significan
     est = cell_estimate(a)
     assert est.runs == 3 and est.high_s - est.low_s > cell_estimate(a[:1]).high_s - cell_estimate(a[:1]).low_s
     assert est.low_s < 128 / max(PYTORCH_RUNS_IPS) and est.high_s > 128 / min(PYTORCH_RUNS_IPS)
+
+
+def test_a_lone_run_against_several_borrows_their_between_run_noise() -> None:
+    a = runs_of(PYTORCH_RUNS_IPS, seed=0)
+    b = runs_of((620.0, 480.0, 560.0), seed=50)
+    lone = compare_cells(a, b[:1])
+    assert lone.note == BORROWED_NOTE and (lone.runs_baseline, lone.runs_contender) == (3, 1)
+    # The lone run is as uncertain as any one of the three, not as its own rounds say.
+    assert lone.high / lone.low > compare_cells(a, b).high / compare_cells(a, b).low
+    assert not lone.significant
+    assert lone.contender.high_s / lone.contender.low_s > 1.5
 
 
 def test_aa_false_positive_rate_with_between_run_noise() -> None:
