@@ -150,6 +150,7 @@ class _Side:
     df: float  # its degrees of freedom (inf: rounds of one run)
     runs: int
     between: float  # variance of one run's log median across the runs (nan for one run)
+    borrowed: bool = False  # var is the other side's ``between``
 
 
 def _side(runs: Sequence[np.ndarray], rng: np.random.Generator, n: int) -> _Side:
@@ -179,13 +180,16 @@ def _borrow(side: _Side, other: _Side) -> _Side:
     a single fresh process can land anywhere in that spread."""
     if side.runs > 1 or other.runs < 2 or not other.between > side.var:
         return side
-    return replace(side, var=other.between, df=other.df)
+    return replace(side, var=other.between, df=other.df, borrowed=True)
 
 
 def _welch(sides: Sequence[_Side]) -> tuple[float, float]:
     """(variance of the difference or sum of the sides' points, its Welch-Satterthwaite
     degrees of freedom; inf when every side is the rounds of one run)."""
     var = sum(s.var for s in sides)
+    if any(s.borrowed for s in sides):
+        # Both variances come from the same runs: one estimate, with that estimate's freedom.
+        return var, min(s.df for s in sides)
     denom = sum(s.var * s.var / s.df for s in sides if math.isfinite(s.df))
     return var, var * var / denom if denom > 0 else math.inf
 
