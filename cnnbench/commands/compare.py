@@ -123,9 +123,8 @@ def _print(table: pd.DataFrame, gm_text: str, unmatched: dict[str, int], limit: 
     out = console()
     out.print(t)
     out.print(Text(f"geometric mean over {len(table)} cells: {gm_text}"))
-    one_run = int((table["note"] != "").sum())
-    if one_run:
-        out.print(Text(f"{one_run} cells: {table.loc[table['note'] != '', 'note'].iloc[0]}"))
+    for note, count in table.loc[table["note"] != "", "note"].value_counts(sort=False).items():
+        out.print(Text(f"{count} cells: {note}"))
     if unmatched["baseline"] or unmatched["contender"]:
         out.print(Text(f"not compared: {unmatched['baseline']} cells only in the baseline, "
                        f"{unmatched['contender']} only in the contender"))
