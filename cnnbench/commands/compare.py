@@ -28,7 +28,8 @@ _CELL = ["workload", "mode", "batch_size", "precision", "framework", "variant", 
 def _label(r: Mapping[Hashable, Any]) -> tuple[str, str]:
     """(workload part, configuration part) of a cell's name."""
     return (f"{r['workload']} {r['mode']} b{r['batch_size']} {r['precision']}",
-            f"{r['framework']} {r['variant']} {r['exec_mode']} {r['device']} t{r['threads'] or 'all'}"
+            f"{r['framework']} {r['variant']} {r['exec_mode']} {r['device']} "
+            + (f"t{r['threads']}" if r["threads"] else "all threads")
             + ("" if r["options_key"] == "{}" else f" {r['options_key']}"))
 
 
