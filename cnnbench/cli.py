@@ -17,6 +17,7 @@ from adapters import ADAPTERS, FRAMEWORKS, UnknownAdapter, get_info
 from workloads import UnknownWorkload
 
 from .commands import UsageError
+from .commands import compare as compare_cmd
 from .commands import env as env_cmd
 from .commands import list as list_cmd
 from .commands import report as report_cmd
@@ -131,6 +132,10 @@ def cmd_report(a: argparse.Namespace) -> int:
     return report_cmd.run(a.results, a.output, a.prices)
 
 
+def cmd_compare(a: argparse.Namespace) -> int:
+    return compare_cmd.run(a.baseline, a.contender, a.fail_above, a.json, a.results_dir)
+
+
 def cmd_env(a: argparse.Namespace) -> int:
     return env_cmd.run(a.frameworks, _pythons(a.python), a.json)
 
@@ -214,6 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--prices", type=Path, metavar="TOML",
                     help="machine prices for the price/performance table (see README)")
     rp.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", help="compare the same cells in two result sets",
+                       description="Per cell present in both: images/s of each with its 95%% CI, "
+                       "the ratio CONTENDER / BASELINE with its CI and whether it is significant "
+                       "(a ratio whose interval crosses 1 reads 'no clear difference'), then the "
+                       "geometric mean.")
+    c.add_argument("baseline", help="results file or folder, or a run id under --results-dir")
+    c.add_argument("contender", help="results file or folder, or a run id under --results-dir")
+    c.add_argument("--fail-above", metavar="FRAC",
+                   help="exit 1 if a cell is significantly slower by more than this (5%% or 0.05)")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
+    c.set_defaults(func=cmd_compare)
 
     e = sub.add_parser("env", help="print the machine and each framework's build facts",
                        description="Probe the machine and ask each framework environment "

@@ -1,0 +1,352 @@
+"""The analysis layer: every ratio the report and ``cnnbench compare`` show, as DataFrames.
+
+Pure functions from result rows (the DataFrame ``report.load_results`` gives) to pandas
+DataFrames; no HTML, no I/O. The one central operation is the comparison of two cells from
+their raw round samples (``compare_cells``); speedup tables and geometric means are built
+on it, so no caller computes a ratio of its own.
+
+Statistics, and why:
+
+* **A cell's step time** is the geometric mean of its runs' median step times (one run: its
+  median). Medians, because a round disturbed by the machine is an outlier, not information.
+* **Runs are the unit of noise.** Fresh processes differ far more than rounds within one
+  (ResNet-20 training under ``--repeat 3``: 575, 659 and 467 images/s, each run's own CI
+  +-2-10%). So the variance comes from a *hierarchical* bootstrap: resample runs, then
+  rounds within each chosen run (as pyperf spreads values over processes). A bootstrap over
+  k runs shrinks the spread by (k-1)/k, so each side's variance is scaled by k/(k-1); and a
+  few runs warrant Student's tails, not normal ones, so the interval is t(nu) x that
+  standard error on the log scale, with Welch's nu from the sides' run counts (the
+  percentiles of a bootstrap over 3 runs are too lumpy to mean much). The p-value is
+  Welch's t test on the same variance, so the interval excludes 1 exactly when the test
+  is significant. Simulated A/A pairs (3 runs a side, 15% process noise) are flagged at
+  about the nominal 5%; compared one run a side, the same data are flagged ~80-90%.
+* **One run per side**: the rounds are the only sample, the interval is the plain percentile
+  bootstrap of the ratio of medians and the test is Mann-Whitney U on the rounds (as asv
+  does). Between-process noise is not covered, and the comparison says so in its ``note``.
+* **Several runs against one**: the lone run borrows the other side's between-run variance
+  (and its degrees of freedom), since one fresh process can land anywhere in that spread.
+* **Significant** = p < alpha, the interval excludes 1, and the change exceeds ``threshold``
+  (a factor, like asv's ``--factor``). Anything else reads "no clear difference".
+* Every bootstrap is seeded and vectorised: the same rows always give the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .report import KEY
+from .validity import options_key
+
+N_RESAMPLES = 4000
+ALPHA = 0.05
+ONE_RUN_NOTE = "one run: between-process noise not covered; use --repeat"
+BORROWED_NOTE = "one run on one side: its between-process noise taken from the other side's runs"
+NO_CLEAR = "no clear difference"
+# The columns of a cell key that do not make it a different cell when two result sets are
+# compared: the same configuration measured on another machine or in another run.
+MATCH = [k for k in KEY if k != "machine_id"]
+# What must agree for one cell to be a speedup over another (speedup_table).
+WORKLOAD_GROUP = ["machine_id", "workload", "mode", "device", "batch_size", "precision"]
+
+CellKey = tuple[Hashable, ...]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One cell's step time (seconds) with its 95% interval, over ``runs`` runs."""
+
+    step_s: float
+    low_s: float
+    high_s: float
+    runs: int
+
+    def images_per_s(self, batch_size: float) -> tuple[float, float, float]:
+        """(images/s, low, high): a longer step is a lower throughput."""
+        return batch_size / self.step_s, batch_size / self.high_s, batch_size / self.low_s
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Contender vs baseline: ``ratio`` is the contender's throughput over the baseline's
+    (baseline step time / contender's), with its 95% interval [low, high]."""
+
+    ratio: float
+    low: float
+    high: float
+    p_value: float
+    significant: bool
+    verdict: str  # "faster", "slower" or "no clear difference"
+    runs_baseline: int
+    runs_contender: int
+    test: str  # "mann-whitney" (rounds of one run each) or "welch-t" (runs)
+    note: str
+    baseline: Estimate
+    contender: Estimate
+
+    def text(self) -> str:
+        return format_ratio(self.ratio, self.low, self.high, self.significant)
+
+
+@dataclass(frozen=True)
+class GeoMean:
+    ratio: float
+    low: float
+    high: float
+    n: int
+
+    def text(self) -> str:
+        return format_ratio(self.ratio, self.low, self.high, not self.low <= 1.0 <= self.high)
+
+
+# ------------------------------------------------------------------- formatting
+
+
+def _num(x: float) -> str:
+    return f"{x:.2f}" if 0.1 <= abs(x) < 100 else f"{x:.3g}"
+
+
+def format_ratio(ratio: float, low: float, high: float, significant: bool) -> str:
+    """'1.39× [1.31, 1.46]', or 'no clear difference (0.98× [0.93, 1.04])': a ratio that is
+    not significant never stands as a bare number."""
+    if not all(map(math.isfinite, (ratio, low, high))):
+        return "n/a"
+    body = f"{_num(ratio)}× [{_num(low)}, {_num(high)}]"
+    return body if significant else f"{NO_CLEAR} ({body})"
+
+
+# ------------------------------------------------------------------- samples
+
+
+def cell_samples(df: pd.DataFrame, key: Sequence[str] = KEY) -> dict[CellKey, list[np.ndarray]]:
+    """Per cell key, one array of per-step seconds per run (ok rows with samples; a row is a
+    run: a repeat, or the same cell in another run file). Probe rows are left out."""
+    if df.empty:
+        return {}
+    rows = df[(df["status"] == "ok") & (df["mode"] != "peak")].copy()
+    rows["threads"] = rows["threads"].fillna(0).astype(int)
+    rows["options_key"] = rows["options"].map(options_key)
+    out: dict[CellKey, list[np.ndarray]] = {}
+    for values, samples in zip(rows[list(key)].itertuples(index=False, name=None),
+                               rows["samples_s"], strict=True):
+        arr = np.asarray(samples if isinstance(samples, list) else [], dtype=float)
+        arr = arr[np.isfinite(arr) & (arr > 0)]
+        if arr.size:
+            out.setdefault(tuple(values), []).append(arr)
+    return out
+
+
+# ------------------------------------------------------------------- one cell
+
+
+@dataclass(frozen=True)
+class _Side:
+    point: float  # log of the cell's step time
+    reps: np.ndarray  # bootstrap replicates of it
+    var: float  # variance of ``point``, small-run corrected
+    df: float  # its degrees of freedom (inf: rounds of one run)
+    runs: int
+    between: float  # variance of one run's log median across the runs (nan for one run)
+    borrowed: bool = False  # var is the other side's ``between``
+
+
+def _side(runs: Sequence[np.ndarray], rng: np.random.Generator, n: int) -> _Side:
+    runs = [np.asarray(r, dtype=float) for r in runs]
+    if not runs or any(r.size == 0 for r in runs):
+        raise ValueError("a cell needs at least one run with samples")
+    k = len(runs)
+    point = float(np.mean([np.log(np.median(r)) for r in runs]))
+    # Stage 1: which run fills each of the k slots; stage 2: resample that run's rounds.
+    pick = rng.integers(k, size=(n, k))
+    logmed = np.empty((n, k))
+    for j, run in enumerate(runs):
+        where = pick == j
+        m = int(where.sum())
+        if m:
+            draws = run[rng.integers(run.size, size=(m, run.size))]
+            logmed[where] = np.log(np.median(draws, axis=1))
+    reps = logmed.mean(axis=1)
+    var = float(reps.var(ddof=1)) * (k / (k - 1) if k > 1 else 1.0)
+    between = float(np.var(np.log([np.median(r) for r in runs]), ddof=1)) if k > 1 else math.nan
+    return _Side(point, reps, var, float(k - 1) if k > 1 else math.inf, k, between)
+
+
+def _borrow(side: _Side, other: _Side) -> _Side:
+    """A one-run side next to a side of several runs takes the other side's between-run
+    variance as its own (the same machine's process noise), with its degrees of freedom:
+    a single fresh process can land anywhere in that spread."""
+    if side.runs > 1 or other.runs < 2 or not other.between > side.var:
+        return side
+    return replace(side, var=other.between, df=other.df, borrowed=True)
+
+
+def _welch(sides: Sequence[_Side]) -> tuple[float, float]:
+    """(variance of the difference or sum of the sides' points, its Welch-Satterthwaite
+    degrees of freedom; inf when every side is the rounds of one run)."""
+    var = sum(s.var for s in sides)
+    if any(s.borrowed for s in sides):
+        # Both variances come from the same runs: one estimate, with that estimate's freedom.
+        return var, min(s.df for s in sides)
+    denom = sum(s.var * s.var / s.df for s in sides if math.isfinite(s.df))
+    return var, var * var / denom if denom > 0 else math.inf
+
+
+def _interval(point: float, reps: np.ndarray, sides: Sequence[_Side]) -> tuple[float, float]:
+    """95% interval of ``point`` (log scale). Rounds of one run per side: the percentile
+    bootstrap, which keeps the shape of many rounds. Several runs: Student's t with the
+    corrected variance and Welch's degrees of freedom; a few runs give too lumpy a
+    bootstrap distribution for its percentiles to mean much, and this way the interval
+    excludes 1 exactly when Welch's test is significant."""
+    var, nu = _welch(sides)
+    if not math.isfinite(nu):
+        lo, hi = np.percentile(reps, [2.5, 97.5])
+        return float(lo), float(hi)
+    half = float(stats.t.ppf(0.975, nu)) * math.sqrt(var)
+    return point - half, point + half
+
+
+def _estimate(s: _Side) -> Estimate:
+    lo, hi = _interval(s.point, s.reps, [s])
+    return Estimate(math.exp(s.point), math.exp(lo), math.exp(hi), s.runs)
+
+
+def cell_estimate(runs: Sequence[np.ndarray], *, seed: int = 0,
+                  n_resamples: int = N_RESAMPLES) -> Estimate:
+    """A cell's step time and 95% interval (covering between-run noise when it has runs)."""
+    return _estimate(_side(runs, np.random.default_rng(seed), n_resamples))
+
+
+# ------------------------------------------------------------------- two cells
+
+
+def _mann_whitney(a: np.ndarray, b: np.ndarray) -> float:
+    if np.ptp(np.concatenate([a, b])) == 0:
+        return 1.0  # every round the same: nothing to rank
+    return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def compare_cells(base_runs: Sequence[np.ndarray], cont_runs: Sequence[np.ndarray], *,
+                  seed: int = 0, n_resamples: int = N_RESAMPLES, alpha: float = ALPHA,
+                  threshold: float = 0.0) -> Comparison:
+    """Compare two cells from their runs' raw step times (one array per run).
+
+    ``threshold`` is the smallest change that counts, as a fraction of step time (0.05:
+    5% slower or faster); below it a significant change still reads "no clear difference".
+    """
+    rng = np.random.default_rng(seed)
+    b, c = _side(base_runs, rng, n_resamples), _side(cont_runs, rng, n_resamples)
+    b, c = _borrow(b, c), _borrow(c, b)
+    d = b.point - c.point  # log(contender throughput / baseline throughput)
+    lo, hi = _interval(d, b.reps - c.reps, [b, c])
+    if b.runs == 1 and c.runs == 1:
+        p, test = _mann_whitney(np.asarray(base_runs[0]), np.asarray(cont_runs[0])), "mann-whitney"
+    else:
+        var, nu = _welch([b, c])
+        p = float(2 * stats.t.sf(abs(d) / math.sqrt(var), nu)) if var > 0 else float(d == 0)
+        test = "welch-t"
+    excludes_one = lo > 0 or hi < 0
+    big_enough = abs(d) > math.log1p(threshold)
+    significant = bool(p < alpha and excludes_one and big_enough)
+    verdict = ("faster" if d > 0 else "slower") if significant else NO_CLEAR
+    note = ""
+    if b.runs == c.runs == 1:
+        note = ONE_RUN_NOTE
+    elif min(b.runs, c.runs) == 1:
+        note = BORROWED_NOTE
+    return Comparison(math.exp(d), math.exp(lo), math.exp(hi), p, significant, verdict,
+                      b.runs, c.runs, test, note, _estimate(b), _estimate(c))
+
+
+# ------------------------------------------------------------------- tables
+
+
+def _row(key: Mapping[str, Any], cmp: Comparison) -> dict[str, Any]:
+    out = dict(key)
+    batch = float(key.get("batch_size") or math.nan)
+    for side, est in (("baseline", cmp.baseline), ("contender", cmp.contender)):
+        ips, lo, hi = est.images_per_s(batch)
+        out.update({f"{side}_ips": ips, f"{side}_low": lo, f"{side}_high": hi})
+    fields = asdict(cmp)
+    del fields["baseline"], fields["contender"]
+    out.update(fields)
+    out["text"] = cmp.text()
+    return out
+
+
+def compare_samples(base: Mapping[CellKey, Sequence[np.ndarray]],
+                    cont: Mapping[CellKey, Sequence[np.ndarray]], columns: Sequence[str],
+                    **options: Any) -> pd.DataFrame:
+    """One row per cell key present in both: the key's ``columns``, both sides' images/s
+    with intervals, and the comparison's fields (``options`` go to ``compare_cells``)."""
+    rows = [_row(dict(zip(columns, k, strict=True)), compare_cells(base[k], cont[k], **options))
+            for k in sorted(set(base) & set(cont), key=str)]
+    return pd.DataFrame(rows, columns=[*columns, *_COLUMNS])
+
+
+def compare_frames(base_df: pd.DataFrame, cont_df: pd.DataFrame,
+                   match: Sequence[str] = MATCH, **options: Any) -> pd.DataFrame:
+    """Every cell of ``cont_df`` against the same cell of ``base_df``, matched on the cell
+    key without the machine (``match``); see ``compare_samples`` for the columns."""
+    return compare_samples(cell_samples(base_df, match), cell_samples(cont_df, match), match,
+                           **options)
+
+
+def speedup_table(df: pd.DataFrame, baseline: Mapping[str, Any],
+                  group: Sequence[str] = WORKLOAD_GROUP, **options: Any) -> pd.DataFrame:
+    """Every cell against the baseline configuration (e.g. ``{"framework": "pytorch",
+    "exec_mode": "eager"}``) of its own workload, mode, device, batch and precision on the
+    same machine. Cells without a baseline in their group are left out."""
+    unknown = set(baseline) - set(KEY)
+    if unknown:
+        raise ValueError(f"baseline fields are not cell key fields: {sorted(unknown)}")
+    cells = cell_samples(df, KEY)
+    keyed = {k: dict(zip(KEY, k, strict=True)) for k in cells}
+
+    def is_base(cell: Mapping[str, Any]) -> bool:
+        return all(str(cell[f]) == str(v) for f, v in baseline.items())
+
+    bases: dict[CellKey, CellKey] = {}
+    for k, cell in keyed.items():
+        if is_base(cell):
+            g = tuple(cell[f] for f in group)
+            if g in bases:
+                raise ValueError(f"baseline {dict(baseline)} matches several cells of "
+                                 f"{dict(zip(group, g, strict=True))}; name more fields")
+            bases[g] = k
+    rows = []
+    for k, cell in sorted(keyed.items(), key=lambda kv: str(kv[0])):
+        base = bases.get(tuple(cell[f] for f in group))
+        if base is not None and base != k:
+            rows.append(_row(cell, compare_cells(cells[base], cells[k], **options)))
+    return pd.DataFrame(rows, columns=[*KEY, *_COLUMNS])
+
+
+_COLUMNS = ["baseline_ips", "baseline_low", "baseline_high", "contender_ips", "contender_low",
+            "contender_high", "ratio", "low", "high", "p_value", "significant", "verdict",
+            "runs_baseline", "runs_contender", "test", "note", "text"]
+
+
+def geomean(ratios: Sequence[float] | pd.Series, low: Sequence[float] | pd.Series | None = None,
+            high: Sequence[float] | pd.Series | None = None, *, seed: int = 0,
+            n_resamples: int = N_RESAMPLES) -> GeoMean:
+    """The geometric mean of ratios with a 95% bootstrap interval: resample the cells and,
+    where their intervals are given, each cell's own uncertainty (a normal on the log scale
+    with the width of its interval), so one cell still gets an honest interval."""
+    r = np.log(np.asarray(ratios, dtype=float))
+    if r.size == 0 or not np.all(np.isfinite(r)):
+        raise ValueError("geomean needs at least one positive finite ratio")
+    rng = np.random.default_rng(seed)
+    se = np.zeros_like(r)
+    if low is not None and high is not None:
+        width = np.log(np.asarray(high, dtype=float)) - np.log(np.asarray(low, dtype=float))
+        se = np.nan_to_num(width / (2 * stats.norm.ppf(0.975)))
+    idx = rng.integers(r.size, size=(n_resamples, r.size))
+    reps = (r[idx] + rng.standard_normal(idx.shape) * se[idx]).mean(axis=1)
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    return GeoMean(math.exp(float(r.mean())), math.exp(lo), math.exp(hi), int(r.size))
