@@ -32,50 +32,61 @@ from workloads import get_workload
 
 from .plan import MODES, Cell, expand
 from .timing import Protocol
-from .validity import TRAIN_FLOP_FACTOR, probe_cells
+from .validity import TRAIN_FLOP_FACTOR, probe_cells, probe_peak
 
 # --------------------------------------------------------------------------- calibration
 #
-# Fixed costs, measured 2026-12-02 on our 2-vCPU AMD EPYC VM (AVX-512 kind, Python 3.11,
-# the framework versions in FACTS.md), while three other engineers shared the two cores
-# (load average 2-7): they are upper-side figures, which is the side an estimate should err on.
+# Fixed costs, measured 2026-12-02 on our 2-vCPU AMD EPYC VM (AVX-512 kind, Python 3.11, the
+# framework versions in FACTS.md) while three other engineers shared its two cores: the load
+# average was 2 at first and 6-11 later, which stretched wall times 2-4x. Where a phase is
+# single-threaded its CPU time is what a quiet machine's wall time would be, so the constants
+# follow the CPU seconds and the load-2 wall times, rounded up.
 #
-#   `python -c "import X"`, 3 runs each:   numpy 0.45-0.49 s; torch 3.8-7.5 s (7.5 cold);
-#       tensorflow 7.3-7.8 s; jax+flax+optax 3.4-3.5 s; mxnet (see IMPORT_S)
-#   numpy canonical weights + batch (workloads.reference.init_weights): lenet5 0.04 s,
-#       resnet20 0.02 s, resnet50 0.73 s, mobilenet_v2 0.16 s, vgg16 5.1 s (~37 ns/param)
-#   whole cells through `cnnbench run --budget 1 --batch-sizes 8 --no-probe`, setup =
-#       wall_s - first_step_s - warmup_s - measure_s (process start to the first step):
-#       see SETUP_MEASURED below; first_step_s of compiled modes gives COMPILE_*.
+#   `python -c "import X"` (wall, load 2-6, 3 runs): numpy 0.45-0.49 s; torch 3.8-3.8 s
+#       (7.5 s cold); tensorflow 7.3-7.8 s; jax+flax+optax 3.4-3.5 s; mxnet 5.4-6.5 s (load 6)
+#   canonical weights in numpy (workloads.reference.init_weights, load 2): lenet5 0.04 s,
+#       resnet20 0.02 s, resnet50 0.73 s, mobilenet_v2 0.16 s, vgg16 5.1 s (37 ns a parameter)
+#   one worker, `python -m cnnbench.worker`, batch 1, budget 0.05 s, under /usr/bin/time
+#   (CPU = user + sys of the whole worker; setup = wall before the first step):
+#       pytorch  lenet5 infer: CPU 5.9-6.5 s; setup 5.7 s at load 2 (build_s 2.8: the first
+#                torch.optim pulls in torch._dynamo), 12.6-14.3 s at load 7.5
+#       tensorflow lenet5 infer: CPU 7.9-8.1 s (build_s 0.3-0.5); graph capture on the first
+#                step, wall at load 9-10: lenet5 0.36, resnet20 infer 2.1 / train 6.6,
+#                resnet50 infer 6.5 s (its build_s 7.0: 25.6 M weights copied in)
+#       jax      lenet5 infer: CPU 3.8-4.2 s in all. lower+compile (in prepare, wall at load
+#                9.5-11): lenet5 1.8-2.2, resnet20 infer 5.1 / train 30.5 (CPU +11 s over
+#                lenet5), resnet50 infer 9.9 s
+#       mxnet    lenet5 infer: CPU 5.3 s; hybridize on the first step (load 6-8, minus the
+#                step): lenet5 0.3 / train 1.4, resnet20 infer 1.6 / train 2.8 s
 
-PROCESS_S = 0.9  # interpreter + numpy + our packages (0.45 s) + runner: noise check 0.2 s, temp dir, spawn
+PROCESS_S = 0.9  # interpreter + numpy + our packages (0.45 s) + runner: noise check 0.2 s, spawn
 IMPORT_S = {  # the adapter's import of its framework and its set-up (threads, build facts)
     "null": 0.0,
     "pytorch": 3.8,
-    "tensorflow": 9.5,
-    "jax": 4.5,
-    "mxnet": 2.5,
+    "tensorflow": 8.0,
+    "jax": 3.5,
+    "mxnet": 3.0,
 }
 INIT_S_PER_PARAM = 3.7e-8  # numpy init of canonical weights: VGG-16's 138 M params took 5.1 s
-BUILD_BASE_S = {  # build of a tiny model: thread pools, first kernels, the adapter's checks
+BUILD_BASE_S = {  # build of a tiny model: optimizer, thread pools, first kernels
     "null": 0.0,
     "pytorch": 2.0,
     "tensorflow": 0.5,
-    "jax": 1.0,
+    "jax": 0.5,
     "mxnet": 1.0,
 }
-BUILD_S_PER_PARAM = 4e-8  # copying canonical weights into the framework's tensors
+BUILD_S_PER_PARAM = 6e-8  # copying canonical weights into the framework (TF/JAX ResNet-50: ~2 s)
 # Graph capture / compilation, per execution mode: base + per layer of the spec, times
 # TRAIN_COMPILE_FACTOR[mode] for a training step (forward, backward and optimizer update).
 COMPILE_BASE_S = {
-    "graph": 0.2,  # tf.function tracing + grappler, on the first step
+    "graph": 0.1,  # tf.function tracing + grappler, on the first step
     "xla": 1.0,  # tf.function(jit_compile=True), on the first step (guess: not measured)
     "jit": 0.3,  # jax: lowered and compiled ahead of time in prepare(), before the budget
     "hybrid": 0.2,  # mxnet hybridize(static_alloc) on the first step
     "compiled": 10.0,  # torch.compile (inductor) on CPU: C++ codegen (guess: not measured)
 }
-COMPILE_S_PER_LAYER = {"graph": 0.02, "xla": 0.06, "jit": 0.05, "hybrid": 0.01, "compiled": 0.3}
-TRAIN_COMPILE_FACTOR = {"graph": 2.5, "xla": 3.0, "jit": 4.0, "hybrid": 2.0, "compiled": 3.0}
+COMPILE_S_PER_LAYER = {"graph": 0.01, "xla": 0.04, "jit": 0.02, "hybrid": 0.01, "compiled": 0.3}
+TRAIN_COMPILE_FACTOR = {"graph": 3.0, "xla": 3.0, "jit": 6.0, "hybrid": 2.0, "compiled": 3.0}
 # JAX compiles in prepare(), outside the budget; the others compile inside the first step.
 COMPILE_BEFORE_FIRST_STEP = frozenset({"jit"})
 FIRST_STEP_FACTOR = 1.5  # the first step also creates kernels / primitives (eager too)
@@ -190,6 +201,16 @@ def peaks_from_validity(peaks: Mapping[tuple[Any, ...], float]) -> dict[Any, flo
     for key, v in peaks.items():
         k = tuple(key[-3:])
         out[k] = max(v, out.get(k, 0.0))
+    return out
+
+
+def peaks_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[Any, float]:
+    """Peaks keyed as here from result rows (a previous run's probes, for ``--dry-run``)."""
+    out: dict[Any, float] = {}
+    for row in rows:
+        if row.get("mode") == "peak" and (peak := probe_peak(dict(row))) is not None:
+            k = (row["device"], row["threads"], row["precision"])
+            out[k] = max(peak, out.get(k, 0.0))
     return out
 
 
@@ -357,7 +378,7 @@ class Eta:
     estimates: dict[str, CellEstimate] = field(init=False)
     _done: dict[str, float] = field(init=False, default_factory=dict)
     _ratios: dict[str, list[float]] = field(init=False)
-    _running: tuple[str, float] | None = field(init=False, default=None)
+    _running: dict[str, float] = field(init=False, default_factory=dict)  # cell id -> start
 
     def __post_init__(self) -> None:
         self._ratios = {"setup": [], "budget": [], "steps": []}
@@ -375,7 +396,8 @@ class Eta:
         return _shrunk_ratio(self._ratios[part], self.prior_n)
 
     def start(self, cell: Cell) -> None:
-        self._running = (cell.cell_id, self.clock())
+        """A cell started (`run_plan`'s ``on_start``; interleaved cells start together)."""
+        self._running[cell.cell_id] = self.clock()
 
     def done(self, cell: Cell, wall_s: float, timed_s: float | None = None,
              ok: bool = True) -> None:
@@ -384,8 +406,7 @@ class Eta:
         Cells that did not run to the end (``ok=False``) tell nothing about speed."""
         est = self.estimates.pop(cell.cell_id, None)
         self._done[cell.cell_id] = float(wall_s)
-        if self._running and self._running[0] == cell.cell_id:
-            self._running = None
+        self._running.pop(cell.cell_id, None)
         if est is None or not ok or not est.runs or wall_s <= 0:
             return
         timed_part = "steps" if est.step_bound else "budget"
@@ -416,14 +437,17 @@ class Eta:
 
     def remaining_s(self) -> float:
         """Seconds until the plan ends: the cells not finished, corrected, less the time
-        the running cell has already spent (never below a second while it runs)."""
-        total = 0.0
+        the running ones have spent (they run side by side when interleaved, so that time
+        counts once; never below a second while one runs)."""
+        waiting = running = 0.0
         for cid, est in self.estimates.items():
-            left = self._corrected(est)
-            if self._running and self._running[0] == cid:
-                left = max(1.0, left - (self.clock() - self._running[1]))
-            total += left
-        return total
+            if cid in self._running:
+                running += self._corrected(est)
+            else:
+                waiting += self._corrected(est)
+        if self._running:
+            running = max(1.0, running - (self.clock() - min(self._running.values())))
+        return waiting + running
 
 
 def format_duration(s: float) -> str:
@@ -494,19 +518,23 @@ FULL_PLAN = PlanPreset(
     "all six workloads, train and infer, default batches, 20 s per cell",
 )
 
-# What the estimator says of the candidates (2 threads, typical 170 GFLOP/s peak, 4 GEMM
-# probes included, 2026-12-02; the full sweep it says 79 min, measured 56 min):
-#   all 48 cells at 20 s ............................................ 79 min, 21 over budget
-#   all 48 cells at 10 s ............................................ 74 min, 25 over budget
-#     (the slow ImageNet training cells are step-bound: a lower budget does not shorten them)
-#   small train+infer, ImageNet train+infer at batch 8, 10 s ......... 27 min, 17 over budget
-#   small train+infer, ImageNet infer at batch 8, 10 s ............... 16 min, 10 over budget
+# What the estimator says of the candidates (2 threads, typical 170 GFLOP/s peak, the 4 GEMM
+# probes included, 2026-12-02):
+#   all 48 cells at 20 s (the old default; measured 56 min) ......... 78 min, 21 over budget
+#   all 48 cells at 10 s ............................................ 73 min, 24 over budget
+#     (the slow ImageNet cells are step-bound: a lower budget hardly shortens them)
+#   small train+infer, ImageNet train+infer at batch 8, 10 s ......... 26 min, 16 over budget
+#   small train+infer, ImageNet infer at batch 8, 10 s ............... 16 min,  9 over budget
+#   small train+infer, ImageNet infer at batch 8, 15 s ............... 18 min,  4 over budget
 #   small train+infer, ImageNet infer at batch 4, 15 s ............... 17 min,  2 over budget
-#   the same plus ResNet-50/MobileNet-V2 training at batch 2, 15 s ... 23 min,  5 over budget
-# The default is the fifth: every workload and framework in one ~17-minute run, where only
-# VGG-16 inference of TF and JAX outlasts its budget (step-bound: flagged over_budget, and
-# their 8 rounds will likely be flagged ci_wide). ImageNet-scale training (15-40 s a step on
-# two cores, 10 minutes for JAX's VGG-16 alone) is what `--full` is for.
+#   the same plus ResNet-50/MobileNet-V2 training at batch 2, 15 s ... 22 min,  5 over budget
+# ("small" = lenet5, cifar10_tutorial, resnet20 at their default batches.) The default is the
+# sixth: every workload and framework in one run of about 17 minutes, estimated on the
+# careful side, where only VGG-16 inference of TF and JAX outlasts its budget (step-bound:
+# flagged over_budget, and their 8 rounds will likely be flagged ci_wide); the budget-bound
+# cells get 15 s, enough rounds of 0.1 s to meet a 3% interval on a quiet machine.
+# ImageNet-scale training (10-40 s a step on two cores; 12 minutes for JAX's VGG-16 alone) and
+# batch-2 training figures nobody would quote are what `--full` is for.
 DEFAULT_PLAN = PlanPreset(
     "default",
     (
