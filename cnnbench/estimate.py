@@ -140,9 +140,6 @@ PRECISION_SPEED = {
     "gpu": {"fp32": 1.0, "tf32": 2.0, "bf16": 4.0, "fp16": 4.0},
 }
 
-PeakKey = tuple[str, "int | None", str]  # (device, threads, precision)
-
-
 # --------------------------------------------------------------------------- one cell
 
 
@@ -283,17 +280,19 @@ def _setup_and_compile(cell: Cell) -> tuple[float, float]:
 
 
 def estimate_cell(cell: Cell, budget_s: float, peaks: Mapping[Any, float] | None = None,
-                  protocol: Protocol | None = None) -> CellEstimate:
+                  protocol: Protocol | None = None, speed: float = 1.0) -> CellEstimate:
     """Where one cell's wall time will go, following the protocol of `timing.measure`.
 
-    Conservative: the rounds are assumed to run to the budget (the confidence target is
-    not assumed to stop them early).
+    ``budget_s`` is the cell's budget (it wins over ``protocol.budget_s``); ``protocol``
+    gives the rest (warm-up, rounds), default `Protocol()`. ``speed`` multiplies the step
+    time (observed/estimated steps, as `Eta` learns it). Conservative: the rounds are
+    assumed to run to the budget (the confidence target is not assumed to stop them early).
     """
     proto = protocol or Protocol(budget_s=budget_s)
     if _declared_unsupported(cell):
         return CellEstimate(PROCESS_S, 0.0, 0.0, 0, 0, 0, 0.0, budget_s, False, runs=False)
     setup, compile_s = _setup_and_compile(cell)
-    step = step_seconds(cell, peaks)
+    step = step_seconds(cell, peaks) * speed
     compiled = cell.exec_mode != "eager" and cell.mode != "peak"
     if cell.exec_mode in COMPILE_BEFORE_FIRST_STEP:
         setup, first = setup + compile_s, FIRST_STEP_FACTOR * step
@@ -354,7 +353,7 @@ def _shrunk_ratio(ratios: Sequence[float], prior_n: float) -> float:
     had matched their estimates: one cell moves the ETA a little, many move it fully."""
     if not ratios:
         return 1.0
-    logs = [math.log(min(max(r, 1 / 8), 8.0)) for r in ratios]
+    logs = [math.log(min(max(r, 1 / 20), 20.0)) for r in ratios]  # a 10x busy machine was seen
     n = len(logs)
     return math.exp(statistics.median(logs) * n / (n + prior_n))
 
@@ -363,10 +362,17 @@ def _shrunk_ratio(ratios: Sequence[float], prior_n: float) -> float:
 class Eta:
     """The plan's remaining wall time, corrected by the cells that finished.
 
-    Three ratios observed/estimated, each a shrunk median: setup (what comes before the
-    first step), the timed part of budget-bound cells (how much of its budget a cell uses)
-    and the timed part of step-bound cells (how fast the slow steps really are). A finished
-    probe's peak re-estimates the cells still to run.
+    Four corrections, each a median of observed/estimated shrunk towards 1 (`_shrunk_ratio`):
+
+    * **speed**: median round step of a finished cell / its estimated step. The cells still
+      to run are re-estimated with it, so a slow machine turns cells step-bound as the
+      protocol would (a ratio on totals could not: a budget-bound cell's time hardly moves);
+    * **setup**: what came before the first step;
+    * **budget**: the timed part of cells that were budget-bound at their observed speed
+      (how much of its budget a cell uses: less when the confidence target stops it early);
+    * **steps**: what is left over for step-bound cells once their speed is accounted for.
+
+    A finished probe's peak re-estimates the cells still to run too.
     """
 
     cells: list[Cell]
@@ -381,18 +387,23 @@ class Eta:
     _running: dict[str, float] = field(init=False, default_factory=dict)  # cell id -> start
 
     def __post_init__(self) -> None:
-        self._ratios = {"setup": [], "budget": [], "steps": []}
+        self._ratios = {"speed": [], "setup": [], "budget": [], "steps": []}
         self._reestimate()
 
+    def _estimate(self, c: Cell, speed: float | None = None) -> CellEstimate:
+        return estimate_cell(c, self.budget_s, self.peaks, self.protocol,
+                             self.ratio("speed") if speed is None else speed)
+
     def _reestimate(self) -> None:
-        self.estimates = {c.cell_id: estimate_cell(c, self.budget_s, self.peaks, self.protocol)
-                          for c in self.cells if c.cell_id not in self._done}
+        self.estimates = {c.cell_id: self._estimate(c) for c in self.cells
+                          if c.cell_id not in self._done}
 
     def estimated_total_s(self) -> float:
+        """Observed seconds of the finished cells + the (uncorrected) estimate of the rest."""
         return sum(e.total_s for e in self.estimates.values()) + sum(self._done.values())
 
     def ratio(self, part: str) -> float:
-        """Current correction of "setup", "budget" or "steps" (1.0 = as estimated)."""
+        """Current correction of "speed", "setup", "budget" or "steps" (1.0 = as estimated)."""
         return _shrunk_ratio(self._ratios[part], self.prior_n)
 
     def start(self, cell: Cell) -> None:
@@ -400,32 +411,42 @@ class Eta:
         self._running[cell.cell_id] = self.clock()
 
     def done(self, cell: Cell, wall_s: float, timed_s: float | None = None,
-             ok: bool = True) -> None:
+             ok: bool = True, step_s: float | None = None) -> None:
         """Record a finished cell. ``timed_s`` (first step + warm-up + rounds, from its row)
-        splits setup from the timed part; without it the whole ratio is used for both.
-        Cells that did not run to the end (``ok=False``) tell nothing about speed."""
+        splits setup from the timed part, ``step_s`` (its median round step) gives its speed;
+        without them the ratio of totals is used. Cells that did not run to the end
+        (``ok=False``) tell nothing about speed."""
         est = self.estimates.pop(cell.cell_id, None)
         self._done[cell.cell_id] = float(wall_s)
         self._running.pop(cell.cell_id, None)
         if est is None or not ok or not est.runs or wall_s <= 0:
             return
-        timed_part = "steps" if est.step_bound else "budget"
         if timed_s is None or not 0 <= timed_s <= wall_s:
             r = wall_s / est.total_s
             self._ratios["setup"].append(r)
-            self._ratios[timed_part].append(r)
+            self._ratios["steps" if est.step_bound else "budget"].append(r)
+            return
+        self._ratios["setup"].append((wall_s - timed_s) / est.setup_s)
+        if step_s and step_s > 0 and est.step_s > 0 and cell.mode != "peak":
+            own_speed = step_s / (est.step_s / self.ratio("speed"))
+            at_own = self._estimate(cell, own_speed)  # what it was, at the speed it ran
+            self._ratios["speed"].append(own_speed)
+            self._ratios["steps" if at_own.step_bound else "budget"].append(
+                timed_s / at_own.timed_s)
+            self._reestimate()
         else:
-            self._ratios["setup"].append((wall_s - timed_s) / est.setup_s)
-            self._ratios[timed_part].append(timed_s / est.timed_s)
+            self._ratios["steps" if est.step_bound else "budget"].append(timed_s / est.timed_s)
 
     def done_row(self, cell: Cell, row: Mapping[str, Any]) -> None:
         """`done` from a result row (as `runner.run_plan` hands to ``on_done``)."""
         ok = row.get("status") == "ok"
         parts = [row.get(k) for k in ("first_step_s", "warmup_s", "measure_s")]
         timed = sum(float(p) for p in parts if p is not None) if ok and None not in parts else None
-        self.done(cell, float(row.get("wall_s") or 0.0), timed, ok)
-        if ok and cell.mode == "peak" and row.get("samples_s"):
-            peak = 2.0 * cell.batch_size**3 / min(row["samples_s"])
+        samples = row.get("samples_s") or []
+        step = statistics.median(samples) if ok and samples else None
+        self.done(cell, float(row.get("wall_s") or 0.0), timed, ok, step)
+        if ok and cell.mode == "peak" and samples:
+            peak = 2.0 * cell.batch_size**3 / min(samples)
             key = (cell.device, cell.threads, cell.precision)
             if peak > self.peaks.get(key, 0.0):
                 self.peaks[key] = peak

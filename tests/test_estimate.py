@@ -263,6 +263,25 @@ def test_eta_splits_setup_from_the_timed_part() -> None:
     assert eta.remaining_s() == pytest.approx(3 * (3 * e.setup_s + e.timed_s), rel=0.01)
 
 
+def test_eta_learns_the_speed_and_turns_cells_step_bound() -> None:
+    """Steps 10x slower than estimated (a busy machine) make budget-bound cells step-bound:
+    the remaining estimate follows the protocol's min_rounds rule, not a ratio of totals."""
+    cells = [dataclasses.replace(cell("pytorch", "resnet20", "train", 128), repeat=i)
+             for i in range(6)]
+    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE), prior_n=0.0)
+    e = eta.estimates[cells[0].cell_id]
+    assert not e.step_bound
+    slow = est.estimate_cell(cells[0], 20.0, PEAK_2CORE, speed=10.0)
+    assert slow.step_bound and slow.timed_s > 2 * e.timed_s
+    for c in cells[:3]:
+        eta.done_row(c, {"status": "ok", "wall_s": e.setup_s + slow.timed_s,
+                         "first_step_s": 1.5 * slow.step_s, "warmup_s": 3 * slow.step_s,
+                         "measure_s": slow.timed_s - 4.5 * slow.step_s,
+                         "samples_s": [slow.step_s] * 8})
+    assert eta.ratio("speed") == pytest.approx(10.0)
+    assert eta.remaining_s() == pytest.approx(3 * (e.setup_s + slow.timed_s), rel=0.02)
+
+
 def test_eta_ignores_failed_cells_for_speed() -> None:
     cells = _budget_cells(3)
     eta = est.Eta(cells, 20.0, dict(PEAK_2CORE))
