@@ -12,9 +12,10 @@ else a typical figure) times an MFU that each framework reaches on each workload
 a full sweep on our 2-core machines and made a little slower on purpose, since noise makes
 steps slower and almost never faster. Fixed costs were measured here (see the constants).
 
-`Eta` corrects the estimate of the cells left as cells finish: observed/estimated of the
-setup, of budget-bound and of step-bound cells, each a median shrunk towards 1, so one odd
-cell does not swing it. Pure standard library plus our registries: the CLI imports it.
+`Eta` corrects the estimate of the cells left as cells finish: observed/estimated step speed
+(the cells left are re-estimated with it), setup, and timed part of budget-bound and of
+step-bound cells, each a median shrunk towards 1, so one odd cell does not swing it. Pure
+standard library plus our registries (rich only inside `eta_column`): the CLI imports it.
 """
 
 from __future__ import annotations
@@ -580,7 +581,8 @@ def describe_plan(cells: Sequence[Cell], budget_s: float,
     """Lines for ``run --dry-run``: the estimated wall time and the cells that overrun."""
     ests = [(c, estimate_cell(c, budget_s, peaks, protocol)) for c in [*probes, *cells]]
     total = sum(e.total_s for _, e in ests)
-    what = f"{len(cells)} cells" + (f" + {len(probes)} GEMM probes" if probes else "")
+    what = f"{len(cells)} cells" + (f" + {len(probes)} GEMM probe" if probes else "")
+    what += "s" if len(probes) > 1 else ""
     lines = [f"estimated wall time: {format_duration(total)} ({what}, {budget_s:g} s budget "
              f"per cell, setup included)"]
     over = sorted(((c, e) for c, e in ests if e.over_budget), key=lambda t: -t[1].total_s)

@@ -181,7 +181,7 @@ def test_describe_plan_names_the_total_and_the_overrunning_cells() -> None:
     cells = est.FULL_PLAN.expand(["jax"], threads=[2])
     lines = est.describe_plan(cells, 20.0, PEAK_2CORE, probes=probe_cells(cells), top=2)
     assert lines[0].startswith("estimated wall time: about ")
-    assert "12 cells + 1 GEMM probes" in lines[0]
+    assert "12 cells + 1 GEMM probe," in lines[0]
     assert "vgg16 train" in lines[2] and "over_budget" in lines[1]
     assert lines[-1].startswith("  ... and ")
 
