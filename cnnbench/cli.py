@@ -22,7 +22,8 @@ from .commands import env as env_cmd
 from .commands import list as list_cmd
 from .commands import report as report_cmd
 from .commands import run as run_cmd
-from .commands.run import DEFAULT_BUDGET_S, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
+from .commands.run import QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
+from .estimate import DEFAULT_PLAN, FULL_PLAN
 from .plan import PRECISIONS, PlanError
 from .prices import PriceError
 from .variants import VariantError
@@ -117,7 +118,7 @@ def _adapter_opts(pairs: list[tuple[str, str]] | None) -> dict[str, Any]:
 
 def cmd_run(a: argparse.Namespace) -> int:
     return run_cmd.run(
-        quick=a.quick, frameworks=a.frameworks, workloads=a.workloads, modes=a.modes,
+        quick=a.quick, full=a.full, frameworks=a.frameworks, workloads=a.workloads, modes=a.modes,
         batch_sizes=a.batch_sizes, precisions=a.precisions, exec_modes=a.exec_modes,
         devices=a.devices, threads=a.threads, variants=a.variants, variants_file=a.variants_file,
         budget=a.budget, target_ci=a.target_ci, timeout=a.timeout, pythons=_pythons(a.python),
@@ -161,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--frameworks", type=_name_list, metavar="LIST",
                    help=f"adapters (default: all real ones: {', '.join(FRAMEWORKS)}; "
                    f"known: {', '.join(ADAPTERS)})")
+    r.add_argument("--full", action="store_true",
+                   help=f"the full sweep: {FULL_PLAN.description}")
     r.add_argument("--workloads", type=_name_list, metavar="LIST",
                    help="workload names or globs, or 'all' (default: all; see `cnnbench list`)")
     r.add_argument("--modes", type=_name_list, metavar="LIST", help="train,infer (default both)")
@@ -179,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--variants-file", type=Path, metavar="TOML",
                    help="declare custom builds / interpreters (see README)")
     r.add_argument("--budget", type=_pos_float, metavar="S",
-                   help=f"seconds of warm-up + timed rounds per cell (default {DEFAULT_BUDGET_S:g})")
+                   help="seconds of warm-up + timed rounds per cell, the first step not counted "
+                   f"(default {DEFAULT_PLAN.budget_s:g}; {FULL_PLAN.budget_s:g} with --full, "
+                   f"{QUICK_BUDGET_S:g} with --quick)")
     r.add_argument("--target-ci", type=_pos_float, default=0.03, metavar="FRAC",
                    help="stop when the median's 95%% CI is within +-FRAC (default 0.03)")
     r.add_argument("--timeout", type=_pos_float, metavar="S",

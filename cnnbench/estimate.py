@@ -4,8 +4,8 @@ A cell's wall time is its **setup** (process start, framework import, canonical 
 model build) plus its **timed part** as the protocol in `timing` spends it: the first step
 (with graph capture or compilation in compiled modes), warm-up, then rounds until the
 confidence target is met or the budget is spent, and never fewer than ``min_rounds``. The
-budget runs from the first step, so a compile eats into it; a cell whose step is slower than
-about budget / (1 + min_warmup + min_rounds) overruns it, by exactly that rule.
+budget runs from the end of the first step (a compile does not eat into it); a cell whose step
+is slower than about budget / (min_warmup + min_rounds) overruns it, by exactly that rule.
 
 Step times come from FLOPs: the device's GEMM peak (the plan's probe if one has been measured,
 else a typical figure) times an MFU that each framework reaches on each workload, taken from
@@ -156,6 +156,7 @@ class CellEstimate:
     rounds: int
     timed_s: float  # first step + warm-up + rounds, what the protocol spends
     budget_s: float
+    first_s: float  # the first step: outside the budget
     step_bound: bool  # min_warmup + min_rounds steps outlast the budget
     runs: bool = True  # False: the worker declares the cell unsupported before importing
 
@@ -165,8 +166,8 @@ class CellEstimate:
 
     @property
     def over_budget(self) -> bool:
-        """The protocol's own `over_budget` flag (timed part above 1.5 x budget)."""
-        return self.timed_s > 1.5 * self.budget_s
+        """The protocol's own `over_budget` flag (warm-up + rounds above 1.5 x budget)."""
+        return self.timed_s - self.first_s > 1.5 * self.budget_s
 
 
 def _threads(cell: Cell) -> int:
@@ -291,7 +292,7 @@ def estimate_cell(cell: Cell, budget_s: float, peaks: Mapping[Any, float] | None
     """
     proto = protocol or Protocol(budget_s=budget_s)
     if _declared_unsupported(cell):
-        return CellEstimate(PROCESS_S, 0.0, 0.0, 0, 0, 0, 0.0, budget_s, False, runs=False)
+        return CellEstimate(PROCESS_S, 0.0, 0.0, 0, 0, 0, 0.0, budget_s, 0.0, False, runs=False)
     setup, compile_s = _setup_and_compile(cell)
     step = step_seconds(cell, peaks) * speed
     compiled = cell.exec_mode != "eager" and cell.mode != "peak"
@@ -313,16 +314,18 @@ def estimate_cell(cell: Cell, budget_s: float, peaks: Mapping[Any, float] | None
     k = max(1, min(k, int(budget_s / (proto.min_rounds * 2) / step)))
     m = proto.min_round_s
     round_s = m + step if step < m else max(step, 2 * m)  # envelope of k x step
-    # Rounds: until the deadline (the budget counts from the first step), the last one
-    # overshooting it by at most a round; never fewer than min_rounds, nor more than max_rounds.
+    # Rounds: until the deadline (the budget counts from the end of the first step), the last
+    # one overshooting it by at most a round; never fewer than min_rounds, nor more than
+    # max_rounds.
     started = first + warm_s
     by_min_rounds = started + proto.min_rounds * round_s
-    by_deadline = min(budget_s + round_s, started + proto.max_rounds * round_s)
+    by_deadline = min(first + budget_s + round_s, started + proto.max_rounds * round_s)
     timed = max(by_min_rounds, by_deadline)
     step_bound = by_min_rounds > by_deadline
     warm = max(min_warm, round(warm_s / step))
     rounds = max(proto.min_rounds, math.ceil((timed - started) / round_s - 1e-9))
-    return CellEstimate(setup, compile_s, step, warm, k, rounds, timed, budget_s, step_bound)
+    return CellEstimate(setup, compile_s, step, warm, k, rounds, timed, budget_s, first,
+                        step_bound)
 
 
 def estimate_cell_s(cell: Cell, budget_s: float, peaks: Mapping[Any, float] | None = None,
@@ -587,9 +590,10 @@ def describe_plan(cells: Sequence[Cell], budget_s: float,
              f"per cell, setup included)"]
     over = sorted(((c, e) for c, e in ests if e.over_budget), key=lambda t: -t[1].total_s)
     if over:
-        lines.append(f"{len(over)} cells will be flagged over_budget: their steps are too slow "
-                     "for min_rounds rounds within the budget, and the protocol never stops "
-                     "before min_rounds:")
+        what = "1 cell" if len(over) == 1 else f"{len(over)} cells"
+        lines.append(f"{what} will be flagged over_budget: too slow a step for "
+                     f"{(protocol or Protocol()).min_rounds} rounds within the budget, and the "
+                     "protocol never stops before that many:")
         lines += [f"  {c.label()}: {format_duration(e.total_s)} ({e.step_s:.1f} s a step)"
                   for c, e in over[:top]]
         if len(over) > top:

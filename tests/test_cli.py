@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,17 @@ def test_bad_input_is_one_line(args: list[str], needle: str) -> None:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert needle in lines[0]
+
+
+def test_dry_run_prints_the_default_plan_and_its_estimated_wall_time() -> None:
+    r = cli("run", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "\n36 cells\n" in r.stdout  # the default plan: every framework, about 20 minutes
+    assert re.search(r"estimated wall time: about (1[0-9]|2[0-4]) min \(36 cells \+ 4 GEMM "
+                     r"probes, 15 s budget", r.stdout), r.stdout[-600:]
+    full = cli("run", "--dry-run", "--full")
+    assert "\n48 cells\n" in full.stdout and "20 s budget" in full.stdout
+    assert "will be flagged over_budget" in full.stdout
 
 
 def test_variant_that_overrides_the_thread_count_is_refused(tmp_path: Path) -> None:

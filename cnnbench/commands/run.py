@@ -20,7 +20,6 @@ from . import UsageError, console
 QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
 QUICK_BATCH = 32
 QUICK_BUDGET_S = 4.0
-DEFAULT_BUDGET_S = 20.0
 
 
 def protocol(budget_s: float, target_ci: float) -> Protocol:
@@ -90,7 +89,29 @@ def resolve_run_id(results_dir: Path, machine_id: str, run_id: str | None,
     return resume or run_id or new_run_id()
 
 
-def run(*, quick: bool = False, frameworks: list[str] | None = None,
+def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str] | None,
+         modes: list[str] | None, batch_sizes: list[int] | None,
+         **axes: Any) -> list[Cell]:
+    """The cells of the run. Without workload, mode or batch options it is a preset:
+    `estimate.DEFAULT_PLAN` (about 20 minutes on a 2-core laptop) or, with ``full``,
+    `estimate.FULL_PLAN`; ``quick`` is the few-minute smoke plan."""
+    from ..estimate import DEFAULT_PLAN, FULL_PLAN
+
+    if quick or workloads or modes or batch_sizes:
+        return expand(frameworks,
+                      expand_workloads(workloads, list(QUICK_WORKLOADS) if quick else _all()),
+                      modes=modes or list(MODES),
+                      batch_sizes=batch_sizes or ([QUICK_BATCH] if quick else None), **axes)
+    return (FULL_PLAN if full else DEFAULT_PLAN).expand(frameworks, **axes)
+
+
+def default_budget(quick: bool, full: bool) -> float:
+    from ..estimate import DEFAULT_PLAN, FULL_PLAN
+
+    return QUICK_BUDGET_S if quick else (FULL_PLAN if full else DEFAULT_PLAN).budget_s
+
+
+def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None = None,
         workloads: list[str] | None = None, modes: list[str] | None = None,
         batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
         exec_modes: list[str] | None = None, devices: list[str] | None = None,
@@ -110,15 +131,15 @@ def run(*, quick: bool = False, frameworks: list[str] | None = None,
     vset = VariantSet(load_variants_file(variants_file) if variants_file else None)
     variant_names = variants or ["default"]
     vset.check_names(variant_names)
-    proto = protocol(budget or (QUICK_BUDGET_S if quick else DEFAULT_BUDGET_S), target_ci)
+    if quick and full:
+        raise UsageError("cnnbench run: --quick and --full exclude each other")
+    proto = protocol(budget or default_budget(quick, full), target_ci)
     mrec = machine.probe()
-    cells = expand(expand_frameworks(frameworks),
-                   expand_workloads(workloads, list(QUICK_WORKLOADS) if quick else _all()),
-                   modes=modes or list(MODES),
-                   batch_sizes=batch_sizes or ([QUICK_BATCH] if quick else None),
-                   precisions=precisions or ["fp32"], exec_modes=exec_modes or ["default"],
-                   devices=devices or ["cpu"], variants=variant_names,
-                   threads=threads or [mrec["cpu"]["usable_cores"]], options=adapter_opts or {})
+    cells = plan(expand_frameworks(frameworks), quick=quick, full=full, workloads=workloads,
+                 modes=modes, batch_sizes=batch_sizes, precisions=precisions or ["fp32"],
+                 exec_modes=exec_modes or ["default"], devices=devices or ["cpu"],
+                 variants=variant_names, threads=threads or [mrec["cpu"]["usable_cores"]],
+                 options=adapter_opts or {})
     if repeat > 1:
         # Repeats are interleaved (every cell once, then every cell again), so slow drifts
         # of the machine spread over all cells instead of biasing the last ones.
@@ -126,9 +147,15 @@ def run(*, quick: bool = False, frameworks: list[str] | None = None,
     check_threads(cells, vset)
     out = console()
     if dry_run:
+        from ..estimate import describe_plan
+        from ..validity import probe_cells
+
         for c in cells:
             out.print(c.label(), markup=False)
         out.print(f"{len(cells)} cells", markup=False)
+        probes = [] if no_probe else probe_cells(cells)
+        for line in describe_plan(cells, proto.budget_s, probes=probes, protocol=proto):
+            out.print(line, markup=False)
         return 0
 
     mid = machine_id or machine.machine_id(mrec)
@@ -184,27 +211,30 @@ def describe(cell: Cell, row: dict[str, Any]) -> str:
 def _run_with_progress(cells: list[Cell], todo: list[Cell], settings: RunSettings, out: Any,
                        no_progress: bool) -> Counter[str]:
     from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..estimate import Eta, eta_column, format_duration, peaks_from_rows
     from ..runner import run_plan
+    from ..schema import iter_rows
 
+    # The ETA is the dry run's estimate of the cells left, corrected as cells finish (a resumed
+    # run starts from the peaks it already measured).
+    recorded = list(iter_rows(settings.run_file, [])) if settings.run_file.exists() else []
+    eta = Eta(todo, settings.protocol.budget_s, peaks=peaks_from_rows(recorded),
+              protocol=settings.protocol)
+    out.print(f"estimated wall time: {format_duration(eta.remaining_s())}", markup=False)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                        console=out, disable=no_progress, transient=False)
+                        TimeElapsedColumn(), eta_column(eta), console=out,
+                        disable=no_progress, transient=False)
     with progress:
         task = progress.add_task("sweep", total=len(todo))
 
         def on_start(cell: Cell) -> None:
+            eta.start(cell)
             progress.update(task, description=escape(cell.label()))
 
         def on_done(cell: Cell, row: dict[str, Any]) -> None:
+            eta.done_row(cell, row)
             color = "green" if row["status"] == "ok" else "red"
             progress.console.print(f"[{color}]{escape(describe(cell, row))}[/{color}]")
             progress.advance(task)
