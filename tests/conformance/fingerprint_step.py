@@ -34,7 +34,8 @@ from workloads.reference import (
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BIG_WORKLOADS = ("resnet50", "vgg16", "mobilenet_v2")
 # (workload, image size) of the fixtures; which of them a run takes: see the test.
-FIXTURE_SIZES = (("resnet50", 224), ("mobilenet_v2", 224), ("vgg16", 64), ("vgg16", 224))
+FIXTURE_SIZES = (("resnet50", 112), ("mobilenet_v2", 112), ("vgg16", 64), ("resnet50", 224),
+                 ("mobilenet_v2", 224), ("vgg16", 224))
 LR, MOMENTUM, BATCH, BATCH_SEED, R_SEED = 0.1, 0.9, 2, 7, 12345
 _CHUNK = 1 << 22  # fingerprints are summed in chunks: VGG-16's fc6 alone is 103M values
 

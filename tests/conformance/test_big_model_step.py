@@ -27,8 +27,8 @@ from tests.conformance.fingerprint_step import (
 
 pytestmark = pytest.mark.conformance
 
-DEFAULT_STEPS = (("resnet50", 224), ("mobilenet_v2", 224), ("vgg16", 64))
-FULL_SIZE_STEPS = (("vgg16", 224),)
+DEFAULT_STEPS = (("resnet50", 112), ("mobilenet_v2", 112), ("vgg16", 64))
+FULL_SIZE_STEPS = (("resnet50", 224), ("mobilenet_v2", 224), ("vgg16", 224))
 
 # Tolerances of the float64 step against the PyTorch fixture (fingerprint_errors: the error of
 # each key's weight change relative to the change). Measured 2026-12-02 on the AVX2 machine:
@@ -68,7 +68,11 @@ def test_one_float64_step_matches_reference_fingerprints(adapter, name_size) -> 
     assert loss == pytest.approx(float(fx["oracle_loss"]), rel=LOSS_TOL), "loss vs the oracle"
     assert loss == pytest.approx(float(fx["loss"]), rel=LOSS_TOL), "loss vs PyTorch"
     ref = fx["fingerprints"]
-    assert np.all(ref[:, 1] > 0) and np.all(fp[:, 1] > 0), "a weight or statistic did not move"
+    # Some keys cannot move: MobileNetV2's project_bn biases feed a convolution whose batch
+    # norm subtracts the batch mean, so their gradient is 0 (1e-17 in float64). Everything the
+    # reference moved must move here too.
+    moved = ref[:, 1] > 0
+    assert moved.mean() > 0.9 and np.all(fp[moved, 1] > 0), "a weight or statistic did not move"
     err = fingerprint_errors(fp, ref)
     worst = int(np.argmax(err))
     assert err[worst] <= STEP_TOL, (
