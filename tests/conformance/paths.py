@@ -59,6 +59,13 @@ def force(framework: str | None, onednn: str | None, isa_cap: bool) -> None:
             raise ValueError(f"--isa-cap applies to {sorted(ISA_CAP)}, not {framework}")
         want.update(ISA_CAP[framework])
     for var, value in want.items():
+        if var == "XLA_FLAGS":  # a list of flags: add ours to the others
+            flags = os.environ.get(var, "").split()
+            if any(f.startswith("--xla_cpu_max_isa=") and f != value for f in flags):
+                raise ValueError(f"XLA_FLAGS={os.environ[var]} sets another ISA; this path "
+                                 f"needs {value}")
+            os.environ[var] = " ".join([*(f for f in flags if f != value), value])
+            continue
         if os.environ.get(var, value) != value:
             raise ValueError(f"{var}={os.environ[var]} is set; this path needs {var}={value}")
         os.environ[var] = value

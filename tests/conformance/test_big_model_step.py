@@ -2,11 +2,14 @@
 framework, against the PyTorch reference's fingerprints and the NumPy oracle's loss.
 
 In float64, so that only the translation can differ (see tests/conformance/fingerprint_step.py
-and tests/fixtures/make_step_fingerprints.py). VGG-16 runs at 64x64 by default: its 13 convs,
-5 pools and 3 dense layers are the same, the first dense reads a 2x2x512 flatten (so the
-NCHW/NHWC order of the flatten still matters) and the step is 12x cheaper than at 224x224;
-``--full-size`` adds the 224x224 step (measured on the 2-core AVX2 machine under load: see
-STEP_TOL's comment).
+and tests/fixtures/make_step_fingerprints.py), at batch 2. The default run takes ResNet-50 and
+MobileNetV2 at 112x112 (their parameters do not depend on the size: they end in a global
+average pool; the last stage still normalises 4x4x2 values per channel) and VGG-16 at 64x64
+(the same 13 convs, 5 pools and 3 dense layers; the first dense reads a 2x2x512 flatten, so
+the NCHW/NHWC order of the flatten still matters). ``--full-size`` adds all three at 224x224.
+Why not 224 by default: on the 2-core AVX2 machine, loaded by four sessions (load ~8), one
+float64 step at 224 took PyTorch 106 s (ResNet-50), 207 s (MobileNetV2) and 178 s (VGG-16);
+MXNet 50 s for ResNet-50 (see the report for the rest).
 """
 
 from __future__ import annotations

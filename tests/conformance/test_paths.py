@@ -99,8 +99,10 @@ def test_mxnet_onednn_is_the_forced_one(framework: str) -> None:
 
 
 def test_jax_isa_cap_is_accepted(framework: str) -> None:
-    """XLA takes the flag and warns (without failing) on a value it does not know; a fresh
-    process with the run's XLA_FLAGS must compile without that warning."""
+    """XLA takes the flag and only warns ("Unknown CPU ISA: ...") on a value it does not
+    know; a fresh process with the run's XLA_FLAGS must compile without that warning. That the
+    cap changes the generated code is not visible from Python (the HLO text does not show it),
+    and it does not reach the convolutions, which are precompiled kernels."""
     if framework != "jax":
         pytest.skip("XLA's ISA cap")
     code = "import jax, jax.numpy as jnp; print(jax.jit(lambda a: a * 2 + 1)(jnp.ones(64)).sum())"
@@ -108,4 +110,4 @@ def test_jax_isa_cap_is_accepted(framework: str) -> None:
     assert out.returncode == 0, out.stderr
     assert "192" in out.stdout
     if paths.isa_capped("jax"):
-        assert "xla_cpu_max_isa" not in out.stderr, out.stderr
+        assert "Unknown CPU ISA" not in out.stderr, out.stderr
