@@ -13,7 +13,9 @@ but the standard library.
 
 from __future__ import annotations
 
+import getpass
 import os
+import tempfile
 from functools import cache
 
 # The framework's own oneDNN switch, read at import (TensorFlow) or at first use (MXNet).
@@ -58,6 +60,12 @@ def force(framework: str | None, onednn: str | None, isa_cap: bool) -> None:
         if framework not in ISA_CAP:
             raise ValueError(f"--isa-cap applies to {sorted(ISA_CAP)}, not {framework}")
         want.update(ISA_CAP[framework])
+        if framework == "pytorch":
+            # Inductor's cache key leaves out ATEN_CPU_CAPABILITY: a kernel cached by a native
+            # run, reused here, fails to compile ("'at::vec' has not been declared"). So the
+            # capped path keeps its own cache.
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
+                tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}_isa_cap"))
     for var, value in want.items():
         if var == "XLA_FLAGS":  # a list of flags: add ours to the others
             flags = os.environ.get(var, "").split()
