@@ -33,12 +33,16 @@ pytestmark = pytest.mark.conformance
 DEFAULT_STEPS = (("resnet50", 112), ("mobilenet_v2", 112), ("vgg16", 64))
 FULL_SIZE_STEPS = (("resnet50", 224), ("mobilenet_v2", 224), ("vgg16", 224))
 
-# Tolerances of the float64 step against the PyTorch fixture (fingerprint_errors: the error of
-# each key's weight change relative to the change). Measured 2026-12-02 on the AVX2 machine:
-# MEASURED below. Every framework rounds the same float64 result to the same float32 export
-# nearly everywhere, so the error is a few float32 ulps of the weight over the change.
+# Tolerances of the float64 step against the PyTorch fixture. STEP_TOL bounds
+# fingerprint_errors (each key's change against the reference's, relative to |change|).
+# Measured 2026-12-02 on the 2-core AVX2 machine, default sizes, worst key per framework:
+#   MXNet 1.5e-5 (mobilenet_v2@112 features.12.expand_bn/running_var; resnet50@112 1.2e-5,
+#   vgg16@64 1.4e-6): the float32 export of a running variance near 1 whose change is small;
+#   TensorFlow 1.1e-9 (resnet50@112 layer4.2.conv2/weight), JAX 1.1e-9 (the same key).
+# LOSS_TOL bounds the loss against the fixture's and against the oracle's: measured at most
+# 3.9e-15 (JAX, resnet50@112) and 6.2e-15 (MXNet, resnet50@112 against the oracle).
 STEP_TOL = 1e-4
-LOSS_TOL = 1e-9
+LOSS_TOL = 5e-14
 
 
 def _steps(config: pytest.Config) -> tuple[tuple[str, int], ...]:
