@@ -40,9 +40,10 @@ FULL_SIZE_STEPS = (("resnet50", 224), ("mobilenet_v2", 224), ("vgg16", 224))
 #   vgg16@64 1.4e-6): the float32 export of a running variance near 1 whose change is small;
 #   TensorFlow 1.1e-9 (resnet50@112 layer4.2.conv2/weight), JAX 1.1e-9 (the same key).
 # LOSS_TOL bounds the loss against the fixture's and against the oracle's: measured at most
-# 3.9e-15 (JAX, resnet50@112) and 6.2e-15 (MXNet, resnet50@112 against the oracle).
+# 3.9e-15 (JAX, resnet50@112), 6.2e-15 (MXNet, resnet50@112 against the oracle) and, in the
+# fixtures, PyTorch against the oracle 5.4e-15 (resnet50@112), 1.8e-14 (resnet50@224).
 STEP_TOL = 1e-4
-LOSS_TOL = 5e-14
+LOSS_TOL = 1e-13
 
 
 def _steps(config: pytest.Config) -> tuple[tuple[str, int], ...]:
