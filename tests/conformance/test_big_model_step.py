@@ -7,10 +7,10 @@ MobileNetV2 at 112x112 (their parameters do not depend on the size: they end in 
 average pool; the last stage still normalises 4x4x2 values per channel) and VGG-16 at 64x64
 (the same 13 convs, 5 pools and 3 dense layers; the first dense reads a 2x2x512 flatten, so
 the NCHW/NHWC order of the flatten still matters). ``--full-size`` adds all three at 224x224.
-Why not 224 by default: on the 2-core AVX2 machine (2026-12-02) one float64 step at 224 took
-PyTorch 106 s (ResNet-50), 207 s (MobileNetV2) and 178 s (VGG-16) under load ~8, and 36 s for
-VGG-16 (plus 16 s for the oracle) with the machine to itself; at the default sizes each
-framework takes 20-60 s per workload under load.
+Why not 224 by default: on the 2-core AVX2 machine (2026-12-02, lightly loaded) the three
+224x224 steps took PyTorch 15 + 4 + 27 s (ResNet-50, MobileNetV2, VGG-16; the numpy oracle
+check another 16 s), TensorFlow 16 + 4 + 48 s, MXNet 12 + 4 + 51 s; under load ~8 (four
+sessions) PyTorch's took 106, 207 and 178 s. The default sizes cost about a quarter of that.
 """
 
 from __future__ import annotations
