@@ -9,7 +9,7 @@ numpy). The batch is regenerated from its seed (224x224 images would not fit eit
 
 Dropout is random in every framework and drawn differently in each, so the step runs on the
 spec with every dropout rate set to 0 (a no-op layer that each adapter still translates);
-dropout itself is checked in test_jax_specific.py and by the shared oracle tests.
+training-mode dropout is checked in test_jax_specific.py (JAX only, so far).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from workloads.reference import (
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-BIG_WORKLOADS = ("resnet50", "vgg16", "mobilenet_v2")
 # (workload, image size) of the fixtures; which of them a run takes: see the test.
 FIXTURE_SIZES = (("resnet50", 112), ("mobilenet_v2", 112), ("vgg16", 64), ("resnet50", 224),
                  ("mobilenet_v2", 224), ("vgg16", 224))
