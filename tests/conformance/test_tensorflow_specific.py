@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from adapters.base import BuildOptions, Unsupported
+from tests.conformance import paths
 from tests.conformance.fixture_step import FIXTURES, sgd_step
 from workloads import GraphBuilder, Layer, WorkloadSpec, get_workload
 from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
@@ -116,24 +117,48 @@ def test_sgd_step_in_every_exec_mode(tfa, name: str, dtype: str, exec_mode: str)
     assert worst <= tol
 
 
-def test_resnet20_step_batchnorm_statistics_and_modes_agree(tfa) -> None:
+# Tolerances of the ResNet-20 step between execution modes, per path and dtype (max relative
+# error of any weight or statistic against eager's). Measured 2026-12-02 on the 2-core AVX2
+# machine, fixture batch, fp32:
+#   oneDNN off: graph == eager bitwise, xla 7.1e-7 (layer1.1.bn2/running_mean)   -> 5e-6
+#   oneDNN on:  graph == eager bitwise, xla 1.1e-6 (also with ONEDNN_MAX_CPU_ISA=SSE41,
+#               whose kernels sum in another order: graph 2.3e-7, xla 1.1e-6); on the AVX-512
+#               kind (FACTS.md, 2026-11) graph and eager differed by 2.75e-5 already in
+#               conv1/weight, the first key checked. That is the batch's ReLU input at +7.9e-6
+#               (FP32_STEP_TOL in test_conformance.py) flipping in one mode only: a flip moves
+#               weights by up to 3.9e-4 of their scale (measured here: fp32 step vs float64
+#               fixture, every mode). oneDNN's kernels differ by ISA, so on that path the
+#               modes agree only to the flip                                   -> 2e-3
+# float64 (oneDNN has no float64 kernels; both paths): every mode equals the fixture's
+# float32 export bitwise                                                        -> 1e-6
+# Running statistics against the float64 fixture, fp32: 9.1e-7 (on), 4.2e-7 (off) -> 1e-5.
+MODE_TOL = {("float32", False): 5e-6, ("float32", True): 2e-3, ("float64", False): 1e-6,
+            ("float64", True): 1e-6}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_resnet20_step_batchnorm_statistics_and_modes_agree(tfa, dtype: str) -> None:
     """Running statistics follow PyTorch's convention (unbiased variance, momentum = weight of
-    the batch) exactly; the three execution modes take the same step."""
+    the batch) exactly; the three execution modes take the same step, to the tolerance of
+    this run's path (oneDNN on or off: the switch, else the CPU; see MODE_TOL)."""
     fixture = np.load(FIXTURES / "sgd_step_resnet20.npz")
     spec = get_workload("resnet20")
     weights = init_weights(spec)
+    tol = MODE_TOL[dtype, paths.tf_onednn_expected()]
     results = []
     for mode in MODES:
         model = tfa.build(spec, weights, BuildOptions(
             mode="train", exec_mode=mode, lr=float(fixture["lr"]),
-            momentum=float(fixture["momentum"])))
+            momentum=float(fixture["momentum"]), dtype=dtype))
         tfa.train_step(model, fixture["x"], fixture["y"])
         results.append(tfa.export_weights(model))
     for k in weights:
         if "running_" in k:
-            assert max_rel_error(results[0][k], fixture[f"w:{k}"]) <= 1e-5, k
-        for other in results[1:]:
-            assert max_rel_error(other[k], results[0][k]) <= 1e-5, k
+            err = max_rel_error(results[0][k], fixture[f"w:{k}"])
+            assert err <= (1e-5 if dtype == "float32" else 1e-6), f"{k}: {err:.2e}"
+        for mode, other in zip(MODES[1:], results[1:], strict=True):
+            err = max_rel_error(other[k], results[0][k])
+            assert err <= tol, f"{k}: {mode} vs eager {err:.2e} > {tol}"
 
 
 def _attach_loss_scale(model, value: float) -> None:
@@ -213,21 +238,39 @@ def test_build_facts(tfa) -> None:
 
 
 def _child(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A fresh process on this run's path: TF_ENABLE_ONEDNN_OPTS is kept."""
     base = {k: v for k, v in os.environ.items()
-            if k not in ("CNNBENCH_VERBOSE", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+            if k not in ("CNNBENCH_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
     base["PYTHONPATH"] = str(ROOT)
     return subprocess.run([sys.executable, "-c", code], env={**base, **env}, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
-def test_setup_pins_threads_and_import_is_quiet(tfa) -> None:
+ONEDNN_LINE = "oneDNN custom operations are on"
+
+
+def test_setup_pins_threads_and_import_is_quiet(tfa, request: pytest.FixtureRequest) -> None:
+    """Without CNNBENCH_VERBOSE the adapter keeps TensorFlow's INFO lines off stderr, on both
+    paths; with it they appear. Where oneDNN is on (forced, or by default on a CPU with
+    AVX512_VNNI/BF16, AVX_VNNI or AMX), TF logs "oneDNN custom operations are on" while it
+    loads, before absl logging starts, so TF_CPP_MIN_LOG_LEVEL does not reach it."""
     code = ("from adapters import load_adapter; a = load_adapter('tensorflow'); "
             "print(a.setup(1)); a.prepare_gemm(8, __import__('adapters.base').base"
             ".BuildOptions())(1)")
+    onednn = paths.tf_onednn_expected()
+    verbose = _child(code, CNNBENCH_VERBOSE="1")
+    assert verbose.returncode == 0, verbose.stderr
+    assert (ONEDNN_LINE in verbose.stderr) is onednn, verbose.stderr
+    if tfa.build_facts()["cpu_feature_guard_missing"]:
+        assert "cpu_feature_guard" in verbose.stderr
     quiet = _child(code)
     assert quiet.returncode == 0, quiet.stderr
     assert "{'intra_op': 1, 'inter_op': 1}" in quiet.stdout
-    assert "cpu_feature_guard" not in quiet.stderr and "I0000" not in quiet.stderr, quiet.stderr
-    if tfa.build_facts()["cpu_feature_guard_missing"]:
-        verbose = _child(code, CNNBENCH_VERBOSE="1")
-        assert "cpu_feature_guard" in verbose.stderr
+    assert "cpu_feature_guard" not in quiet.stderr, quiet.stderr
+    if onednn:
+        # strict: once the adapter filters the line this passes, XPASS fails the run, and
+        # the marker must go.
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "adapters/tensorflow.py does not yet filter the oneDNN line TF writes to fd 2 "
+            "before absl logging starts (see the conformance report)")))
+    assert ONEDNN_LINE not in quiet.stderr and "I0000" not in quiet.stderr, quiet.stderr
