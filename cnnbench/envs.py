@@ -77,6 +77,12 @@ def worker_env(variant_env: dict[str, str], threads: int | None) -> tuple[dict[s
         for var in THREAD_VARS:
             set_here[var] = str(threads)
     set_here.update(variant_env)
+    cap = variant_env.get("ATEN_CPU_CAPABILITY")
+    if cap and "TORCHINDUCTOR_CACHE_DIR" not in variant_env:
+        # Inductor's cache key leaves ATEN_CPU_CAPABILITY out: a kernel cached by an uncapped
+        # run fails to compile under a cap ("'at::vec' has not been declared"). One cache per cap.
+        set_here["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tempfile.gettempdir())
+                                                  / f"cnnbench-inductor-{cap}")
     env = dict(os.environ)
     env.update(set_here)
     env["PYTHONPATH"] = worker_pythonpath()

@@ -177,6 +177,15 @@ def test_a_worker_that_cannot_start_is_that_cells_status(tmp_path: Path) -> None
     assert str(python) in rows["custom"]["error"]
 
 
+def test_an_aten_capability_cap_gets_its_own_inductor_cache() -> None:
+    _, capped = worker_env({"ATEN_CPU_CAPABILITY": "default"}, 2)
+    _, native = worker_env({}, 2)
+    assert capped["TORCHINDUCTOR_CACHE_DIR"].endswith("cnnbench-inductor-default")
+    assert "TORCHINDUCTOR_CACHE_DIR" not in native
+    _, own = worker_env({"ATEN_CPU_CAPABILITY": "avx2", "TORCHINDUCTOR_CACHE_DIR": "/c"}, 2)
+    assert own["TORCHINDUCTOR_CACHE_DIR"] == "/c"
+
+
 def test_verbose_keeps_the_frameworks_logs(tmp_path: Path) -> None:
     row = run_cell(cell(step_s=0.0005), settings(tmp_path, verbose=True))
     assert row["status"] == "ok" and row["env"]["CNNBENCH_VERBOSE"] == "1"
