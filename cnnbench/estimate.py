@@ -96,19 +96,16 @@ FIRST_STEP_FACTOR = 1.5  # the first step also creates kernels / primitives (eag
 # default batches, each framework's default execution mode, 2 threads), whose GEMM probes
 # measured ~165-185 GFLOP/s: MFU = flops x images/s (x 3 for train) / REFERENCE_PEAK.
 REFERENCE_PEAK = 175e9
-REFERENCE_IMAGES_S: dict[str, dict[str, tuple[float, float]]] = {  # (train, infer)
-    "lenet5": {"pytorch": (8960, 29588), "tensorflow": (5251, 13443),
-               "jax": (6525, 14494), "mxnet": (7540, 22475)},
-    "cifar10_tutorial": {"pytorch": (634, 1231), "tensorflow": (706, 3192),
-                         "jax": (365, 1869), "mxnet": (500, 1412)},
-    "resnet20": {"pytorch": (407, 1305), "tensorflow": (244, 1411),
-                 "jax": (156, 1000), "mxnet": (476, 1515)},
-    "resnet50": {"pytorch": (3.1, 8.7), "tensorflow": (3.2, 15.8),
-                 "jax": (1.3, 10.2), "mxnet": (5.9, 19.4)},
-    "vgg16": {"pytorch": (1.3, 4.1), "tensorflow": (1.3, 4.8),
-              "jax": (0.5, 3.8), "mxnet": (1.6, 5.7)},
-    "mobilenet_v2": {"pytorch": (11.0, 30.8), "tensorflow": (13.8, 52.0),
-                     "jax": (1.9, 10.5), "mxnet": (15.1, 55.0)},
+_SWEPT = ("pytorch", "tensorflow", "jax", "mxnet")  # the column order of the rows below
+REFERENCE_IMAGES_S: dict[str, dict[str, tuple[float, float]]] = {  # (train, infer) images/s
+    w: dict(zip(_SWEPT, figures, strict=True)) for w, figures in {
+        "lenet5": ((8960, 29588), (5251, 13443), (6525, 14494), (7540, 22475)),
+        "cifar10_tutorial": ((634, 1231), (706, 3192), (365, 1869), (500, 1412)),
+        "resnet20": ((407, 1305), (244, 1411), (156, 1000), (476, 1515)),
+        "resnet50": ((3.1, 8.7), (3.2, 15.8), (1.3, 10.2), (5.9, 19.4)),
+        "vgg16": ((1.3, 4.1), (1.3, 4.8), (0.5, 3.8), (1.6, 5.7)),
+        "mobilenet_v2": ((11.0, 30.8), (13.8, 52.0), (1.9, 10.5), (15.1, 55.0)),
+    }.items()
 }
 # One figure varied by +-15-25% between runs of a few seconds (FACTS.md), and noise only ever
 # slows a step: assume steps this much slower than the reference sweep.
