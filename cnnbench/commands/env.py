@@ -8,14 +8,11 @@ from typing import Any
 
 def run(frameworks: list[str] | None = None, pythons: dict[str, str] | None = None,
         as_json: bool = False) -> int:
-    from adapters import FRAMEWORKS, get_info
-
     from .. import machine
     from ..envs import facts_for
+    from .run import expand_frameworks
 
-    names = list(FRAMEWORKS) if frameworks in (None, ["all"]) else list(frameworks or [])
-    for n in names:
-        get_info(n)
+    names = expand_frameworks(frameworks)
     rec = machine.probe()
     fw_facts = {fw: facts_for(fw, pythons or {}) for fw in names}
     out = {"machine_id": machine.machine_id(rec), "machine": rec, "frameworks": fw_facts}
