@@ -23,6 +23,25 @@ from .validity import options_key, peak_key, probe_peak
 
 # What makes two rows the same cell: everything in its cell_id except the repeat index.
 # Adapter options are a dict, so they take part as their canonical JSON (options_key).
+# The report's sections, in order: (HTML id, heading). Each is a <section id=...> with an <h2>;
+# a section without data says so in one line, it is never left out.
+SECTIONS = (
+    ("summary", "Summary"),
+    ("throughput", "Throughput"),
+    ("speedup", "Speedup"),
+    ("modes", "Execution mode and precision"),
+    ("builds", "What a build for your CPU buys you"),
+    ("threads", "Thread scaling"),
+    ("scaling", "Data-parallel scaling"),
+    ("machines", "Machines compared"),
+    ("buyers", "Buyer's view"),
+    ("claims", "The seeds' claims checked"),
+    ("method", "Method"),
+    ("not-run", "Cells that did not run"),
+    ("problems", "Problems reading results"),
+)
+SECTION_IDS = tuple(s for s, _ in SECTIONS)
+
 KEY = ["machine_id", "framework", "variant", "device", "workload", "mode", "batch_size",
        "precision", "exec_mode", "threads", "options_key"]
 
