@@ -414,11 +414,14 @@ def speedup(inp: Inputs) -> Section:
             return all(str(r[k]) == v for k, v in want.items())
 
         what = ", ".join(f"{k}={v}" for k, v in want.items())
-        rows, total = _against(inp, LIKE, is_base)
-        sec.add(f"Against the baseline {what}: every other configuration of the same workload, "
-                "mode, batch and precision on the same machine and device.")
+        # Like with like: everything the baseline does not name is the same on both sides.
+        rows, total = _against(inp, [f for f in KEY if f not in want], is_base)
+        sec.add(f"Against the baseline {what}: every other cell that differs from it only in "
+                f"{', '.join(want)}, on the same machine and device.")
     else:
-        rows, total = _against(inp, [*LIKE, "framework"], _default_config)
+        rows, total = _against(inp, [f for f in KEY if f not in ("variant", "exec_mode",
+                                                                 "options_key")],
+                               _default_config)
         sec.add("Against each framework's own default configuration (its default execution "
                 "mode, the default build, all threads): what each other setting of the same "
                 "framework gains. Choose another baseline with --baseline, e.g. "
@@ -959,7 +962,8 @@ def not_run(inp: Inputs) -> Section:
         sec.empty = "Every cell ran."
         return sec
     counts = failed["status"].value_counts()
-    sec.add(", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
+    sec.add(f"{len(failed):,} cell(s) did not run; by status: "
+            + ", ".join(f"{s} {n:,}" for s, n in counts.items()) + ".")
     t = failed.sort_values("started_at", na_position="last")[
         ["framework", "variant", "device", "workload", "mode", "batch_size", "precision",
          "exec_mode", "status", "error"]].rename(columns={"batch_size": "batch"})
