@@ -22,7 +22,7 @@ from .commands import env as env_cmd
 from .commands import list as list_cmd
 from .commands import report as report_cmd
 from .commands import run as run_cmd
-from .commands.run import QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
+from .commands.run import DEFAULT_REPEAT, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
 from .estimate import DEFAULT_PLAN, FULL_PLAN
 from .plan import PRECISIONS, PlanError
 from .prices import PriceError
@@ -193,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use this interpreter for a framework instead of its tox env")
     r.add_argument("--adapter-opt", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="adapter-specific option passed to every cell")
-    r.add_argument("--repeat", type=_pos_int, default=1, metavar="N",
-                   help="run every cell N times in fresh processes, interleaved")
+    r.add_argument("--repeat", type=_pos_int, default=None, metavar="N",
+                   help=f"run every cell N times in fresh processes, interleaved (default "
+                   f"{DEFAULT_REPEAT}: comparisons need the noise between processes)")
     r.add_argument("--interleave", action="store_true",
                    help="run cells that differ only in framework, variant or execution mode "
                    "side by side, alternating their timed rounds")

@@ -19,7 +19,12 @@ from . import UsageError, console
 
 QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
 QUICK_BATCH = 32
-QUICK_BUDGET_S = 4.0
+QUICK_BUDGET_S = 2.0
+# Runs per cell unless --repeat says otherwise. Fresh processes of one cell differ by 10-30%
+# here (far more than one run's rounds), so a comparison is only honest across runs: with
+# three a side, the comparison layer's Welch test flags about 5% of A/A pairs; with one, it
+# can only use the rounds, and flags most of them. The presets' budgets are per run.
+DEFAULT_REPEAT = 3
 
 
 def protocol(budget_s: float, target_ci: float) -> Protocol:
@@ -119,7 +124,7 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         variants_file: Path | None = None, budget: float | None = None,
         target_ci: float = 0.03, timeout: float | None = None,
         pythons: dict[str, str] | None = None, adapter_opts: dict[str, Any] | None = None,
-        repeat: int = 1, interleave: bool = False, no_probe: bool = False,
+        repeat: int | None = None, interleave: bool = False, no_probe: bool = False,
         no_noise_check: bool = False, memory_limit_mb: int | None = None,
         results_dir: Path = Path("results"), run_id: str | None = None,
         resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
@@ -140,6 +145,7 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
                  exec_modes=exec_modes or ["default"], devices=devices or ["cpu"],
                  variants=variant_names, threads=threads or [mrec["cpu"]["usable_cores"]],
                  options=adapter_opts or {})
+    repeat = DEFAULT_REPEAT if repeat is None else repeat
     if repeat > 1:
         # Repeats are interleaved (every cell once, then every cell again), so slow drifts
         # of the machine spread over all cells instead of biasing the last ones.
