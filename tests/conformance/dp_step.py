@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # run as a script (torchrun): our packages are at
 def main() -> int:
     import numpy as np
 
-    from adapters import load_adapter
+    from adapters import get_info, load_adapter
     from adapters.base import BuildOptions, dist_env
     from workloads import get_workload
     from workloads.reference import init_weights
@@ -36,11 +36,13 @@ def main() -> int:
     p.add_argument("--device", default="cpu*2")
     p.add_argument("--workloads", default="lenet5,cifar10_tutorial,resnet20")
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--exec-mode", default=None, help="default: the adapter's default")
     p.add_argument("--single", action="store_true", help="also take the one-device step")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     fixtures = ROOT / "tests" / "fixtures"
     adapter = load_adapter(a.framework)
+    exec_mode = a.exec_mode or get_info(a.framework).default_exec_mode
     adapter.setup_devices(a.device)
     adapter.setup(None)
     dist = dist_env()
@@ -53,7 +55,8 @@ def main() -> int:
 
         def opts(device: str, spec_name: str = name) -> BuildOptions:
             return BuildOptions(device=device, mode="train", lr=float(fx["lr"]),
-                                momentum=float(fx["momentum"]), dtype=a.dtype)
+                                momentum=float(fx["momentum"]), dtype=a.dtype,
+                                exec_mode=exec_mode)
 
         model = adapter.build(spec, weights, opts(a.device))
         out[f"{name}/loss"] = np.float64(adapter.train_step(model, fx["x"], fx["y"]))
