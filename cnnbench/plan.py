@@ -95,6 +95,9 @@ def normalize_device(dev: str) -> str:
         d = "gpu:0"
     if d.startswith("gpu:") and "," in d:
         d = d.replace(",", "+")
+    if d.isdigit():  # what is left of gpu:0,1 once a comma-separated list is split
+        raise PlanError(f"bad device {dev!r}: several GPUs are joined with '+' (gpu:0+1), "
+                        "not ','")
     if not _DEVICE_RE.match(d):
         raise PlanError(f"bad device {dev!r} (use cpu, cpu*N for N simulated CPU devices, "
                         "gpu:N, cuda:N, gpu:0+1 for several GPUs or gpu:all)")
