@@ -172,9 +172,11 @@ class Adapter(ABC):
 
     def dp_follow(self) -> None:
         """On a rank other than 0: run the rounds rank 0 asks for until it says stop."""
+        return None  # one process per cell: there are no other ranks
 
     def dp_release(self) -> None:
         """On rank 0 after the last round: tell the other ranks to stop."""
+        return None
 
     def dp_facts(self, rounds: int) -> dict[str, Any]:
         """Row fields of a data-parallel cell only this adapter knows, e.g. the per-replica

@@ -36,7 +36,8 @@ from .report import KEY
 
 # The seeds' claim, shown next to measured scaling: "TensorFlow on two GPUs at about 1.5x
 # one (the more cards, the lower the ratio)".
-SEED_CLAIM = {"n": 2, "speedup": 1.5, "label": "seed claim: 2 GPUs ≈ 1.5× one"}
+SEED_CLAIM: dict[str, Any] = {"n": 2, "speedup": 1.5, "label": "seed claim: 2 GPUs ≈ 1.5× one"}
+Values = Sequence[float] | np.ndarray | pd.Series
 
 # What must agree between a data-parallel cell and its one-device baseline.
 GROUP = ["machine_id", "framework", "variant", "workload", "mode", "precision", "exec_mode",
@@ -104,7 +105,7 @@ def device_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
     samples = cell_samples(rows, DP_KEY)
-    keyed = [dict(zip(DP_KEY, k, strict=True)) for k in samples]
+    keyed: list[dict[str, Any]] = [dict(zip(DP_KEY, k, strict=True)) for k in samples]
     n_dev = {tuple(r[c] for c in DP_KEY): int(r["n_devices"]) for r in
              rows.assign(options_key=rows["options"].map(_options_key)).to_dict("records")}
     singles: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -149,7 +150,7 @@ def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     group_cols = [c for c in KEY if c != "threads"]
     by_group: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = {}
     for k in samples:
-        cell = dict(zip(KEY, k, strict=True))
+        cell: dict[str, Any] = dict(zip(KEY, k, strict=True))
         if int(cell["threads"]) > 0:
             by_group.setdefault(tuple(cell[c] for c in group_cols), {})[int(cell["threads"])] = k
     out: list[dict[str, Any]] = []
@@ -157,12 +158,12 @@ def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
         if len(by_threads) < 2:
             continue
         t0 = min(by_threads)
-        cell = dict(zip(group_cols, g, strict=True))
-        group = {c: cell.get(c) for c in GROUP if c != "threads"}
+        gcell: dict[str, Any] = dict(zip(group_cols, g, strict=True))
+        group = {c: gcell.get(c) for c in GROUP if c != "threads"}
         for t, k in sorted(by_threads.items()):
             out.append({**_entry({**group, "threads": t}, "threads", "", False,
-                                 str(cell["device"]), t, t0, int(cell["batch_size"]),
-                                 int(cell["batch_size"]), samples[by_threads[t0]], samples[k],
+                                 str(gcell["device"]), t, t0, int(gcell["batch_size"]),
+                                 int(gcell["batch_size"]), samples[by_threads[t0]], samples[k],
                                  seed)})
     table = pd.DataFrame(out, columns=COLUMNS)
     return table.sort_values([c for c in GROUP if c != "threads"] + ["n"]).reset_index(drop=True)
@@ -183,8 +184,8 @@ def usl(n: np.ndarray | float, sigma: float, kappa: float) -> np.ndarray | float
     return n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0))
 
 
-def project(n: Sequence[float], speedup: Sequence[float],
-            low: Sequence[float] | None = None, high: Sequence[float] | None = None, *,
+def project(n: Values, speedup: Values, low: Values | None = None,
+            high: Values | None = None, *,
             to: Sequence[int] | None = None) -> dict[str, Any]:
     """Fit the USL (or, with one N > 1, Amdahl's law: κ = 0) to measured speedups and
     project it past the largest N (default: 2×, 4× and 8× it). Returns ``model``

@@ -53,10 +53,10 @@ def main() -> int:
         spec = get_workload(name)
         weights = init_weights(spec, seed=0)
 
-        def opts(device: str, spec_name: str = name) -> BuildOptions:
-            return BuildOptions(device=device, mode="train", lr=float(fx["lr"]),
-                                momentum=float(fx["momentum"]), dtype=a.dtype,
-                                exec_mode=exec_mode)
+        def opts(device: str, lr: float = float(fx["lr"]),
+                 momentum: float = float(fx["momentum"])) -> BuildOptions:
+            return BuildOptions(device=device, mode="train", lr=lr, momentum=momentum,
+                                dtype=a.dtype, exec_mode=exec_mode)
 
         model = adapter.build(spec, weights, opts(a.device))
         out[f"{name}/loss"] = np.float64(adapter.train_step(model, fx["x"], fx["y"]))

@@ -46,7 +46,7 @@ def test_two_nodes_agree_on_replica_weights(framework: str, tmp_path: Path) -> N
                "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rid,
                str(HERE / "dp_step.py"), "--framework", "pytorch", "--device", "cpu",
                "--workloads", "lenet5", "--out", str(tmp_path / f"node{node}.npz")]
-        log = open(tmp_path / f"node{node}.log", "wb")  # noqa: SIM115 (closed below)
+        log = open(tmp_path / f"node{node}.log", "wb")  # closed below
         procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=log,
                                        stdin=subprocess.DEVNULL, start_new_session=True), log))
     try:
