@@ -252,6 +252,12 @@ class WorkerProcess:
             return False
         if self._gpu_missing():
             return False
+        if self.settings.nnodes > 1 and self.cell.mode != "peak" and not uses_torchrun(
+                self.cell, self.settings):
+            self.row.update(status="unsupported", error=(
+                f"multi-node cells run through torchrun (PyTorch) only; {self.cell.framework}'s "
+                "multi-worker launcher is not driven by cnnbench yet (see the README)"))
+            return False
         python, env, options = launch
         self.row.update(python=python, options=options)
         if self.settings.check_noise:
