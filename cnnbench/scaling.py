@@ -216,7 +216,9 @@ def project(n: Values, speedup: Values, low: Values | None = None,
 
         (sig,), _ = curve_fit(f1, ns, ss, p0=[0.1], sigma=sigma_w, bounds=([0.0], [np.inf]))
         params = {"sigma": float(sig), "kappa": 0.0}
-        label = f"projection: Amdahl's law, serial fraction σ = {sig:.3f}"
+        # Amdahl's serial fraction is σ when σ <= 1; above 1 (slower than one device) only
+        # the USL's reading, contention, is left.
+        label = f"projection: Amdahl's law (USL with κ = 0), σ = {sig:.3f}"
     else:
         model = "usl"
 
@@ -272,7 +274,7 @@ def scaling_figure(table: pd.DataFrame, *, title: str | None = None,
     (Agg backend; nothing is shown or saved)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = Figure(figsize=(13, 4.5), layout="constrained")
     ax_t, ax_e = fig.subplots(1, 2)
     axis = str(table["axis"].iloc[0]) if not table.empty else "devices"
     simulated = bool(table["simulated"].any()) if not table.empty else False
@@ -318,7 +320,7 @@ def scaling_figure(table: pd.DataFrame, *, title: str | None = None,
     for ax in (ax_t, ax_e):
         ax.set_xscale("log", base=2)
         ax.grid(True, alpha=0.3)
-    ax_e.legend(fontsize=7, loc="lower left")
+    ax_e.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     head = title or f"scaling over {what}"
     if simulated:
         head += " — simulated devices (shared CPU cores: overhead, not hardware scaling)"
