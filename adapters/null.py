@@ -68,6 +68,9 @@ class NullAdapter(Adapter):
         return {"framework": "null", "version": "0", "python": platform.python_version(),
                 "numpy": np.__version__}
 
+    def setup_devices(self, device: str) -> None:
+        pass  # it runs nothing, so any device set will do: the harness's data-parallel path
+
     def setup(self, threads: int | None) -> Threads:
         # Its steps are a Python loop on one thread (the GEMM probe's BLAS is numpy's own).
         return {"intra_op": 1, "inter_op": 1}

@@ -3,6 +3,7 @@ section is there (or says in one line that it has no data) for results of two ma
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -10,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_report import EVIL, row
 
 from cnnbench.report import SECTION_IDS, write_report
 from cnnbench.schema import append_row
-
-from test_report import EVIL, row
 
 RNG = np.random.default_rng(7)
 BASE = list(0.01 * np.exp(RNG.normal(0, 0.02, 30)))
@@ -85,9 +85,9 @@ def two_machines(tmp_path: Path, evil: bool = False) -> Path:
         n += 1
         append_row(f, row(cell_id=f"fail{n}", machine_id=mid, status="error",
                           error="injected" + e, images_per_s=None, framework="pytorch"))
-        (res / mid / "machine.json").write_text(
-            '{"machine_id": "%s", "cpu": {"model": "CPU %s", "logical_cores": 2, '
-            '"isa": ["avx2"]}, "gpus": [], "os": "linux"}' % (mid, e.replace('"', "'")))
+        (res / mid / "machine.json").write_text(json.dumps(
+            {"machine_id": mid, "cpu": {"model": f"CPU {e}", "logical_cores": 2,
+                                        "isa": ["avx2"]}, "gpus": [], "os": "linux"}))
     return res
 
 

@@ -107,7 +107,7 @@ def test_one_probe_per_framework_device_threads_precision() -> None:
 def test_repeat_runs_each_cell_in_fresh_processes_and_report_shows_spread(tmp_path: Path) -> None:
     res, html = tmp_path / "results", tmp_path / "index.html"
     r = subprocess.run(
-        [sys.executable, "-m", "cnnbench", "run", "--repeat", "1", "--frameworks", "null", "--workloads", "lenet5",
+        [sys.executable, "-m", "cnnbench", "run", "--frameworks", "null", "--workloads", "lenet5",
          "--modes", "infer", "--batch-sizes", "4", "--budget", "0.2", "--repeat", "3",
          "--adapter-opt", "step_s=0.0005", "--results-dir", str(res), "--machine-id", "m",
          "--run-id", "rep", "--no-progress", "--report", str(html)],

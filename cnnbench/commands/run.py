@@ -121,6 +121,8 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
         exec_modes: list[str] | None = None, devices: list[str] | None = None,
         threads: list[int] | None = None, variants: list[str] | None = None,
+        scalings: list[str] | None = None, nnodes: int = 1, rdzv_endpoint: str | None = None,
+        rdzv_id: str | None = None,
         variants_file: Path | None = None, budget: float | None = None,
         target_ci: float = 0.03, timeout: float | None = None,
         pythons: dict[str, str] | None = None, adapter_opts: dict[str, Any] | None = None,
@@ -140,11 +142,15 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         raise UsageError("cnnbench run: --quick and --full exclude each other")
     proto = protocol(budget or default_budget(quick, full), target_ci)
     mrec = machine.probe()
+    if nnodes > 1 and not rdzv_endpoint:
+        raise UsageError("cnnbench run: --nnodes needs --rdzv-endpoint HOST:PORT (the same on "
+                         "every node)")
+    gpu_count = len(mrec.get("gpus") or [])
     cells = plan(expand_frameworks(frameworks), quick=quick, full=full, workloads=workloads,
                  modes=modes, batch_sizes=batch_sizes, precisions=precisions or ["fp32"],
                  exec_modes=exec_modes or ["default"], devices=devices or ["cpu"],
                  variants=variant_names, threads=threads or [mrec["cpu"]["usable_cores"]],
-                 options=adapter_opts or {})
+                 options=adapter_opts or {}, scalings=scalings or ["weak"], gpu_count=gpu_count)
     repeat = DEFAULT_REPEAT if repeat is None else repeat
     if repeat > 1:
         # Repeats are interleaved (every cell once, then every cell again), so slow drifts
@@ -170,7 +176,9 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         results_dir=results_dir, protocol=proto, timeout_s=timeout,
         python_overrides=pythons or {}, variants=vset, memory_limit_mb=memory_limit_mb or 0,
         verbose=verbose, probe_peak=not no_probe, check_noise=not no_noise_check,
-        interleave=interleave)
+        interleave=interleave, gpu_count=gpu_count,
+        gpu_reason=mrec.get("gpu_error") or ("NVML lists no GPU" if not gpu_count else None),
+        nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id)
     if resume and not settings.run_file.exists():
         raise UsageError(f"--resume {settings.run_id}: no such run in {settings.run_file.parent}")
     machine.write_machine(results_dir, mid, mrec)
@@ -187,7 +195,7 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         from ..report import write_report
 
         out.print(f"report: {write_report([results_dir], report)}", markup=False)
-    return 1 if strict and set(counts) - {"ok"} else 0
+    return 1 if strict and set(counts) - {"ok", "follower"} else 0
 
 
 def _all() -> list[str]:
