@@ -168,6 +168,12 @@ class Adapter(ABC):
 
         return time_steps
 
+    def kernel_facts(self, cell: dict[str, Any]) -> dict[str, Any]:
+        """What the framework says about the kernels it dispatched to, after the kernel probe
+        ran the cell's steps (e.g. PyTorch's ATen kernel set); oneDNN's verbose log and XLA's
+        dump are read by the worker itself."""
+        return {}
+
     def prepare_facts(self, model: Any) -> dict[str, Any]:
         """What prepare() measured on its own, e.g. ahead-of-time ``compile_s``."""
         return {}
