@@ -47,7 +47,8 @@ def parse_onednn_verbose(text: str) -> dict[str, Any] | None:
             continue
         seen = True
         parts = line.strip().split(",")
-        if "info" in parts[:3]:
+        head = parts[:4]  # v3: prefix,v1,primitive,exec; v2: prefix,exec
+        if "info" in head:
             rest = ",".join(parts[parts.index("info") + 1:])
             m = re.search(r"oneDNN (v[\d.]+)|Intel MKL-DNN (v[\d.]+)|DNNL (v[\d.]+)", rest)
             if m:
@@ -55,7 +56,7 @@ def parse_onednn_verbose(text: str) -> dict[str, Any] | None:
             if rest.startswith("cpu,isa:"):
                 max_isa = rest.split(":", 1)[1].strip()
             continue
-        if "exec" not in parts[:3]:
+        if "exec" not in head:
             continue
         i = parts.index("exec")
         if len(parts) > i + 3 and parts[i + 1] == "cpu":
@@ -142,7 +143,7 @@ def summary(kernels: dict[str, Any]) -> str:
     """One short line of what ran, e.g. 'oneDNN avx2 (412 exec); ATen AVX2'."""
     parts = []
     onednn = kernels.get("onednn")
-    if onednn:
+    if onednn and onednn.get("executions"):
         isas = ", ".join(f"{k} {v}" for k, v in onednn["isa"].items())
         parts.append(f"oneDNN {isas}")
     if kernels.get("cpu_capability"):

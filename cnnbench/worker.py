@@ -208,7 +208,12 @@ def facts(framework: str) -> dict[str, Any]:
     except ImportError as exc:
         return {"status": "unavailable", "error": one_line(exc)}
     try:
-        return {"status": "ok", "build": adapter.build_facts(), "python": sys.executable}
+        build = adapter.build_facts()
+        try:
+            build["compiler"] = adapter.compiler_facts()
+        except Exception as exc:  # a compiler that cannot start says so, and no more
+            build["compiler"] = {"error": one_line(exc)}
+        return {"status": "ok", "build": build, "python": sys.executable}
     except Exception as exc:
         return {"status": "error", "error": one_line(exc)}
 
