@@ -126,7 +126,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         no_probe=a.no_probe, no_noise_check=a.no_noise_check, memory_limit_mb=a.memory_limit_mb,
         results_dir=a.results_dir, run_id=a.run_id, resume=a.resume, machine_id=a.machine_id,
         report=a.report, strict=a.strict, dry_run=a.dry_run, no_progress=a.no_progress,
-        verbose=a.verbose)
+        verbose=a.verbose, no_kernel_probe=a.no_kernel_probe)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "side by side, alternating their timed rounds")
     r.add_argument("--no-probe", action="store_true",
                    help="skip the GEMM peak probes (no MFU)")
+    r.add_argument("--no-kernel-probe", action="store_true",
+                   help="skip the probe of the kernels that ran (one step again, oneDNN's "
+                   "verbose log on) after each CPU cell; rows then have no `kernels`")
     r.add_argument("--no-noise-check", action="store_true",
                    help="skip sampling other busy processes before each cell (saves 0.2 s)")
     r.add_argument("--memory-limit-mb", type=_pos_int, metavar="MB",

@@ -124,13 +124,14 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         results_dir: Path = Path("results"), run_id: str | None = None,
         resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
         strict: bool = False, dry_run: bool = False, no_progress: bool = False,
-        verbose: bool = False) -> int:
+        verbose: bool = False, no_kernel_probe: bool = False) -> int:
     from .. import machine
     from ..runner import pending
 
     vset = VariantSet(load_variants_file(variants_file) if variants_file else None)
     variant_names = variants or ["default"]
     vset.check_names(variant_names)
+    vset.check_interpreters(variant_names)
     if quick and full:
         raise UsageError("cnnbench run: --quick and --full exclude each other")
     proto = protocol(budget or default_budget(quick, full), target_ci)
@@ -164,7 +165,7 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         results_dir=results_dir, protocol=proto, timeout_s=timeout,
         python_overrides=pythons or {}, variants=vset, memory_limit_mb=memory_limit_mb or 0,
         verbose=verbose, probe_peak=not no_probe, check_noise=not no_noise_check,
-        interleave=interleave)
+        interleave=interleave, kernel_probe=not no_kernel_probe)
     if resume and not settings.run_file.exists():
         raise UsageError(f"--resume {settings.run_id}: no such run in {settings.run_file.parent}")
     machine.write_machine(results_dir, mid, mrec)
