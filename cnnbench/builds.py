@@ -64,7 +64,9 @@ def kernel_isa(kernels: Any) -> str:
     parts = []
     onednn = kernels.get("onednn") or {}
     if onednn.get("executions"):
-        parts.append(f"oneDNN {onednn.get('top_isa') or 'isa-neutral'}")
+        top = onednn.get("top_isa")
+        parts.append(f"oneDNN {top}" if top else
+                     f"oneDNN isa-neutral (up to {onednn.get('dispatch_isa') or '?'})")
     if kernels.get("cpu_capability"):
         parts.append(f"ATen {kernels['cpu_capability']}")
     if kernels.get("inductor_vec_isa"):
@@ -120,7 +122,8 @@ def build_gains(df: pd.DataFrame, **options: Any) -> pd.DataFrame:
             last = (ok if not ok.empty else v.sort_values("started_at")).iloc[-1]
             rec: dict[str, Any] = dict(zip(GROUP, gkey, strict=True))
             kernels = last.get("kernels")
-            flags = last.get("flags") if isinstance(last.get("flags"), list) else []
+            raw_flags = last.get("flags")
+            flags: list[Any] = raw_flags if isinstance(raw_flags, list) else []
             rec.update(
                 variant=variant, variant_kind=last.get("variant_kind"),
                 isa_level=last.get("isa_level"), status=last["status"],
@@ -175,7 +178,8 @@ def isa_matrix(df: pd.DataFrame, cpu_flags: set[str] | frozenset[str]) -> pd.Dat
     records = []
     for (fw, variant), g in ok.groupby(["framework", "variant"], sort=True):
         last = g.sort_values("started_at").iloc[-1]
-        build = last.get("build") if isinstance(last.get("build"), dict) else {}
+        raw_build = last.get("build")
+        build: dict[str, Any] = raw_build if isinstance(raw_build, dict) else {}
         rec: dict[str, Any] = {"framework": fw, "variant": variant,
                                "version": _version(last.get("framework_version")),
                                "kernels": kernel_isa(last.get("kernels"))}

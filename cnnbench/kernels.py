@@ -31,6 +31,21 @@ ATEN_LEVELS = ("default", "avx2", "avx512")
 _ISA_TOKEN = re.compile(r"(?<![a-z0-9])(" + "|".join(
     sorted((k for k in ISA_RANK if k != "all"), key=len, reverse=True)) + r")(?![a-z0-9_])")
 _VERBOSE_PREFIXES = ("onednn_verbose", "dnnl_verbose", "mkldnn_verbose")
+# oneDNN's "info,cpu,isa:" line names the highest ISA its dispatcher will use (after any
+# cap), in words; most specific first.
+_ISA_WORDS = (
+    ("AMX", "avx512_core_amx"), ("float16", "avx512_core_fp16"),
+    ("bfloat16", "avx512_core_bf16"), ("AVX-512 with Intel DL Boost", "avx512_core_vnni"),
+    ("AVX-512", "avx512_core"), ("AVX2 with Intel DL Boost", "avx2_vnni"), ("AVX2", "avx2"),
+    ("AVX", "avx"), ("SSE4.1", "sse41"),
+)
+
+
+def dispatch_isa(max_isa: str | None) -> str | None:
+    """The oneDNN ISA name of the 'info,cpu,isa:' words ('Intel AVX2' -> 'avx2')."""
+    if not max_isa:
+        return None
+    return next((name for words, name in _ISA_WORDS if words in max_isa), None)
 
 
 def parse_onednn_verbose(text: str) -> dict[str, Any] | None:
@@ -71,7 +86,8 @@ def parse_onednn_verbose(text: str) -> dict[str, Any] | None:
             isa[t] += n
     ranked = [t for t in isa if t in ISA_RANK]
     top = max(ranked, key=ISA_RANK.__getitem__) if ranked else None
-    return {"version": version, "max_isa": max_isa, "executions": sum(impls.values()),
+    return {"version": version, "max_isa": max_isa, "dispatch_isa": dispatch_isa(max_isa),
+            "executions": sum(impls.values()),
             "primitives": dict(kinds.most_common()), "isa": dict(isa.most_common()),
             "top_isa": top, "impls": dict(impls.most_common(8))}
 
@@ -120,16 +136,21 @@ def cap_ignored(framework: str, env: dict[str, str], kernels: dict[str, Any]) ->
     if framework == "pytorch" and aten and got is not None and got.lower() != aten.lower():
         reasons.append(f"ATEN_CPU_CAPABILITY={aten} but PyTorch runs its {got} kernels")
     onednn = kernels.get("onednn") or {}
-    top = onednn.get("top_isa")
+    # What ran (the ISA named in the implementations), else what the dispatcher allowed
+    # itself (its info line): GEMM-based and reorder kernels name no ISA.
+    top, what = onednn.get("top_isa"), "ran {} kernels"
+    if top is None:
+        top, what = onednn.get("dispatch_isa"), "dispatched up to {}"
     for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
         cap = _env_cap(env, var)
         if not cap or top is None:
             continue
         limit = ISA_RANK.get(cap.lower())
         if limit is None:
-            reasons.append(f"{var}={cap} is no oneDNN ISA; kernels ran at {top}")
-        elif ISA_RANK[top] > limit:
-            reasons.append(f"{var}={cap} but oneDNN ran {top} kernels")
+            reasons.append(f"{var}={cap} is no oneDNN ISA; oneDNN {what.format(top)}")
+        elif ISA_RANK[top] > limit or ISA_RANK.get(onednn.get("dispatch_isa") or "", 0) > limit:
+            worst = max(top, onednn.get("dispatch_isa") or top, key=ISA_RANK.__getitem__)
+            reasons.append(f"{var}={cap} but oneDNN {what.format(worst)}")
     flags = env.get("XLA_FLAGS", "")
     m = re.search(r"--xla_cpu_max_isa=(\S+)", flags)
     xla = kernels.get("xla") or {}

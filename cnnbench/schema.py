@@ -51,8 +51,8 @@ variant | str | build variant: `default`, an ISA ladder level, a configuration v
 variant_kind | str/null | what the variant is: `default`, `isa` (the same build capped to a ladder level),
     `config`, `build` (a built-in alternative build in its own environment) or `custom` (declared in
     a variants file)
-isa_level | str/null | the ISA ladder level the variant emulates (`x86-64-v2`, `avx`, `x86-64-v3`, `x86-64-v4`,
-    `avx512-vnni`, `avx512-bf16`, `amx`), or null
+isa_level | str/null | the ISA ladder level the variant emulates (`x86-64-v2`, `avx`, `x86-64-v3`,
+    `x86-64-v4`, `avx512-vnni`, `avx512-bf16`, `amx`), or null
 device | str | `cpu` or `gpu:N`
 device_name | str/null | CPU model or GPU name
 n_devices | int | devices used (data parallel when > 1)

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,8 @@ _V2 = ("ssse3", "sse4_1", "sse4_2", "popcnt", "cx16")
 _V3 = ("avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm")
 _V4 = ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")
 
-# Lowest first. oneDNN has no SSE4.2 level (SSE41 is its highest below AVX), and XLA none
-# above AVX512 for the code it generates; the nearest lower switch stands in.
+# Lowest first. oneDNN has no SSE4.2 level (SSE41 is its highest below AVX) and ATen no set
+# between default and avx2 or above avx512: the nearest lower switch stands in.
 LADDER: tuple[IsaLevel, ...] = (
     IsaLevel("x86-64-v2", "x86-64-v2 (Nehalem: SSE4.2, POPCNT)", _V2,
              "SSE41", "SSE41", "default", "SSE4_2"),
@@ -61,13 +60,13 @@ LADDER: tuple[IsaLevel, ...] = (
     IsaLevel("x86-64-v4", "x86-64-v4 (Skylake-SP: AVX-512 F/BW/CD/DQ/VL)", (*_V2, *_V3, *_V4),
              "AVX512_CORE", "AVX512_CORE", "avx512", "AVX512"),
     IsaLevel("avx512-vnni", "Cascade Lake (AVX-512 VNNI)", (*_V2, *_V3, *_V4, "avx512_vnni"),
-             "AVX512_CORE_VNNI", "AVX512_CORE_VNNI", "avx512", "AVX512"),
+             "AVX512_CORE_VNNI", "AVX512_CORE_VNNI", "avx512", "AVX512_VNNI"),
     IsaLevel("avx512-bf16", "Cooper Lake (AVX-512 BF16)",
              (*_V2, *_V3, *_V4, "avx512_vnni", "avx512_bf16"),
-             "AVX512_CORE_BF16", "AVX512_CORE_BF16", "avx512", "AVX512"),
+             "AVX512_CORE_BF16", "AVX512_CORE_BF16", "avx512", "AVX512_BF16"),
     IsaLevel("amx", "Sapphire Rapids (AMX tiles, BF16 and INT8)",
              (*_V2, *_V3, *_V4, "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"),
-             "AVX512_CORE_AMX", "AVX512_CORE_AMX", "avx512", "AVX512"),
+             "AVX512_CORE_AMX", "AVX512_CORE_AMX", "avx512", "AMX"),
 )
 LEVELS: dict[str, IsaLevel] = {lv.name: lv for lv in LADDER}
 # The names the first two caps had; they stay, meaning exactly these levels.

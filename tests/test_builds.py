@@ -3,6 +3,7 @@ builds, and the gains table (``cnnbench.builds``). Null adapter and real subproc
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -55,7 +56,7 @@ def one_line_error(r: subprocess.CompletedProcess) -> str:
 def test_ladder_is_named_after_build_targets_and_ordered() -> None:
     assert [lv.name for lv in LADDER] == ["x86-64-v2", "avx", "x86-64-v3", "x86-64-v4",
                                           "avx512-vnni", "avx512-bf16", "amx"]
-    for lower, higher in zip(LADDER, LADDER[1:], strict=False):
+    for lower, higher in itertools.pairwise(LADDER):
         assert set(lower.flags) < set(higher.flags)
     assert "fma" not in LEVELS["avx"].flags and "avx2" not in LEVELS["avx"].flags
 
