@@ -33,6 +33,8 @@ __all__ = ["UsageError", "build_parser", "entry", "main"]
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse would print usage lines too
+        # An argument may hold a newline; the message stays one line.
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
