@@ -75,6 +75,8 @@ def kernel_isa(kernels: Any) -> str:
     if xla:
         caps = xla.get("xla_cpu_max_isa") or []
         parts.append(f"XLA {','.join(c for c in caps if c) or 'native'}")
+    if not parts and kernels.get("steps") and not kernels.get("error"):
+        return "no oneDNN primitive ran"  # the probe ran: e.g. a build without oneDNN
     return "; ".join(parts)
 
 
@@ -99,19 +101,23 @@ _COLUMNS = [*GROUP, "variant", "variant_kind", "isa_level", "status", "ratio", "
             "default_version", "across_versions", "custom", "note", "claim_ratio", "claim"]
 
 
-def build_gains(df: pd.DataFrame, **options: Any) -> pd.DataFrame:
+def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.DataFrame:
     """Every variant and alternative build against ``default`` in the same group (see
     ``GROUP``), one row each, ladder levels in ladder order. Variants that did not run
     (``unsupported``, ``unavailable``...) get a row with their status and reason as ``text``
-    and no ratio. ``options`` go to ``compare_cells`` (e.g. ``threshold``)."""
+    and no ratio. ``by_run``: compare only within one run (sweep), so a variant meets the
+    default measured beside it rather than every default run pooled (which covers
+    between-process noise but, with two or three runs, gives very wide intervals).
+    ``options`` go to ``compare_cells`` (e.g. ``threshold``)."""
+    group = [*GROUP, "run_id"] if by_run else GROUP
     if df.empty:
-        return pd.DataFrame(columns=_COLUMNS)
+        return pd.DataFrame(columns=[*group, *_COLUMNS[len(GROUP):]])
     rows = df[(df["mode"] != "peak") & df["variant"].notna()].copy()
     rows["threads"] = rows["threads"].fillna(0).astype(int)
-    key = [*GROUP, "variant"]
+    key = [*group, "variant"]
     samples = cell_samples(df, key)
     records: list[dict[str, Any]] = []
-    for gkey, g in rows.groupby(GROUP, dropna=False, sort=True):
+    for gkey, g in rows.groupby(group, dropna=False, sort=True):
         base = g[(g["variant"] == BASELINE) & (g["status"] == "ok")]
         if base.empty:
             continue
@@ -120,7 +126,7 @@ def build_gains(df: pd.DataFrame, **options: Any) -> pd.DataFrame:
         for variant, v in g[g["variant"] != BASELINE].groupby("variant", sort=False):
             ok = v[v["status"] == "ok"].sort_values("started_at")
             last = (ok if not ok.empty else v.sort_values("started_at")).iloc[-1]
-            rec: dict[str, Any] = dict(zip(GROUP, gkey, strict=True))
+            rec: dict[str, Any] = dict(zip(group, gkey, strict=True))
             kernels = last.get("kernels")
             raw_flags = last.get("flags")
             flags: list[Any] = raw_flags if isinstance(raw_flags, list) else []
@@ -159,11 +165,11 @@ def build_gains(df: pd.DataFrame, **options: Any) -> pd.DataFrame:
             rec["claim_ratio"] = claim.ratio if claim else math.nan
             rec["claim"] = claim.text if claim else None
             records.append(rec)
-    out = pd.DataFrame(records, columns=_COLUMNS)
+    out = pd.DataFrame(records, columns=[*group, *_COLUMNS[len(GROUP):]])
     if out.empty:
         return out
     out["_order"] = out["isa_level"].map(LADDER_ORDER).fillna(len(LADDER_ORDER))
-    out = out.sort_values([*GROUP, "_order", "variant"], kind="stable")
+    out = out.sort_values([*group, "_order", "variant"], kind="stable")
     return out.drop(columns="_order").reset_index(drop=True)
 
 

@@ -315,6 +315,20 @@ def test_build_gains_compares_every_variant_with_default() -> None:
     assert mine["claim_ratio"] == 1.30 and "30%" in mine["claim"]
 
 
+def test_by_run_compares_each_variant_with_the_default_beside_it() -> None:
+    df = pd.DataFrame([row("default", 0.010), row("x86-64-v2", 0.020, seed=1),
+                       row("default", 0.030, seed=2, run_id="r2"),
+                       row("x86-64-v2", 0.060, seed=3, run_id="r2")])
+    pooled = build_gains(df)
+    assert len(pooled) == 1 and pooled.loc[0]["runs_baseline"] == 2
+    per_run = build_gains(df, by_run=True).set_index("run_id")
+    assert list(per_run.index) == ["r1", "r2"]
+    for run in ("r1", "r2"):
+        assert per_run.loc[run]["ratio"] == pytest.approx(0.5, rel=0.05)
+        assert per_run.loc[run]["significant"] and per_run.loc[run]["runs_baseline"] == 1
+    assert kernel_isa({"steps": 2}) == "no oneDNN primitive ran" and kernel_isa(None) == ""
+
+
 def test_jax_rows_carry_the_note_on_precompiled_kernels() -> None:
     kernels = {"xla": {"xla_cpu_max_isa": ["AVX"], "convolutions": 42,
                        "prefer_vector_width": {"256": 3}}}
