@@ -518,25 +518,64 @@ def modes(inp: Inputs) -> Section:
 
 
 def builds(inp: Inputs) -> Section:
+    from . import builds as B
+
     sec = Section("builds", "What a build for your CPU buys you")
-    if inp.cells.empty or (inp.cells["variant"] != "default").sum() == 0:
-        sec.empty = ("No build variant was measured beside the default build (use e.g. "
-                     "--variants default,x86-64-v2,x86-64-v3).")
-        return sec
-    rows, total = _against(inp, [f for f in KEY if f != "variant"],
-                           lambda r: r["variant"] == "default")
+    df = inp.df
+    rows = df[(df["mode"] != "peak") & df["variant"].notna()] if not df.empty else df
+    if not rows.empty:
+        rows = rows.assign(threads=rows["threads"].fillna(0).astype(int))
+        has_variant = (rows["variant"] != B.BASELINE).groupby(
+            [rows[c] for c in B.GROUP], dropna=False, sort=False).transform("any")
+        rows = rows[has_variant]
     if rows.empty:
+        sec.empty = ("No build variant was measured beside the default build (use e.g. "
+                     "--variants default,x86-64-v2,x86-64-v3,x86-64-v4).")
+        return sec
+    gains = B.build_gains(rows).head(MAX_COMPARISONS)
+    if gains.empty:
         sec.empty = "No variant was measured with its default build at the same settings."
         return sec
-    sec.add("Each build variant and alternative build against the same framework's default "
-            "build, same workload, mode, batch, precision and threads. The seeds' anchor: a "
-            "TensorFlow built for the CPU (SSE4/AVX/AVX2/FMA) trains about 30% faster and "
-            "predicts about 2× faster than the stock build.")
-    sec.add(_forest(rows, _short_labels(rows), "Variant / default build"))
-    t = _speedup_rows(rows).assign(version=rows["framework_version"].astype(str))
-    sec.add(table(t, numeric=["img/s"], download="builds.csv.gz"))
-    if total > len(rows):
-        sec.add(f"{len(rows)} of {total:,} comparisons shown.")
+    sec.add("Each ISA ladder level (the same build capped to an older CPU's instruction set), "
+            "configuration variant and alternative build against the same framework's default "
+            "build at the same workload, mode, batch, precision, execution mode and threads, "
+            "with the kernels that actually ran (from oneDNN's verbose log, ATen's CPU "
+            "capability, XLA's flags). A level above this CPU is not run: it shows as "
+            "unsupported. Beside it, the seeds' anchor: "
+            + "; ".join(c.text for c in B.SEED_CLAIMS) + ".")
+    measured = gains[gains["ratio"].notna()]
+    if not measured.empty:
+        sec.add(_forest(measured, [f"{r['workload']} {r['mode']} b{int(r['batch_size'])}: "
+                                   f"{fw(r['framework'])} {r['variant']}"
+                                   for r in recs_of(measured)],
+                        "Variant or build / the default build"))
+    t = pd.DataFrame({
+        "machine / device": [system(m, d) for m, d in zip(gains["machine_id"], gains["device"],
+                                                         strict=True)],
+        "workload": gains["workload"] + " " + gains["mode"] + " b"
+        + gains["batch_size"].astype(int).astype(str),
+        "framework": gains["framework"].map(fw),
+        "variant": [f"{v} ({k})" if isinstance(k, str) and k else str(v)
+                    for v, k in zip(gains["variant"], gains["variant_kind"], strict=True)],
+        "vs default [95% CI]": gains["text"],
+        "kernels that ran": [f"{a or '?'} (default: {b or '?'})" + (" — cap ignored" if c else "")
+                             for a, b, c in zip(gains["kernel_isa"], gains["default_kernel_isa"],
+                                                gains["cap_ignored"], strict=True)],
+        "version": gains["build_version"].fillna(""),
+        "seed claim": [f"{r:.1f}×" if r == r else "" for r in gains["claim_ratio"]],
+        "note": gains["note"].fillna(""),
+    })
+    sec.add(table(t, download="builds.csv.gz"))
+    if (gains["framework"] == "jax").any():
+        sec.add(para(B.jax_note(), "note"))
+    for mid, m in inp.machines.items():
+        flags = set((m.get("cpu") or {}).get("flags") or [])
+        if not flags:
+            continue
+        mat = B.isa_matrix(df[df["machine_id"] == mid], flags)
+        if not mat.empty:
+            sec.add(details(f"{mid}: what each build was compiled for and dispatches to, "
+                            "against this CPU's extensions", table(mat)))
     return sec
 
 

@@ -131,13 +131,14 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         results_dir: Path = Path("results"), run_id: str | None = None,
         resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
         strict: bool = False, dry_run: bool = False, no_progress: bool = False,
-        verbose: bool = False) -> int:
+        verbose: bool = False, no_kernel_probe: bool = False) -> int:
     from .. import machine
     from ..runner import pending
 
     vset = VariantSet(load_variants_file(variants_file) if variants_file else None)
     variant_names = variants or ["default"]
     vset.check_names(variant_names)
+    vset.check_interpreters(variant_names)
     if quick and full:
         raise UsageError("cnnbench run: --quick and --full exclude each other")
     proto = protocol(budget or default_budget(quick, full), target_ci)
@@ -178,7 +179,8 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         verbose=verbose, probe_peak=not no_probe, check_noise=not no_noise_check,
         interleave=interleave, gpu_count=gpu_count,
         gpu_reason=mrec.get("gpu_error") or ("NVML lists no GPU" if not gpu_count else None),
-        nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id)
+        nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id,
+        kernel_probe=not no_kernel_probe)
     if resume and not settings.run_file.exists():
         raise UsageError(f"--resume {settings.run_id}: no such run in {settings.run_file.parent}")
     machine.write_machine(results_dir, mid, mrec)
