@@ -111,13 +111,13 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _sweep(results: Path, machine: str, variants: Path, cwd: Path) -> subprocess.Popen[str]:
-    return _cli("run", "--frameworks", "null", "--variants", "default,slow,broken",
-                "--variants-file", str(variants), "--workloads", "lenet5,resnet20",
+def _sweep(results: Path, machine: str, variants: str, cwd: Path) -> subprocess.Popen[str]:
+    return _cli("run", "--frameworks", "null", "--variants", variants,
+                "--variants-file", str(cwd / "variants.toml"), "--workloads", "lenet5,resnet20",
                 "--modes", "train,infer", "--batch-sizes", "8", "--threads", "1,2",
                 "--budget", "0.15", "--no-noise-check", "--no-progress",
                 "--results-dir", str(results), "--machine-id", machine, "--run-id", "sweep",
-                cwd=cwd)
+                cwd=ROOT)
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -159,15 +159,18 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     variants.write_text(VARIANTS_TOML)
     prices = tmp / "prices.toml"
     prices.write_text(PRICES_TOML)
-    # The two machines' sweeps run side by side: a third of this module's time each.
-    procs = [_sweep(results, m, variants, ROOT) for m in ("box-a", "box-b")]
+    # The two machines' sweeps run side by side (most of this module's time); the failing
+    # variant runs on box-a only.
+    procs = [_sweep(results, "box-a", "default,slow,broken", tmp),
+             _sweep(results, "box-b", "default,slow", tmp)]
     for p in procs:
         out, _ = p.communicate(timeout=600)
         # --strict is not given, so the broken variant's cells do not fail the sweep
         assert p.returncode == 0, out
     for machine in ("box-a", "box-b"):
         rows = _rows(results / machine / "sweep.jsonl")
-        assert {r["status"] for r in rows} == {"ok", "error"}, rows
+        assert {r["status"] for r in rows} == ({"ok", "error"} if machine == "box-a"
+                                               else {"ok"}), rows
         measured = [r for r in rows if r["status"] == "ok" and r["mode"] != "peak"
                     and r["variant"] == "default"]
         for fw, exec_mode, factor in SERIES:
