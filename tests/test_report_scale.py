@@ -22,9 +22,12 @@ MAX_HTML_BYTES = 5_000_000
 # cell would be 20,000.
 MAX_TABLE_ROWS = 2_000
 
+# Not run against today's report: it draws one chart bar and one table row per cell, and its
+# chart alone grows faster than the cell count (1,000 cells: over a minute; 5,000: over
+# 5 minutes and 2.4 GB, stopped there). The new report (issue 11) removes this marker.
 TODAY_FAILS = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="today's report has one table row and one chart bar per cell (issue 11)")
+    run=False, reason="today's report has one table row and one chart bar per cell, and takes "
+                      "minutes at this size (issue 11's new report summarises)")
 
 
 @TODAY_FAILS
