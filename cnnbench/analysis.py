@@ -133,8 +133,8 @@ def cell_samples(df: pd.DataFrame, key: Sequence[str] = KEY) -> dict[CellKey, li
     rows["threads"] = rows["threads"].fillna(0).astype(int)
     rows["options_key"] = rows["options"].map(options_key)
     out: dict[CellKey, list[np.ndarray]] = {}
-    for values, samples in zip(rows[list(key)].itertuples(index=False, name=None),
-                               rows["samples_s"], strict=True):
+    keys = zip(*(rows[c].tolist() for c in key), strict=True)
+    for values, samples in zip(keys, rows["samples_s"].tolist(), strict=True):
         arr = np.asarray(samples if isinstance(samples, list) else [], dtype=float)
         arr = arr[np.isfinite(arr) & (arr > 0)]
         if arr.size:
@@ -163,13 +163,21 @@ def _side(runs: Sequence[np.ndarray], rng: np.random.Generator, n: int) -> _Side
     k = len(runs)
     point = float(np.mean([np.log(np.median(r)) for r in runs]))
     # Stage 1: which run fills each of the k slots; stage 2: resample that run's rounds.
+    # Runs of one length are stacked so each length takes one vectorised median.
     pick = rng.integers(k, size=(n, k))
     logmed = np.empty((n, k))
+    by_size: dict[int, list[int]] = {}
     for j, run in enumerate(runs):
-        where = pick == j
+        by_size.setdefault(run.size, []).append(j)
+    for size, members in by_size.items():
+        stacked = np.stack([runs[j] for j in members])  # (runs of this size, size)
+        slot = np.full(k, -1)
+        slot[members] = np.arange(len(members))
+        where = slot[pick] >= 0
         m = int(where.sum())
         if m:
-            draws = run[rng.integers(run.size, size=(m, run.size))]
+            rows = slot[pick[where]]
+            draws = stacked[rows[:, None], rng.integers(size, size=(m, size))]
             logmed[where] = np.log(np.median(draws, axis=1))
     reps = logmed.mean(axis=1)
     var = float(reps.var(ddof=1)) * (k / (k - 1) if k > 1 else 1.0)
@@ -350,3 +358,120 @@ def geomean(ratios: Sequence[float] | pd.Series, low: Sequence[float] | pd.Serie
     reps = (r[idx] + rng.standard_normal(idx.shape) * se[idx]).mean(axis=1)
     lo, hi = np.percentile(reps, [2.5, 97.5])
     return GeoMean(math.exp(float(r.mean())), math.exp(lo), math.exp(hi), int(r.size))
+
+
+# ------------------------------------------------------------------- report helpers
+
+# Fields that name a configuration within a workload group, in the order a label gives them.
+CONFIG = ["framework", "variant", "exec_mode", "precision", "threads", "options_key",
+          "batch_size", "device", "machine_id"]
+
+
+def config_labels(cells: pd.DataFrame, always: Sequence[str] = ("framework",),
+                  fields: Sequence[str] = CONFIG) -> pd.Series:
+    """One label per row naming what differs between the rows: the ``fields`` that take more
+    than one value in ``cells`` (plus ``always``), e.g. "pytorch compiled t2". Two rows never
+    share a label unless they share every field."""
+    varying = [f for f in fields if f in cells
+               and (f in always or cells[f].astype(str).nunique(dropna=False) > 1)]
+
+    def part(f: str, v: Any) -> str:
+        if f == "threads":
+            return (f"{int(v)} thread" + ("s" if int(v) > 1 else "")) if v else "all threads"
+        if f == "batch_size":
+            return f"b{int(v)}"
+        if f == "options_key":
+            return "" if v in ("{}", "", None) else str(v)
+        return str(v)
+
+    if not varying or cells.empty:
+        return pd.Series([""] * len(cells), index=cells.index, dtype=object)
+    cols = [cells[f].map(lambda v, f=f: part(f, v)) for f in varying]
+    out = cols[0]
+    for c in cols[1:]:
+        out = out.str.cat(c, sep=" ")
+    return out.str.replace(r"\s+", " ", regex=True).str.strip()
+
+
+def cells_table(df: pd.DataFrame, key: Sequence[str] = KEY, *, multi_run_limit: int = 2000,
+                n_resamples: int = 2000) -> pd.DataFrame:
+    """One row per cell: the newest ok row's columns plus ``runs``, ``spread`` and the cell's
+    images/s with its interval (``ips``, ``low``, ``high``). A cell of several runs gets the
+    hierarchical interval of ``cell_estimate`` (between-run noise covered; the first
+    ``multi_run_limit`` of them, the rest keep their newest run's); a one-run cell keeps its
+    row's own interval, and ``between_runs`` says which."""
+    ok = df[(df["status"] == "ok") & (df["mode"] != "peak")].copy()
+    cols = [*key, "runs", "spread", "ips", "low", "high", "between_runs"]
+    if ok.empty:
+        return pd.DataFrame(columns=[*df.columns, "options_key", *cols[len(key):]])
+    ok["threads"] = ok["threads"].fillna(0).astype(int)
+    ok["options_key"] = ok["options"].map(options_key)
+    ok = ok.sort_values("started_at", kind="stable").reset_index(drop=True)
+    # One pass in plain Python: a groupby on eleven object columns is many times slower
+    # on 100,000 distinct cells.
+    members: dict[CellKey, list[int]] = {}
+    for i, k in enumerate(zip(*(ok[c].tolist() for c in key), strict=True)):
+        members.setdefault(k, []).append(i)
+    ips_all = ok["images_per_s"].to_numpy(float)
+    last = [m[-1] for m in members.values()]
+    out = ok.iloc[last].reset_index(drop=True)
+    runs = np.fromiter((len(m) for m in members.values()), int, len(members))
+    spread = np.full(len(members), np.nan)
+    for j, m in enumerate(members.values()):
+        if len(m) > 1:
+            v = ips_all[m]
+            spread[j] = (v.max() - v.min()) / np.median(v)
+    out["runs"] = runs
+    out["spread"] = spread
+    out["ips"] = out["images_per_s"].astype(float)
+    out["low"] = out["ci95_low"].astype(float)
+    out["high"] = out["ci95_high"].astype(float)
+    out["between_runs"] = False
+    multi = [j for j in np.flatnonzero(runs > 1)[:multi_run_limit]]
+    samples_all = ok["samples_s"].tolist()
+    groups = list(members.values())
+    for j in multi:
+        arrs = [np.asarray(samples_all[i], dtype=float) for i in groups[j]
+                if isinstance(samples_all[i], list)]
+        arrs = [a[np.isfinite(a) & (a > 0)] for a in arrs]
+        arrs = [a for a in arrs if a.size]
+        if len(arrs) < 2:
+            continue
+        est = cell_estimate(arrs, n_resamples=n_resamples)
+        ips, lo, hi = est.images_per_s(float(out["batch_size"].iloc[j]))
+        out.loc[j, ["ips", "low", "high", "between_runs"]] = [ips, lo, hi, True]
+    return out
+
+
+def pairs(df: pd.DataFrame, vary: str, is_base: Any, *, key: Sequence[str] = KEY,
+          limit: int | None = None, **options: Any) -> tuple[pd.DataFrame, int]:
+    """Every cell against the cell that differs from it only in ``vary`` and whose ``vary``
+    value satisfies ``is_base(value, group)`` (group: the other key fields as a dict).
+
+    The generic comparison behind the report's gains: execution mode (vary="exec_mode"),
+    precision, build variant, thread count, machine. Returns (the comparisons as
+    ``compare_samples`` columns plus ``base_value``, how many pairs there were in all; past
+    ``limit`` only the first ``limit``, in key order, are computed)."""
+    if vary not in key:
+        raise ValueError(f"{vary!r} is not a cell key field")
+    cells = cell_samples(df, key)
+    at = list(key).index(vary)
+    groups: dict[CellKey, dict[Any, CellKey]] = {}
+    for k in cells:
+        groups.setdefault(k[:at] + k[at + 1:], {})[k[at]] = k
+    todo: list[tuple[CellKey, CellKey]] = []
+    for g, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        rest = dict(zip([f for f in key if f != vary], g, strict=True))
+        bases = [v for v in members if is_base(v, rest)]
+        if len(bases) != 1:
+            continue
+        b = members[bases[0]]
+        todo += [(b, k) for v, k in sorted(members.items(), key=lambda kv: str(kv[0]))
+                 if k != b]
+    total = len(todo)
+    rows = []
+    for b, k in todo[:limit] if limit is not None else todo:
+        row = _row(dict(zip(key, k, strict=True)), compare_cells(cells[b], cells[k], **options))
+        row["base_value"] = b[at]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*key, *_COLUMNS, "base_value"]), total

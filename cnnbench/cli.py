@@ -130,7 +130,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    return report_cmd.run(a.results, a.output, a.prices)
+    return report_cmd.run(a.results, a.output, a.prices, a.baseline, a.reference_machine, a.job)
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
@@ -222,7 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("results", nargs="*", type=Path, help="files or folders (default: results/)")
     rp.add_argument("-o", "--output", type=Path, default=Path("reports/index.html"))
     rp.add_argument("--prices", type=Path, metavar="TOML",
-                    help="machine prices for the price/performance table (see README)")
+                    help="machine prices and power for the buyer's view (see README)")
+    rp.add_argument("--baseline", metavar="FIELD=VALUE,...",
+                    help="speedup baseline, e.g. framework=pytorch,exec_mode=eager "
+                    "(default: each framework's own default configuration)")
+    rp.add_argument("--reference-machine", metavar="ID",
+                    help="machine the others are normalised to (default: the first)")
+    rp.add_argument("--job", metavar="WORKLOAD:EPOCHS:IMAGES",
+                    help="training job the buyer's view prices (default resnet50:90:1281167)")
     rp.set_defaults(func=cmd_report)
 
     c = sub.add_parser("compare", help="compare the same cells in two result sets",

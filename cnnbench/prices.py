@@ -4,6 +4,7 @@
     match = "my-workstation-*"   # glob over machine_id
     price_usd = 2500             # purchase price (optional if hourly_usd is given)
     hourly_usd = 0.90            # rental price per hour (optional)
+    watts = 450                  # power draw under load, for images per kWh (optional)
     label = "RTX box"            # optional display name
 """
 
@@ -28,6 +29,7 @@ class Price:
     price_usd: float | None
     hourly_usd: float | None
     label: str
+    watts: float | None = None
 
 
 def _positive(v: Any, where: str, key: str) -> float | None:
@@ -39,7 +41,7 @@ def _positive(v: Any, where: str, key: str) -> float | None:
 
 
 def parse_prices(text: str, source: str = "prices") -> list[Price]:
-    entries = tables(text, source, "machine", {"match", "price_usd", "hourly_usd", "label"},
+    entries = tables(text, source, "machine", {"match", "price_usd", "hourly_usd", "watts", "label"},
                      PriceError)
     out: list[Price] = []
     for where, e in entries:
@@ -53,7 +55,8 @@ def parse_prices(text: str, source: str = "prices") -> list[Price]:
         label = e.get("label", match)
         if not isinstance(label, str):
             raise PriceError(f"{where}: label must be a string")
-        out.append(Price(match, price, hourly, label))
+        watts = _positive(e.get("watts"), where, "watts")
+        out.append(Price(match, price, hourly, label, watts))
     return out
 
 

@@ -173,6 +173,9 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         os.close(fd)
 
 
+_REQUIRED_SET = frozenset(REQUIRED)
+
+
 def migrate(row: dict[str, Any]) -> dict[str, Any]:
     """Bring an older row up to SCHEMA_VERSION; refuse a newer one."""
     v = row.get("schema_version")
@@ -184,9 +187,23 @@ def migrate(row: dict[str, Any]) -> dict[str, Any]:
             " upgrade cnnbench to read it"
         )
     # Version 1 is the first; future migrations go here, oldest first.
-    for key in REQUIRED:
-        row.setdefault(key, None)
+    if not row.keys() >= _REQUIRED_SET:
+        for key in REQUIRED:
+            row.setdefault(key, None)
     return row
+
+
+def _loads(text: str) -> Any:
+    """orjson (several times faster on 100,000 rows); the standard parser for what orjson
+    refuses but Python writes, such as NaN, and where orjson is absent (framework envs)."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def iter_rows(path: Path, problems: list[str]) -> Iterator[dict[str, Any]]:
@@ -197,7 +214,7 @@ def iter_rows(path: Path, problems: list[str]) -> Iterator[dict[str, Any]]:
             if not text:
                 continue
             try:
-                row = json.loads(text)
+                row = _loads(text)
             except json.JSONDecodeError as exc:
                 last = not raw.endswith(b"\n")
                 what = "truncated last line" if last else "corrupt line"

@@ -40,7 +40,9 @@ def probe_cells(cells: list[Cell]) -> list[Cell]:
 
 def options_key(options: Any) -> str:
     """Adapter options as canonical JSON: cells that differ only in options stay apart."""
-    return json.dumps(options or {}, sort_keys=True, default=str)
+    if not options:
+        return "{}"
+    return json.dumps(options, sort_keys=True, default=str)
 
 
 def group_key(row: dict[str, Any]) -> tuple[Any, ...]:

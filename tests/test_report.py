@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from cnnbench.report import write_report
+from cnnbench.report import SECTION_IDS, write_report
 from cnnbench.schema import FIELDS, REQUIRED, SCHEMA_VERSION, append_row
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -35,7 +35,7 @@ def test_report_has_table_and_embedded_chart(tmp_path: Path) -> None:
                                             images_per_s=None))
     out = write_report([res], tmp_path / "rep" / "index.html")
     html = out.read_text()
-    assert "800.0" in html and "780.0 – 820.0" in html
+    assert ">800<" in html and "[780, 820]" in html
     assert "data:image/png;base64," in html
     assert "too slow" in html and "timeout" in html
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", html)  # nothing external
@@ -77,13 +77,15 @@ def test_damaged_results_are_reported_not_fatal(tmp_path: Path) -> None:
     with open(res / "m1" / "r1.jsonl", "a") as f:
         f.write('{"schema_version": 1, "cell_')
     html = write_report([res], tmp_path / "index.html").read_text()
-    assert "truncated last line" in html and "800.0" in html
+    assert "truncated last line" in html and ">800<" in html
 
 
 def test_empty_results_folder(tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
     html = write_report([tmp_path / "results"], tmp_path / "index.html").read_text()
-    assert "No successful cells yet" in html
+    assert "No successful cells" in html
+    for sid in SECTION_IDS:  # every section is there, saying it has no data
+        assert f'<section id="{sid}">' in html
 
 
 def test_price_performance_table(tmp_path: Path) -> None:
@@ -92,8 +94,10 @@ def test_price_performance_table(tmp_path: Path) -> None:
     res = tmp_path / "results"
     append_row(res / "m1" / "r1.jsonl", row())
     prices = parse_prices("[[machine]]\nmatch = 'm*'\nprice_usd = 2000\nhourly_usd = 0.5\n"
-                          "label = 'box'\n")
+                          "watts = 400\nlabel = 'box'\n")
     html = write_report([res], tmp_path / "index.html", prices).read_text()
-    assert "Price / performance" in html
-    assert ">400.0<" in html  # 800 images/s per $2000 -> 400 per $1k
-    assert ">5760000<" in html  # 800 * 3600 / 0.5 images per rented dollar
+    # Priced by the lower 95% bound, 780 images/s: per $1k of 2000, per rented $0.5 hour,
+    # per kWh at 400 W.
+    assert ">390<" in html
+    assert ">5,616,000<" in html
+    assert ">7,020,000<" in html

@@ -1,0 +1,982 @@
+"""The report's sections, one function each, from the analysis layer's DataFrames.
+
+Every ratio here comes from ``cnnbench.analysis`` (a comparison of two cells' raw samples,
+with its interval and verdict); no section computes a ratio of its own. Each section is
+bounded: past a few hundred cells it summarises (best per group, a distribution) and keeps
+its full table as a compressed download, so 100,000 cells make a report of a few MB.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from adapters import ADAPTERS
+
+from . import analysis as an
+from . import charts
+from .htmlkit import Section, bullets, details, esc, figure, para, table
+from .prices import Price, price_for
+from .report import KEY, SECTIONS, peaks
+
+MAX_FINDINGS = 120  # summary sentences (groups) computed and shown
+MAX_COMPARISONS = 400  # comparisons per section
+MAX_CHART_BARS = 60  # bars in one throughput chart before it charts the best per group
+MAX_CHARTS = 8  # charts of one kind in a section
+N_RESAMPLES = 2000
+
+FRAMEWORK_NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX",
+                   "mxnet": "MXNet", "null": "null"}
+MODE_NAMES = {"train": "training", "infer": "inference"}
+SYSTEM = ["machine_id", "device"]
+BUILDERS: tuple[Callable[[Inputs], Section], ...] = ()  # set at the end of the module
+GROUP = ["machine_id", "device", "workload", "mode"]
+LIKE = ["machine_id", "device", "workload", "mode", "batch_size", "precision"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """The training job the buyer's view prices: ``images`` per epoch x ``epochs``."""
+
+    workload: str = "resnet50"
+    epochs: int = 90
+    images: int = 1_281_167
+
+    @property
+    def total(self) -> int:
+        return self.epochs * self.images
+
+    def text(self) -> str:
+        return f"{self.workload}, {self.epochs} epochs of {self.images:,} images"
+
+
+@dataclass
+class Inputs:
+    df: pd.DataFrame  # every row read
+    problems: list[str]
+    machines: dict[str, dict[str, Any]]
+    prices: list[Price] = field(default_factory=list)
+    baseline: dict[str, str] | None = None
+    reference_machine: str | None = None
+    job: Job = field(default_factory=Job)
+    cells: pd.DataFrame = field(init=False)
+    records: list[dict[str, Any]] = field(init=False)  # the cells' main columns, as dicts
+    samples: dict[Hashable, list[Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cells = an.cells_table(self.df, n_resamples=N_RESAMPLES)
+        if not self.cells.empty:
+            # Batch, device and machine have columns of their own wherever a label is shown.
+            self.cells["label"] = an.config_labels(self.cells, fields=[
+                f for f in an.CONFIG if f not in ("batch_size", "device", "machine_id")])
+            self.cells = self.cells.sort_values(
+                [*GROUP, "batch_size", "framework", "label"], kind="stable").reset_index(drop=True)
+        self.samples = _raw_samples(self.df)
+        cols = [c for c in [*KEY, "label", "ips", "low", "high", "runs", "cell_id",
+                            "framework_version", "n_devices"] if c in self.cells]
+        self.records = recs_of(self.cells[cols])
+
+    def per_image(self, row: Mapping[Any, Any]) -> list[np.ndarray]:
+        """A cell's runs as seconds per image: comparable across batch sizes."""
+        k = tuple(row[f] for f in KEY)
+        out = []
+        for raw in self.samples.get(k, []):
+            a = np.asarray(raw, dtype=float)
+            a = a[np.isfinite(a) & (a > 0)]
+            if a.size:
+                out.append(a / float(row["batch_size"]))
+        return out
+
+
+def _raw_samples(df: pd.DataFrame) -> dict[Hashable, list[Any]]:
+    """Per cell key, each ok run's raw samples list, as analysis.cell_samples has them but
+    unconverted: only the cells a section compares become arrays."""
+    ok = df[(df["status"] == "ok") & (df["mode"] != "peak")]
+    if ok.empty:
+        return {}
+    cols = [ok[c].tolist() for c in KEY if c not in ("threads", "options_key")]
+    threads = ok["threads"].fillna(0).astype(int).tolist()
+    opts = [an.options_key(o) for o in ok["options"].tolist()]
+    at_t, at_o = KEY.index("threads"), KEY.index("options_key")
+    out: dict[Hashable, list[Any]] = {}
+    for vals, t, o, smp in zip(zip(*cols, strict=True), threads, opts,
+                               ok["samples_s"].tolist(), strict=True):
+        k = list(vals)
+        k.insert(at_t, t)
+        k.insert(at_o, o)
+        if isinstance(smp, list) and smp:
+            out.setdefault(tuple(k), []).append(smp)
+    return out
+
+
+# ------------------------------------------------------------------- formatting
+
+
+def fw(name: Any) -> str:
+    return FRAMEWORK_NAMES.get(str(name), str(name))
+
+
+def num(v: Any) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return ""
+    if v != v or v in (math.inf, -math.inf):
+        return ""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def labels_of(cells: pd.DataFrame) -> list[str]:
+    """nice_label for every row, without a per-row pandas apply."""
+    return [fw(f) + lab[len(f):] if lab.startswith(f) else lab
+            for f, lab in zip(cells["framework"].astype(str).tolist(),
+                              cells["label"].astype(str).tolist(), strict=True)]
+
+
+def ci(lo: Any, hi: Any) -> str:
+    a, b = num(lo), num(hi)
+    return f"[{a}, {b}]" if a and b else ""
+
+
+def system(machine: Any, device: Any) -> str:
+    return f"{machine} {'CPU' if device == 'cpu' else device}"
+
+
+def nice_label(row: Mapping[Any, Any]) -> str:
+    """A cell's label with the framework's proper name first."""
+    label = str(row.get("label") or row.get("framework"))
+    f = str(row.get("framework"))
+    return fw(f) + label[len(f):] if label.startswith(f) else label
+
+
+def _compare(inp: Inputs, base: Mapping[Any, Any], cont: Mapping[Any, Any]) -> an.Comparison | None:
+    b, c = inp.per_image(base), inp.per_image(cont)
+    if not b or not c:
+        return None
+    return an.compare_cells(b, c, n_resamples=N_RESAMPLES)
+
+
+def recs_of(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame's rows as dicts with str keys (pandas types them Hashable)."""
+    return cast(list[dict[str, Any]], df.to_dict("records"))
+
+
+def _no_data(sid: str, message: str) -> Section:
+    return Section(sid, dict(SECTIONS)[sid], empty=message)
+
+
+def _cmp_frame(rows: pd.DataFrame, label: Callable[[Mapping[Any, Any]], str]) -> pd.DataFrame:
+    """The common columns of a comparison table, from ``analysis`` comparison rows."""
+    return pd.DataFrame({
+        "comparison": [label(r) for r in recs_of(rows)],
+        "baseline img/s": rows["baseline_ips"].map(num),
+        "contender img/s": rows["contender_ips"].map(num),
+        "ratio [95% CI]": rows["text"],
+        "runs": rows["runs_baseline"].astype(int).astype(str) + " vs "
+        + rows["runs_contender"].astype(int).astype(str),
+    })
+
+
+def _forest(rows: pd.DataFrame, labels: Sequence[str], title: str) -> Markup:
+    rows = rows.head(40)
+    fig = charts.forest(list(labels)[:40], rows["ratio"].tolist(), rows["low"].tolist(),
+                        rows["high"].tolist(), rows["significant"].astype(bool).tolist(), title)
+    return figure(fig, title)
+
+
+def _short_labels(rows: pd.DataFrame) -> list[str]:
+    """Chart labels of compared cells: the workload, then the contender (the table beside the
+    chart names the baseline)."""
+    return [f"{w} {m} b{int(b)}: {lab}" for w, m, b, lab in zip(
+        rows["workload"], rows["mode"], rows["batch_size"], labels_of(rows), strict=True)]
+
+
+def _notes(rows: pd.DataFrame) -> list[str]:
+    notes = sorted({n for n in rows.get("note", pd.Series(dtype=str)) if n})
+    return [f"Note: {n}." for n in notes]
+
+
+# ------------------------------------------------------------------- 1 summary
+
+
+def summary(inp: Inputs) -> Section:
+    sec = Section("summary", "Summary")
+    cells = inp.cells
+    if cells.empty:
+        sec.empty = "No successful cells: nothing to summarise (see Cells that did not run)."
+        return sec
+    groups = list(cells.groupby(GROUP, sort=False))
+    findings, rows = [], []
+    for i, (g, sub) in enumerate(groups):
+        mid, dev, wl, mode = g
+        sub = sub.assign(label=an.config_labels(sub)).sort_values("ips", ascending=False)
+        top = recs_of(sub.iloc[[0]])[0]
+        where = f"{wl} {MODE_NAMES.get(str(mode), str(mode))} on {system(mid, dev)}"
+        rows.append({"machine / device": system(mid, dev), "workload": wl, "mode": mode,
+                     "fastest": nice_label(top), "img/s": num(top["ips"]),
+                     "95% CI": ci(top["low"], top["high"]), "configurations": len(sub)})
+        if i >= MAX_FINDINGS:
+            continue
+        if len(sub) == 1:
+            findings.append(f"{where}: {nice_label(top)} is the only configuration measured, "
+                            f"{num(top['ips'])} img/s {ci(top['low'], top['high'])}.")
+            continue
+        second = recs_of(sub.iloc[[1]])[0]
+        cmp = _compare(inp, second, top)
+        if cmp is None:
+            continue
+        if cmp.significant:
+            findings.append(f"{where}: {nice_label(top)} is fastest, {num(top['ips'])} img/s "
+                            f"{ci(top['low'], top['high'])}, {cmp.text()} {nice_label(second)}.")
+        else:
+            findings.append(f"{where}: the top two are not distinguishable: "
+                            f"{nice_label(top)} ({num(top['ips'])} img/s) and "
+                            f"{nice_label(second)} ({num(second['ips'])} img/s), {cmp.text()}.")
+    sec.add(f"{len(cells):,} cells measured on {cells['machine_id'].nunique()} machine(s); "
+            "each finding compares the fastest configuration with the runner-up, with the 95% "
+            "interval of their throughput ratio (see Method).")
+    sec.add(bullets(findings))
+    if len(groups) > MAX_FINDINGS:
+        sec.add(f"{len(groups) - MAX_FINDINGS:,} more groups are in the table below.")
+    sec.add(table(pd.DataFrame(rows), numeric=["img/s", "configurations"],
+                  download="summary.csv.gz"))
+    one_run = int((cells["runs"] == 1).sum())
+    if one_run:
+        sec.add(para(f"{one_run:,} of {len(cells):,} cells have one run: their intervals cover "
+                     "the noise between rounds, not between processes; use --repeat 3 for "
+                     "comparisons that do.", "note"))
+    return sec
+
+
+# ------------------------------------------------------------------- 2 throughput
+
+_MAIN = ["workload", "mode", "batch", "configuration", "img/s", "95% CI", "runs", "flags"]
+
+
+def throughput(inp: Inputs) -> Section:
+    sec = Section("throughput", "Throughput")
+    cells = inp.cells
+    if cells.empty:
+        sec.empty = "No successful cells to chart."
+        return sec
+    sec.add("Images/s of each cell: the median step time of its rounds (several runs: the "
+            "geometric mean of the runs' medians), with its 95% interval as whiskers. Series "
+            "labels name everything that differs between the cells of a chart.")
+    systems = list(cells.groupby(SYSTEM, sort=False))
+    for i, ((mid, dev), sub) in enumerate(systems):
+        if i >= MAX_CHARTS:
+            sec.add(f"{len(systems) - MAX_CHARTS} more machines/devices are in the table only.")
+            break
+        sub = sub.assign(series=an.config_labels(sub, fields=[f for f in an.CONFIG
+                                                               if f not in ("batch_size",)]),
+                         group=sub["workload"] + " " + sub["mode"] + " b"
+                         + sub["batch_size"].astype(int).astype(str))
+        title = f"Throughput on {system(mid, dev)}"
+        if len(sub) > MAX_CHART_BARS:
+            best = sub.sort_values("ips", ascending=False).groupby(["workload", "mode"],
+                                                                   sort=False).head(1)
+            if len(best) > MAX_CHART_BARS:
+                fig = charts.plt.figure(figsize=(charts.WIDTH_IN, 3.5))
+                ax = fig.add_subplot()
+                v = best["ips"].to_numpy(float)
+                ax.hist(np.log10(v[v > 0]), bins=40)
+                ax.set_xlabel("log10 images/s of the best configuration per workload and mode")
+                ax.set_ylabel("groups")
+                ax.set_title(f"{title}: distribution over {len(best):,} workload groups")
+                sec.add(figure(fig, title))
+                continue
+            best = best.assign(series="best configuration",
+                               group=best["group"] + " " + best["label"])
+            sec.add(f"{system(mid, dev)}: {len(sub):,} cells; the chart shows the best "
+                    "configuration of each workload and mode.")
+            sub = best
+        fig = charts.grouped_bars(sub, "group", "series", "ips", "low", "high", title,
+                                  "images/s (95% CI)")
+        sec.add(figure(fig, title))
+    t = pd.DataFrame({
+        "machine / device": [system(m, d) for m, d in zip(cells["machine_id"], cells["device"],
+                                                         strict=True)],
+        "workload": cells["workload"], "mode": cells["mode"],
+        "batch": cells["batch_size"].astype(int), "configuration": labels_of(cells),
+        "img/s": cells["ips"].map(num), "95% CI": [ci(a, b) for a, b in zip(
+            cells["low"], cells["high"], strict=True)],
+        "runs": cells["runs"].astype(int),
+        "flags": cells["flags"].map(lambda f: ", ".join(f) if isinstance(f, list) else ""),
+    })
+    if t["machine / device"].nunique() == 1:
+        t = t.drop(columns="machine / device")
+    sec.add(table(t, numeric=["batch", "img/s", "runs"], download="cells.csv.gz"))
+    more = pd.DataFrame({
+        "cell_id": cells["cell_id"], "framework version": cells["framework_version"],
+        "variant": cells["variant"],
+        "threads in force": cells["threads_set"].map(
+            lambda d: f"{d.get('intra_op')}/{d.get('inter_op')}" if isinstance(d, dict) else ""),
+        "MFU %": (100 * cells["mfu"].astype(float)).map(num),
+        "first step s": cells["first_step_s"].map(num),
+        "spread %": np.where(cells["runs"] > 1, (100 * cells["spread"].astype(float)).map(num), ""),
+        "±% (one run)": (100 * cells["rel_ci"].astype(float)).map(num),
+    })
+    sec.add(details("More columns: cell id, version, threads in force, MFU, first step, spread",
+                    table(more, numeric=["MFU %", "first step s", "spread %", "±% (one run)"],
+                          download="cells-more.csv.gz")))
+    return sec
+
+
+# ------------------------------------------------------------------- 3 speedup
+
+
+def _default_config(row: Mapping[Any, Any]) -> bool:
+    info = ADAPTERS.get(str(row["framework"]))
+    return (row["variant"] == "default" and row["options_key"] in ("{}", "")
+            and info is not None and row["exec_mode"] == info.default_exec_mode)
+
+
+def _against(inp: Inputs, group: Sequence[str], is_base: Callable[[Mapping[Any, Any]], bool],
+             ) -> tuple[pd.DataFrame, int]:
+    """Each cell against the one baseline cell of its ``group`` (none or several: skipped).
+    Plain dicts, not a pandas groupby: 100,000 cells make as many groups."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    get = operator.itemgetter(*group)
+    for r in inp.records:
+        groups.setdefault(get(r), []).append(r)
+    rows: list[dict[str, Any]] = []
+    total = 0
+    for recs in groups.values():
+        if len(recs) < 2:
+            continue
+        bases = [r for r in recs if is_base(r)]
+        if len(bases) != 1:
+            continue
+        for r in recs:
+            if r is bases[0]:
+                continue
+            total += 1
+            if len(rows) < MAX_COMPARISONS:
+                cmp = _compare(inp, bases[0], r)
+                if cmp is not None:
+                    rows.append({**r, **_cmp_fields(cmp), "base_label": nice_label(bases[0])})
+    return pd.DataFrame(rows), total
+
+
+def _cmp_fields(cmp: an.Comparison) -> dict[str, Any]:
+    return {"ratio": cmp.ratio, "low": cmp.low, "high": cmp.high,
+            "significant": cmp.significant, "text": cmp.text(), "note": cmp.note,
+            "baseline_ips": float("nan"), "contender_ips": float("nan"),
+            "runs_baseline": cmp.runs_baseline, "runs_contender": cmp.runs_contender}
+
+
+def _speedup_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "machine / device": [system(m, d) for m, d in zip(rows["machine_id"], rows["device"],
+                                                         strict=True)],
+        "workload": rows["workload"] + " " + rows["mode"] + " b"
+        + rows["batch_size"].astype(int).astype(str) + " " + rows["precision"],
+        "configuration": labels_of(rows),
+        "baseline": rows["base_label"],
+        "img/s": rows["ips"].map(num),
+        "ratio [95% CI]": rows["text"],
+    })
+
+
+def parse_baseline(text: str) -> dict[str, str]:
+    """'framework=pytorch,exec_mode=eager' -> a dict of cell key fields (ValueError else)."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        k, sep, v = part.partition("=")
+        k = k.strip()
+        if not sep or not v.strip():
+            raise ValueError(f"--baseline: expected FIELD=VALUE, got {part!r}")
+        if k not in KEY or k == "machine_id":
+            raise ValueError(f"--baseline: {k!r} is not a cell field (use "
+                             f"{', '.join(f for f in KEY if f not in ('machine_id', 'options_key'))})")
+        out[k] = v.strip()
+    if not out:
+        raise ValueError("--baseline: give at least one FIELD=VALUE")
+    return out
+
+
+def speedup(inp: Inputs) -> Section:
+    sec = Section("speedup", "Speedup")
+    if inp.cells.empty:
+        sec.empty = "No successful cells: no speedups."
+        return sec
+    if inp.baseline:
+        want = inp.baseline
+
+        def is_base(r: Mapping[Any, Any]) -> bool:
+            return all(str(r[k]) == v for k, v in want.items())
+
+        what = ", ".join(f"{k}={v}" for k, v in want.items())
+        rows, total = _against(inp, LIKE, is_base)
+        sec.add(f"Against the baseline {what}: every other configuration of the same workload, "
+                "mode, batch and precision on the same machine and device.")
+    else:
+        rows, total = _against(inp, [*LIKE, "framework"], _default_config)
+        sec.add("Against each framework's own default configuration (its default execution "
+                "mode, the default build, all threads): what each other setting of the same "
+                "framework gains. Choose another baseline with --baseline, e.g. "
+                "--baseline framework=pytorch,exec_mode=eager.")
+    if rows.empty:
+        sec.add("No cell has a baseline to compare with in its group (a speedup needs the "
+                "baseline configuration measured at the same workload, mode, batch and "
+                "precision).")
+    else:
+        sec.add(_forest(rows, _short_labels(rows), "Speedup over the baseline (see the table)"))
+        sec.add(table(_speedup_rows(rows), numeric=["img/s"], download="speedup.csv.gz"))
+        if total > len(rows):
+            sec.add(f"{len(rows)} of {total:,} comparisons computed (the first in key order).")
+        for n in _notes(rows):
+            sec.add(para(n, "note"))
+    # Against the fastest framework: each framework's best cell vs the best of all.
+    best = (inp.cells.sort_values("ips", ascending=False)
+            .groupby([*LIKE, "framework"], sort=False).head(1))
+    best = best[best.groupby(LIKE, sort=False)["framework"].transform("nunique") > 1]
+    recs: list[dict[str, Any]] = []
+    for _, sub in best.groupby(LIKE, sort=False):
+        if len(recs) >= MAX_COMPARISONS:
+            break
+        sub = sub.sort_values("ips", ascending=False)
+        top = recs_of(sub.iloc[[0]])[0]
+        for r in recs_of(sub.iloc[1:]):
+            if len(recs) >= MAX_COMPARISONS:
+                break
+            cmp = _compare(inp, top, r)
+            if cmp is not None:
+                recs.append({**r, **_cmp_fields(cmp), "base_label": nice_label(top)})
+    sec.add(Markup("<h3>Against the fastest framework on the same device</h3>"))
+    if not recs:
+        sec.add("Only one framework was measured per workload: nothing to rank.")
+        return sec
+    fast = pd.DataFrame(recs)
+    sec.add("Each framework's best configuration as a fraction of the fastest framework's, at "
+            "the same workload, mode, batch and precision (1 = as fast as the fastest).")
+    sec.add(table(_speedup_rows(fast), numeric=["img/s"], download="vs-fastest.csv.gz"))
+    # The heatmap: framework x workload, one per machine/device and mode.
+    n_maps = 0
+    for (mid, dev, mode), sub in best.groupby(["machine_id", "device", "mode"], sort=False):
+        if sub["framework"].nunique() < 2 or n_maps >= MAX_CHARTS:
+            continue
+        n_maps += 1
+        # One batch per workload: the one most frameworks ran (ties: the larger).
+        cnt = sub.groupby(["workload", "batch_size", "precision"]).size().reset_index(name="n")
+        pick = cnt.sort_values(["n", "batch_size"], ascending=False).groupby("workload").head(1)
+        frs = sorted(sub["framework"].unique())
+        wls = list(dict.fromkeys(pick["workload"]))[:16]  # a readable heatmap
+        mat = pd.DataFrame(np.nan, index=[fw(f) for f in frs], columns=wls)
+        notes = pd.DataFrame("", index=mat.index, columns=wls)
+        for p in recs_of(pick[pick["workload"].isin(wls)]):
+            s = sub[(sub["workload"] == p["workload"]) & (sub["batch_size"] == p["batch_size"])
+                    & (sub["precision"] == p["precision"])]
+            top = recs_of(s.sort_values("ips", ascending=False).iloc[[0]])[0]
+            for r in recs_of(s):
+                if r is top or r["cell_id"] == top["cell_id"]:
+                    mat.loc[fw(r["framework"]), p["workload"]] = 1.0
+                    notes.loc[fw(r["framework"]), p["workload"]] = "fastest"
+                    continue
+                cmp = _compare(inp, top, r)
+                if cmp is not None:
+                    mat.loc[fw(r["framework"]), p["workload"]] = cmp.ratio
+                    notes.loc[fw(r["framework"]), p["workload"]] = (
+                        f"{cmp.ratio:.2f}\n[{cmp.low:.2f}, {cmp.high:.2f}]"
+                        + ("" if cmp.significant else "\nno clear diff."))
+        title = f"{MODE_NAMES.get(str(mode), str(mode)).capitalize()} on {system(mid, dev)}: each " \
+                "framework's best / the fastest"
+        sec.add(figure(charts.heatmap(mat, notes, title, "ratio to the fastest"), title))
+    return sec
+
+
+# ------------------------------------------------------------------- 4 modes and precision
+
+
+def modes(inp: Inputs) -> Section:
+    sec = Section("modes", "Execution mode and precision")
+    if inp.cells.empty:
+        sec.empty = "No successful cells."
+        return sec
+    parts = []
+    rows_e, tot_e = _against(inp, [f for f in KEY if f != "exec_mode"], lambda r: r[
+        "exec_mode"] == (ADAPTERS[r["framework"]].default_exec_mode
+                         if r["framework"] in ADAPTERS else ""))
+    rows_p, tot_p = _against(inp, [f for f in KEY if f != "precision"],
+                             lambda r: r["precision"] == "fp32")
+    for rows, total, what, name in (
+            (rows_e, tot_e, "each execution mode over the framework's default mode", "modes"),
+            (rows_p, tot_p, "each precision over fp32, in the same execution mode",
+             "precision")):
+        if rows.empty:
+            continue
+        parts.append(what)
+        sec.add(Markup(f"<h3>{esc(what.capitalize())}</h3>"))
+        sec.add(_forest(rows, _short_labels(rows), what.capitalize()))
+        sec.add(table(_speedup_rows(rows), numeric=["img/s"], download=f"{name}.csv.gz"))
+        if total > len(rows):
+            sec.add(f"{len(rows)} of {total:,} comparisons shown.")
+    if not parts:
+        sec.empty = ("No cell was measured in two execution modes or two precisions with all "
+                     "else equal (use --exec-modes eager,compiled or --precisions fp32,bf16).")
+    return sec
+
+
+# ------------------------------------------------------------------- 5 threads
+
+
+def threads(inp: Inputs) -> Section:
+    sec = Section("threads", "Thread scaling")
+    cells = inp.cells
+    if cells.empty or (cells["threads"] > 0).sum() == 0:
+        sec.empty = "No cell was run at explicit thread counts (use --threads 1,2,…)."
+        return sec
+    fixed = [f for f in KEY if f != "threads"]
+    sub = cells[cells["threads"] > 0]
+    sub = sub[sub.groupby(fixed, sort=False, dropna=False)["threads"].transform("nunique") > 1]
+    if sub.empty:
+        sec.empty = "No cell was run at two or more thread counts with all else equal."
+        return sec
+    sub = sub.assign(series=an.config_labels(sub, fields=[
+        f for f in an.CONFIG if f not in ("threads", "batch_size", "device", "machine_id")]))
+    recs: list[dict[str, Any]] = []
+    for _, g in sub.groupby(fixed, sort=False, dropna=False):
+        if len(recs) >= MAX_COMPARISONS:
+            break
+        g = g.sort_values("threads")
+        base = recs_of(g.iloc[[0]])[0]
+        recs.append({**base, "speedup": 1.0, "s_low": 1.0, "s_high": 1.0, "efficiency": 1.0,
+                     "e_low": 1.0, "e_high": 1.0, "text": "baseline",
+                     "series": nice_label({**base, "label": base["series"]})})
+        series = recs[-1]["series"]
+        for r in recs_of(g.iloc[1:]):
+            if len(recs) >= MAX_COMPARISONS:
+                break
+            cmp = _compare(inp, base, r)
+            if cmp is None:
+                continue
+            n = r["threads"] / base["threads"]
+            recs.append({**r, "speedup": cmp.ratio, "s_low": cmp.low, "s_high": cmp.high,
+                         "efficiency": cmp.ratio / n, "e_low": cmp.low / n,
+                         "e_high": cmp.high / n, "text": cmp.text(),
+                         "series": series})
+    if not recs:
+        sec.empty = "No cell was run at two or more thread counts with all else equal."
+        return sec
+    df = pd.DataFrame(recs)
+    df["group"] = (df["machine_id"] + " " + df["workload"] + " " + df["mode"] + " b"
+                   + df["batch_size"].astype(int).astype(str))
+    sec.add("Speedup over the fewest threads measured, and efficiency = speedup ÷ (threads "
+            "÷ fewest threads); the dotted line is ideal linear scaling. Intervals are the "
+            "comparison layer's.")
+    for i, (grp, g) in enumerate(df.groupby("group", sort=False)):
+        if i >= MAX_CHARTS:
+            break
+        fewest = g.groupby("series")["threads"].transform("min")
+        ideal = g.assign(speedup=g["threads"] / fewest)
+        fig = charts.lines(g, "threads", "speedup", "s_low", "s_high", "series",
+                           f"Thread scaling: {grp}", "threads", "speedup (95% CI)", ideal=ideal)
+        sec.add(figure(fig, f"Thread scaling {grp}"))
+    t = pd.DataFrame({"cell": df["group"] + " " + df["series"], "threads": df["threads"],
+                      "img/s": df["ips"].map(num), "speedup [95% CI]": df["text"],
+                      "efficiency": [f"{e:.0%} [{lo:.0%}, {hi:.0%}]" for e, lo, hi in zip(
+                          df["efficiency"], df["e_low"], df["e_high"], strict=True)]})
+    sec.add(table(t, numeric=["threads", "img/s"], download="threads.csv.gz"))
+    return sec
+
+
+# ------------------------------------------------------------------- builds
+
+
+def builds(inp: Inputs) -> Section:
+    sec = Section("builds", "What a build for your CPU buys you")
+    if inp.cells.empty or (inp.cells["variant"] != "default").sum() == 0:
+        sec.empty = ("No build variant was measured beside the default build (use e.g. "
+                     "--variants default,x86-64-v2,x86-64-v3).")
+        return sec
+    rows, total = _against(inp, [f for f in KEY if f != "variant"],
+                           lambda r: r["variant"] == "default")
+    if rows.empty:
+        sec.empty = "No variant was measured with its default build at the same settings."
+        return sec
+    sec.add("Each build variant and alternative build against the same framework's default "
+            "build, same workload, mode, batch, precision and threads. The seeds' anchor: a "
+            "TensorFlow built for the CPU (SSE4/AVX/AVX2/FMA) trains about 30% faster and "
+            "predicts about 2× faster than the stock build.")
+    sec.add(_forest(rows, _short_labels(rows), "Variant / default build"))
+    t = _speedup_rows(rows).assign(version=rows["framework_version"].astype(str))
+    sec.add(table(t, numeric=["img/s"], download="builds.csv.gz"))
+    if total > len(rows):
+        sec.add(f"{len(rows)} of {total:,} comparisons shown.")
+    return sec
+
+
+def scaling(inp: Inputs) -> Section:
+    sec = Section("scaling", "Data-parallel scaling")
+    sec.empty = "No multi-device cells in these results (use --devices with a device set)."
+    return sec
+
+
+# ------------------------------------------------------------------- 6 machines
+
+
+def _systems(inp: Inputs) -> list[tuple[str, str]]:
+    order = list(dict.fromkeys(zip(inp.cells["machine_id"], inp.cells["device"], strict=True)))
+    return [(str(m), str(d)) for m, d in order]
+
+
+def reference_system(inp: Inputs) -> tuple[str, str] | None:
+    systems = _systems(inp)
+    if not systems:
+        return None
+    if inp.reference_machine:
+        mine = [s for s in systems if s[0] == inp.reference_machine]
+        if not mine:
+            raise ValueError(f"--reference-machine {inp.reference_machine!r} has no results "
+                             f"(machines: {', '.join(sorted({s[0] for s in systems}))})")
+        systems = mine
+    counts = inp.cells.groupby(SYSTEM).size()
+    return max(systems, key=lambda s: (s[0] == systems[0][0], counts.get(s, 0)))
+
+
+def machine_table(inp: Inputs) -> pd.DataFrame:
+    rows = []
+    ids = list(dict.fromkeys([*inp.cells.get("machine_id", []), *inp.machines]))
+    for mid in ids:
+        m = inp.machines.get(str(mid), {})
+        cpu = m.get("cpu") or {}
+        rows.append({"machine": mid, "CPU": cpu.get("model", ""),
+                     "cores": cpu.get("logical_cores", ""),
+                     "ISA": " ".join(x for x in cpu.get("isa") or [] if x.startswith(("avx", "amx",
+                                                                                     "fma"))),
+                     "memory GiB": num((m.get("memory_bytes") or 0) / 2**30) if m else "",
+                     "GPUs": ", ".join(str(g.get("name")) for g in m.get("gpus") or []) or "none",
+                     "OS": m.get("os", "")})
+    return pd.DataFrame(rows)
+
+
+def machines(inp: Inputs) -> Section:
+    sec = Section("machines", "Machines compared")
+    if inp.cells.empty:
+        sec.empty = "No successful cells."
+        return sec
+    sec.add(table(machine_table(inp), numeric=["cores", "memory GiB"]))
+    systems = _systems(inp)
+    if len(systems) < 2:
+        sec.add("One machine and device only: run the same sweep on another machine (or with "
+                "--machine-id on this one) and pass both results folders to cnnbench report.")
+        return sec
+    ref = reference_system(inp)
+    assert ref is not None
+    best = (inp.cells.sort_values("ips", ascending=False)
+            .groupby([*SYSTEM, "workload", "mode", "batch_size", "precision"], sort=False)
+            .head(1))
+    like = ["workload", "mode", "batch_size", "precision"]
+    refb = {tuple(r[f] for f in like): r for r in recs_of(best)
+            if (r["machine_id"], r["device"]) == ref}
+    recs: list[dict[str, Any]] = []
+    for r in recs_of(best):
+        base = refb.get(tuple(r[f] for f in like))
+        if base is None or (r["machine_id"], r["device"]) == ref or len(recs) >= MAX_COMPARISONS:
+            continue
+        cmp = _compare(inp, base, r)
+        if cmp is not None:
+            recs.append({**r, **_cmp_fields(cmp), "base_label": nice_label(base)})
+    sec.add(f"Each machine and device's best configuration per workload, mode, batch and "
+            f"precision, normalised to the reference {system(*ref)} (choose it with "
+            "--reference-machine), with the geometric mean across workloads per mode, as "
+            "Lambda's GPU pages do, but with 95% intervals. Precisions are never mixed.")
+    if not recs:
+        sec.add("No workload was measured on both the reference and another machine at the same "
+                "batch and precision.")
+        return sec
+    df = pd.DataFrame(recs)
+    gm_rows = []
+    for (mid, dev, mode, prec), g in df.groupby([*SYSTEM, "mode", "precision"], sort=False):
+        gm = an.geomean(g["ratio"], g["low"], g["high"])
+        gm_rows.append({"machine / device": system(mid, dev), "mode": mode, "precision": prec,
+                        "workloads": gm.n, "geomean vs reference": gm.text(),
+                        "ratio": gm.ratio, "low": gm.low, "high": gm.high,
+                        "significant": not gm.low <= 1 <= gm.high})
+    gms = pd.DataFrame(gm_rows)
+    sec.add(_forest(gms, [f"{r['machine / device']} {r['mode']} {r['precision']}"
+                         for r in gm_rows], f"Geometric mean throughput relative to {system(*ref)}"))
+    sec.add(table(gms.drop(columns=["ratio", "low", "high", "significant"]),
+                  numeric=["workloads"]))
+    t = pd.DataFrame({
+        "machine / device": [system(m, d) for m, d in zip(df["machine_id"], df["device"],
+                                                         strict=True)],
+        "workload": df["workload"] + " " + df["mode"] + " b"
+        + df["batch_size"].astype(int).astype(str) + " " + df["precision"],
+        "best here": labels_of(df), "img/s": df["ips"].map(num),
+        "best on reference": df["base_label"], "vs reference [95% CI]": df["text"]})
+    sec.add(details("Per workload", table(t, numeric=["img/s"], download="machines.csv.gz")))
+    return sec
+
+
+# ------------------------------------------------------------------- 7 buyer's view
+
+
+def buyers(inp: Inputs) -> Section:
+    sec = Section("buyers", "Buyer's view")
+    if inp.cells.empty:
+        sec.empty = "No successful cells."
+        return sec
+    # The best by the lower bound of its interval, per machine/device, workload, mode and
+    # precision: a figure a buyer can count on, never a lucky point estimate.
+    best = (inp.cells.sort_values("low", ascending=False)
+            .groupby([*SYSTEM, "workload", "mode", "precision"], sort=False).head(1))
+    if not inp.prices:
+        sec.add("No prices file: pass --prices prices.toml (purchase price, hourly price and "
+                "power in watts per machine; see the README) for images/s per 1,000 of price, "
+                "per rented hour and per kWh.")
+    else:
+        rows = []
+        for r in recs_of(best):
+            p = price_for(str(r["machine_id"]), inp.prices)
+            if p is None:
+                continue
+            lo = float(r["low"])
+            rows.append({
+                "machine / device": f"{p.label} ({system(r['machine_id'], r['device'])})",
+                "workload": f"{r['workload']} {r['mode']} {r['precision']}",
+                "best (by lower bound)": nice_label(r),
+                "img/s, lower bound": num(lo),
+                "img/s per 1,000 of price": num(lo * 1000 / p.price_usd) if p.price_usd else "",
+                "images per rented hour": num(lo * 3600) if p.hourly_usd else "",
+                "images per 1 of rent": num(lo * 3600 / p.hourly_usd) if p.hourly_usd else "",
+                "images per kWh": num(lo * 3600 / (p.watts / 1000)) if p.watts else "",
+            })
+        if rows:
+            sec.add("Throughput is each cell's lower 95% bound; power is the prices file's "
+                    "figure (no cell here reports a measured power draw). Precisions are kept "
+                    "apart.")
+            sec.add(table(pd.DataFrame(rows), numeric=[
+                "img/s, lower bound", "img/s per 1,000 of price", "images per rented hour",
+                "images per 1 of rent", "images per kWh"], download="value.csv.gz"))
+        else:
+            sec.add("The prices file names none of these machines.")
+    job = inp.job
+    train = best[(best["workload"] == job.workload) & (best["mode"] == "train")]
+    sec.add(Markup(f"<h3>Estimated time to train: {esc(job.text())}</h3>"))
+    if train.empty:
+        sec.add(f"Not measured: no {job.workload} training cell in these results (the default "
+                f"sweep trains only the small workloads; run --workloads {job.workload} "
+                "--modes train, or --full).")
+        return sec
+    rows = []
+    for r in recs_of(train):
+        hours = [job.total / float(v) / 3600 for v in (r["ips"], r["high"], r["low"])]
+        p = price_for(str(r["machine_id"]), inp.prices)
+        row = {"machine / device": system(r["machine_id"], r["device"]),
+               "configuration": nice_label(r), "precision": r["precision"],
+               "img/s [95% CI]": f"{num(r['ips'])} {ci(r['low'], r['high'])}",
+               "hours (estimate)": f"{num(hours[0])} [{num(hours[1])}, {num(hours[2])}]",
+               "rental cost": "", "energy kWh": ""}
+        if p is not None and p.hourly_usd:
+            row["rental cost"] = f"{num(hours[0] * p.hourly_usd)} [{num(hours[1] * p.hourly_usd)}, " \
+                                 f"{num(hours[2] * p.hourly_usd)}]"
+        if p is not None and p.watts:
+            row["energy kWh"] = num(hours[0] * p.watts / 1000)
+        rows.append(row)
+    sec.add(table(pd.DataFrame(rows)))
+    sec.add(para("An estimate: the measured training throughput (synthetic data, the batch size "
+                 "measured) held for the whole job, with no data loading, evaluation or "
+                 "checkpoints; the range is from the throughput's 95% interval.", "note"))
+    return sec
+
+
+# ------------------------------------------------------------------- 8 claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    compared: str
+
+
+CLAIMS = (
+    Claim("The TensorFlow CIFAR-10 demo trains at 770 img/s on an i7 and 2,200 img/s on a GTX "
+          "1080 Ti: about 2.9× GPU over CPU.",
+          "TensorFlow cifar10_tutorial training, best GPU cell vs best CPU cell"),
+    Claim("A production model runs about 25× faster on a GPU than on the CPU.",
+          "ResNet-50 training (else inference), best GPU cell vs best CPU cell"),
+    Claim("Two GPUs train at about 1.5× one (\"the more cards, the lower the ratio\").",
+          "the same cell on 2 GPUs vs 1 GPU (hardware, not simulated)"),
+    Claim("A TensorFlow built with SSE4/AVX/AVX2/FMA trains about 30% faster and predicts "
+          "about 2× faster than the stock build.",
+          "TensorFlow's default build vs the same build capped to x86-64-v2 (SSE4.2, what a "
+          "build without AVX runs), ResNet-20 (else any workload), train and infer"),
+)
+
+
+def _best(cells: pd.DataFrame, **match: Any) -> pd.DataFrame:
+    sel = cells
+    for k, v in match.items():
+        sel = sel[sel[k].isin(v) if isinstance(v, (list, tuple)) else sel[k] == v]
+    return sel.sort_values("ips", ascending=False)
+
+
+def _gpu_vs_cpu(inp: Inputs, **match: Any) -> str:
+    cells = inp.cells
+    sel = _best(cells, **match)
+    gpu = sel[sel["device"].str.startswith("gpu")]
+    cpu = sel[sel["device"] == "cpu"]
+    if gpu.empty:
+        first = recs_of(cpu.iloc[[0]])[0] if not cpu.empty else {}
+        got = (f"; on the CPU: {num(first['ips'])} img/s ({nice_label(first)})"
+               if not cpu.empty else "")
+        return "not measured on this machine (no GPU results)" + got
+    if cpu.empty:
+        return "not measured on this machine (no CPU result for the same workload)"
+    g, c = recs_of(gpu.iloc[[0]])[0], recs_of(cpu.iloc[[0]])[0]
+    cmp = _compare(inp, c, g)
+    return (f"{num(g['ips'])} img/s on {system(g['machine_id'], g['device'])} vs "
+            f"{num(c['ips'])} on {system(c['machine_id'], 'cpu')}: "
+            + (cmp.text() if cmp else "n/a"))
+
+
+def claims(inp: Inputs) -> Section:
+    sec = Section("claims", "The seeds' claims checked")
+    cells = inp.cells
+    results: list[str] = []
+    if cells.empty:
+        results = ["not measured on this machine"] * len(CLAIMS)
+    else:
+        results.append(_gpu_vs_cpu(inp, framework="tensorflow", workload="cifar10_tutorial",
+                                   mode="train"))
+        r50 = "train" if not _best(cells, workload="resnet50", mode="train").empty else "infer"
+        results.append(_gpu_vs_cpu(inp, workload="resnet50", mode=r50)
+                       + ("" if r50 == "train" else " (inference: no ResNet-50 training cells)"))
+        two = cells[(cells["device"].str.startswith("gpu")) & (cells["n_devices"] == 2)
+                    ] if "n_devices" in cells else cells.iloc[0:0]
+        if "simulated" in cells:
+            two = two[two["simulated"] != True]  # noqa: E712 (None and False alike)
+        results.append("not measured on this machine (no 2-GPU cells)" if two.empty else
+                       "see Data-parallel scaling: 2-GPU efficiency with its interval")
+        results.append(_tf_build_claim(inp))
+    t = pd.DataFrame({"claim": [c.text for c in CLAIMS], "compared here": [c.compared for c in CLAIMS],
+                      "what these results show": results})
+    sec.add("Each claim from the seeds beside what these results show, like for like (the same "
+            "workload and mode). A ratio whose interval crosses 1 reads \"no clear "
+            "difference\".")
+    sec.add(table(t))
+    return sec
+
+
+def _tf_build_claim(inp: Inputs) -> str:
+    cells = inp.cells
+    tf = cells[cells["framework"] == "tensorflow"]
+    capped = tf[tf["variant"].isin(["x86-64-v2", "isa-generic", "sse4"])]
+    if capped.empty:
+        return "not measured on this machine (no TensorFlow ISA-capped variant: run --variants " \
+               "default,x86-64-v2)"
+    out = []
+    for mode in ("train", "infer"):
+        for c in recs_of(capped[capped["mode"] == mode]):
+            same = tf[(tf["variant"] == "default") & (tf["workload"] == c["workload"])
+                      & (tf["mode"] == mode) & (tf["batch_size"] == c["batch_size"])
+                      & (tf["exec_mode"] == c["exec_mode"]) & (tf["precision"] == c["precision"])
+                      & (tf["threads"] == c["threads"]) & (tf["machine_id"] == c["machine_id"])]
+            if same.empty:
+                continue
+            cmp = _compare(inp, c, recs_of(same.iloc[[0]])[0])
+            if cmp is not None:
+                out.append(f"{c['workload']} {mode}: default vs {c['variant']} {cmp.text()}")
+                break
+    return "; ".join(out) or "not measured on this machine (no default cell to pair with)"
+
+
+# ------------------------------------------------------------------- 9 method
+
+
+def method(inp: Inputs) -> Section:
+    sec = Section("method", "Method")
+    df = inp.df
+    sec.add(bullets([
+        "Each cell runs in a fresh worker process in its framework's own environment, with "
+        "synthetic data and generated weights. The first step (compilation, graph capture) "
+        "is timed apart; warm-up runs until the step time stops drifting; then timed rounds "
+        "of several steps, each ended by a device sync, until the median's 95% interval "
+        "reaches its target or the cell's budget (warm-up plus rounds) runs out.",
+        "A cell's images/s is batch size ÷ median step time; its interval is the "
+        "distribution-free interval of the median (one run) or the hierarchical bootstrap "
+        "over runs then rounds with Student's t (several runs).",
+        "A comparison of two cells is the ratio of their throughputs with a 95% interval: "
+        "between runs, Welch's t on the log of each run's median with a resample of runs then "
+        "rounds; one run a side, a bootstrap of the ratio of medians and Mann–Whitney U on the "
+        "rounds, which does not cover the noise between processes. A ratio whose interval "
+        "crosses 1 reads \"no clear difference\". Geometric means resample the cells and each "
+        "cell's own interval.",
+        "Flags: ci_wide, above_peak (faster than the device's measured GEMM peak), "
+        "time_not_growing, warmup_unsteady, busy_machine, over_budget, threads_mismatch; see "
+        "the README's schema.",
+        "Every figure traces to its results row by cell_id (the Throughput section's "
+        "More columns, and the downloads).",
+    ]))
+    if df.empty:
+        sec.add("No rows.")
+        return sec
+    ok = df[df["status"] == "ok"]
+    sw = (ok.assign(onednn=ok["build"].map(_onednn))
+          .groupby(["machine_id", "framework", "variant", "framework_version", "python"],
+                   dropna=False)
+          .agg(cells=("cell_id", "size"), onednn=("onednn", "first"),
+               budget_s=("budget_s", "median")).reset_index())
+    sec.add(Markup("<h3>Software and variants</h3>"))
+    sw["budget_s"] = sw["budget_s"].map(num)
+    sec.add(table(sw.rename(columns={"budget_s": "budget s", "machine_id": "machine",
+                                     "framework_version": "version"}),
+                  numeric=["cells", "budget s"]))
+    pk = peaks(df)
+    if pk:
+        sec.add(Markup("<h3>Measured peaks</h3>"))
+        sec.add("Each device's peak is the fastest round of any framework's n×n GEMM probe at "
+                "that thread count and precision; MFU = achieved FLOP/s ÷ peak.")
+        sec.add(table(pd.DataFrame(pk).drop(columns=["flops"]), numeric=["gflops", "n"]))
+    return sec
+
+
+def _onednn(build: Any) -> str:
+    if not isinstance(build, dict):
+        return ""
+    o = build.get("onednn")
+    if isinstance(o, dict):
+        return f"{'on' if o.get('enabled') else 'off'} {o.get('version') or ''}".strip()
+    return ""
+
+
+# ------------------------------------------------------------------- 10 not run, problems
+
+
+def not_run(inp: Inputs) -> Section:
+    sec = Section("not-run", "Cells that did not run")
+    df = inp.df
+    failed = df[df["status"] != "ok"] if not df.empty else df
+    if failed.empty:
+        sec.empty = "Every cell ran."
+        return sec
+    counts = failed["status"].value_counts()
+    sec.add(", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
+    t = failed.sort_values("started_at", na_position="last")[
+        ["framework", "variant", "device", "workload", "mode", "batch_size", "precision",
+         "exec_mode", "status", "error"]].rename(columns={"batch_size": "batch"})
+    sec.add(table(t, download="not-run.csv.gz"))
+    return sec
+
+
+def problems(inp: Inputs) -> Section:
+    sec = Section("problems", "Problems reading results")
+    if not inp.problems:
+        sec.empty = "None: every line of every results file was read."
+        return sec
+    sec.add(bullets(inp.problems[:200]))
+    if len(inp.problems) > 200:
+        sec.add(f"… and {len(inp.problems) - 200} more.")
+    return sec
+
+
+BUILDERS = (summary, throughput, speedup, modes, builds, threads, scaling, machines, buyers,
+            claims, method, not_run, problems)
