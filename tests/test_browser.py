@@ -44,18 +44,6 @@ BOLD = "<b>x</b>"
 HOSTILE = {field: f"{field}{SCRIPT}{BOLD}" for field in ("framework", "variant", "error",
                                                              "options")}
 
-# What today's report (before issue 11's rewrite) does not do yet. These tests are strict
-# xfails: the day the new report passes one, it fails as XPASS, and its marker goes.
-TODAY_FAILS_SECTIONS = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="today's report has no <section id=...> per SECTION_IDS (issue 11's new report)")
-TODAY_FAILS_OVERFLOW = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="today's 19-column throughput table runs off a 1366 px page (issue 11)")
-TODAY_FAILS_OPTIONS = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="today's report shows no adapter options at all (issue 11: labels name them)")
-
 VARIANTS_TOML = """\
 [[variant]]
 name = "slow"
@@ -268,7 +256,6 @@ def test_no_console_errors_page_errors_or_requests_leaving_the_file(opened: Open
     assert leaving == []
 
 
-@TODAY_FAILS_SECTIONS
 def test_every_section_present_in_order_with_a_heading(opened: Opened) -> None:
     found = opened.page.evaluate("""(ids) => ids.map(id => {
         const s = document.getElementById(id);
@@ -295,7 +282,6 @@ def test_every_image_decoded_with_a_size(opened: Opened) -> None:
     assert bad == []
 
 
-@TODAY_FAILS_OVERFLOW
 def test_no_horizontal_overflow_at_laptop_width(opened: Opened) -> None:
     got = opened.page.evaluate("""() => {
         const se = document.scrollingElement, vw = se.clientWidth;
@@ -342,10 +328,7 @@ def test_markup_in_results_runs_nothing_and_makes_no_element(hostile: Opened) ->
     assert planted == {"scripts": 0, "bold": 0}
 
 
-@pytest.mark.parametrize("field", [
-    "framework", "variant", "error",
-    pytest.param("options", marks=TODAY_FAILS_OPTIONS),
-])
+@pytest.mark.parametrize("field", ["framework", "variant", "error", "options"])
 def test_markup_in_results_is_shown_as_literal_text(hostile: Opened, field: str) -> None:
     text = hostile.page.evaluate("() => document.body.innerText")
     assert HOSTILE[field] in text, f"the planted {field} is not shown as text"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from cnnbench.report import write_report
 from tests.manycells import measured_row, write_many
 
@@ -22,15 +20,6 @@ MAX_HTML_BYTES = 5_000_000
 # cell would be 20,000.
 MAX_TABLE_ROWS = 2_000
 
-# Not run against today's report: it draws one chart bar and one table row per cell, and its
-# chart alone grows faster than the cell count (1,000 cells: over a minute; 5,000: over
-# 5 minutes and 2.4 GB, stopped there). The new report (issue 11) removes this marker.
-TODAY_FAILS = pytest.mark.xfail(
-    run=False, reason="today's report has one table row and one chart bar per cell, and takes "
-                      "minutes at this size (issue 11's new report summarises)")
-
-
-@TODAY_FAILS
 def test_twenty_thousand_cells_make_a_small_page(tmp_path: Path) -> None:
     row, machine = measured_row(tmp_path)
     write_many(tmp_path / "results", row, machine, CELLS)
