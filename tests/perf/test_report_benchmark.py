@@ -6,7 +6,7 @@ interpreter start, imports, reading every row, analysis and rendering. The goals
 benchmark's ``extra_info``: under 10 s, under 1 GB of peak memory (the subprocess's maximum
 resident set), an HTML file under 5 MB. Memory and size are asserted; time never is.
 
-Run: tox -e perf -- -k report   (CNNBENCH_PERF_CELLS=20000 for a smaller set)
+Run: tox -e perf -- -k report_benchmark   (CNNBENCH_PERF_CELLS=20000 for a smaller set)
 """
 
 from __future__ import annotations
