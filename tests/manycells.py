@@ -28,7 +28,8 @@ def measured_row(tmp: Path, budget: float = 0.5) -> tuple[dict[str, Any], str]:
     and its machine record (machine.json's text)."""
     res = tmp / "measured"
     r = subprocess.run([sys.executable, "-m", "cnnbench", "run", "--repeat", "1",
-                        "--frameworks", "null", "--workloads", "lenet5", "--modes", "infer", "--batch-sizes", "8",
+                        "--frameworks", "null", "--workloads", "lenet5", "--modes", "infer",
+                        "--batch-sizes", "8",
                         "--threads", "2", "--budget", str(budget), "--no-probe",
                         "--no-noise-check", "--no-progress", "--results-dir", str(res),
                         "--machine-id", "scale-box", "--run-id", "one"],
