@@ -150,7 +150,9 @@ def test_default_plan_fits_a_2_core_laptop_in_about_20_minutes() -> None:
     assert {c.workload for c in cells} == set(est.REFERENCE_IMAGES_S)  # every workload ...
     assert {c.framework for c in cells} == set(FRAMEWORKS)  # ... and every framework
     over = [c for c in cells if est.estimate_cell(c, est.DEFAULT_PLAN.budget_s, PEAK_2CORE).over_budget]
-    assert len(over) <= 4  # the few that are, are flagged by the protocol
+    # At 5 s a run (three runs a cell), the step-bound ImageNet inference cells outlast it:
+    # they still take their 8 rounds and are flagged by the protocol.
+    assert len(over) <= 10
 
 
 def test_full_plan_estimate_is_near_the_measured_sweep() -> None:
@@ -160,7 +162,8 @@ def test_full_plan_estimate_is_near_the_measured_sweep() -> None:
     cell) already gives ~53 min for the 21 step-bound cells."""
     cells = est.FULL_PLAN.expand(FRAMEWORKS, threads=[2])
     assert len(cells) == 48
-    total = est.estimate_plan_s(cells, est.FULL_PLAN.budget_s, PEAK_2CORE, with_probes=True)
+    # That sweep ran at 20 s a cell (the full preset is now three runs of 8 s).
+    total = est.estimate_plan_s(cells, 20.0, PEAK_2CORE, with_probes=True)
     assert 0.75 * MEASURED_FULL_SWEEP_MIN * 60 <= total <= 1.5 * MEASURED_FULL_SWEEP_MIN * 60
     over = [c for c in cells if est.estimate_cell(c, 20.0, PEAK_2CORE).over_budget]
     assert 15 <= len(over) <= 27  # the sweep flagged 21 of 48 rows over_budget
