@@ -10,7 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class Threads(TypedDict):
 
     intra_op: int  # threads inside one op (convolution, GEMM)
     inter_op: int  # ops run concurrently
+    processes: NotRequired[int]  # data-parallel processes on this node sharing the cell's threads
 
 
 # Precisions with no CPU path in any adapter: fp16 mixed precision needs GPU tensor cores to
@@ -47,9 +48,49 @@ def gpu_index(device: str) -> int | None:
     return int(idx)
 
 
+@dataclass(frozen=True)
+class DeviceSet:
+    """The devices of a cell: ``kind`` "cpu" or "gpu"; ``indices`` the GPUs (None: all the
+    framework sees) or, for ``cpu*N``, 0..N-1 simulated CPU devices on the same cores."""
+
+    kind: str
+    indices: tuple[int, ...] | None
+    simulated: bool = False
+
+    @property
+    def parallel(self) -> bool:
+        return self.indices is None or len(self.indices) > 1
+
+
+def device_set(device: str) -> DeviceSet:
+    """Parse cpu, cpu*N, gpu:N, gpu:0+1 and gpu:all (the plan's normalized spellings)."""
+    if device == "cpu":
+        return DeviceSet("cpu", (0,))
+    if device.startswith("cpu*") and device[4:].isdigit() and int(device[4:]) > 0:
+        return DeviceSet("cpu", tuple(range(int(device[4:]))), simulated=int(device[4:]) > 1)
+    kind, _, idx = device.partition(":")
+    if kind == "gpu" and idx == "all":
+        return DeviceSet("gpu", None)
+    parts = idx.split("+")
+    if kind != "gpu" or not all(p.isdigit() for p in parts):
+        raise Unsupported(f"no device {device!r} (use cpu, cpu*N, gpu:N, gpu:0+1 or gpu:all)")
+    return DeviceSet("gpu", tuple(int(p) for p in parts))
+
+
+def dist_env() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when torchrun (or any launcher with its variables)
+    started this process as one of several; None otherwise."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
+            int(os.environ.get("LOCAL_RANK", "0")))
+
+
 @dataclass
 class BuildOptions:
-    device: str = "cpu"  # "cpu" or "gpu:N"
+    device: str = "cpu"  # "cpu", "gpu:N", or a device set run data parallel (device_set)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision) | tf32
     exec_mode: str = "eager"
     mode: str = "infer"  # train | infer (decides e.g. whether an optimizer is made)
@@ -72,7 +113,7 @@ class Adapter(ABC):
         from . import get_info
 
         info = get_info(self.name)
-        p, on_cpu = opts.precision, gpu_index(opts.device) is None
+        p, on_cpu = opts.precision, device_set(opts.device).kind == "cpu"
         if p not in info.precisions:
             raise Unsupported(f"{self.name} has no precision {p!r} "
                               f"(it has {', '.join(info.precisions)})")
@@ -90,7 +131,8 @@ class Adapter(ABC):
         info = get_info(self.name)
         if opts.dtype not in ("float32", "float64"):
             raise Unsupported(f"{self.name} has no dtype {opts.dtype!r} (float32, float64)")
-        if opts.dtype == "float64" and (opts.device != "cpu" or opts.precision != "fp32"):
+        on_cpu = device_set(opts.device).kind == "cpu"
+        if opts.dtype == "float64" and (not on_cpu or opts.precision != "fp32"):
             raise Unsupported("float64 is the conformance check of fp32 cells on the CPU, "
                               f"not of {opts.precision} on {opts.device}")
         if opts.exec_mode not in info.exec_modes:
@@ -111,6 +153,40 @@ class Adapter(ABC):
 
     def device_name(self, device: str) -> str:
         return device
+
+    # -- data parallel ---------------------------------------------------------------------
+    # How batch norm computes its statistics with several replicas (the row's batch_norm).
+    dp_batch_norm: str = "per-replica"
+
+    def setup_devices(self, device: str) -> None:
+        """Called first, before setup(): make the devices a device set needs (TF's logical
+        CPUs must exist before its runtime starts). Unsupported where this adapter has no
+        data-parallel path."""
+        if device_set(device).parallel:
+            raise Unsupported(f"{self.name} has no data-parallel path")
+
+    def dp_rank(self) -> int:
+        """This process's rank among the processes of a data-parallel cell (0: the one that
+        reports to the runner; the others follow its rounds)."""
+        return 0
+
+    def dp_follow(self) -> None:
+        """On a rank other than 0: run the rounds rank 0 asks for until it says stop."""
+        return None  # one process per cell: there are no other ranks
+
+    def dp_release(self) -> None:
+        """On rank 0 after the last round: tell the other ranks to stop."""
+        return None
+
+    def dp_facts(self, rounds: int) -> dict[str, Any]:
+        """Row fields of a data-parallel cell only this adapter knows, e.g. the per-replica
+        timings of the last ``rounds`` rounds (the timed ones)."""
+        return {}
+
+    def replica_weights(self, model: Any) -> list[Weights]:
+        """Every replica's weights (canonical layout), the conformance check that they stay
+        identical; one replica: [export_weights(model)]."""
+        return [self.export_weights(model)]
 
     def is_oom(self, exc: BaseException) -> bool:
         return isinstance(exc, MemoryError)

@@ -22,6 +22,15 @@ one) wait in the dispatching thread for their inputs, so an un-jitted ResNet or 
 returns only when its work is done. The jitted step is fully asynchronous; either way every
 timed round waits for its outputs.
 
+Data parallel (a device set: cpu*N, gpu:0+1): a one-axis Mesh over the devices, the batch
+sharded along it (NamedSharding P("data")) and parameters, statistics and optimizer state
+replicated (P()), under the same jitted step: XLA's SPMD partitioner inserts the gradient
+all-reduce, and batch-norm statistics are reduced over the whole global batch (synced), so
+a data-parallel step equals the one-device step on the global batch up to rounding. cpu*N
+needs N host devices, which XLA makes only from XLA_FLAGS=--xla_force_host_platform_device_count
+read when the backend starts (the runner sets it; setup_devices adds it if no backend has
+started yet).
+
 Nothing here initializes a JAX backend at import time: the worker imports this module before
 setup(), and the CPU client's thread count is fixed when the backend is created.
 """
@@ -44,11 +53,22 @@ import jaxlib
 import numpy as np
 import optax
 from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from workloads import Layer, WorkloadSpec
 
 from . import padding
-from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
+from .base import (
+    Adapter,
+    BuildOptions,
+    Threads,
+    TimeSteps,
+    Unsupported,
+    Weights,
+    cpu_model_name,
+    device_set,
+    gpu_index,
+)
 
 _DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
@@ -226,8 +246,11 @@ class JaxModel:
     """What build() returns: the Flax module, its variables on the device, and the steps."""
 
     def __init__(self, spec: WorkloadSpec, net: SpecNet, opts: BuildOptions,
-                 device: Any) -> None:
+                 device: Any, batch_device: Any = None) -> None:
+        # ``device``: where state lives (one device, or replicated over a mesh);
+        # ``batch_device``: where a batch goes (the same device, or sharded over the mesh).
         self.spec, self.net, self.opts, self.device = spec, net, opts, device
+        self.batch_device = device if batch_device is None else batch_device
         self.float64 = opts.dtype == "float64"
         self.host_dtype = np.float64 if self.float64 else np.float32
         self.params: Any = None
@@ -295,11 +318,47 @@ def _xla_threads() -> int:
 
 class JaxAdapter(Adapter):
     name = "jax"
+    # The sharded jit reduces batch statistics over every shard: the global batch's.
+    dp_batch_norm = "synced"
     # Why setup() could not apply a thread count (reported in build_facts), or None.
     _threads_not_applied: str | None = None
 
     def framework_version(self) -> str:
         return str(jax.__version__)
+
+    def setup_devices(self, device: str) -> None:
+        from jax._src import xla_bridge
+
+        ds = device_set(device)
+        if not ds.simulated or ds.indices is None:
+            return
+        flag = "--xla_force_host_platform_device_count"
+        flags = os.environ.get("XLA_FLAGS", "")
+        if flag not in flags and not xla_bridge.backends_are_initialized():
+            os.environ["XLA_FLAGS"] = f"{flags} {flag}={len(ds.indices)}".strip()
+
+    def _mesh_devices(self, device: str) -> list[Any] | None:
+        """The devices of a data-parallel cell, or None for one device."""
+        ds = device_set(device)
+        if not ds.parallel:
+            return None
+        if ds.kind == "cpu":
+            assert ds.indices is not None
+            have = jax.devices("cpu")
+            if len(have) < len(ds.indices):
+                raise Unsupported(
+                    f"{device} needs {len(ds.indices)} host devices and JAX has {len(have)}: "
+                    "set XLA_FLAGS=--xla_force_host_platform_device_count="
+                    f"{len(ds.indices)} before JAX starts (cnnbench run does)")
+            return have[:len(ds.indices)]
+        gpus = self._gpus()
+        if not gpus:
+            raise Unsupported("no GPU backend in this jaxlib or on this machine (install "
+                              "jax[cuda] on a CUDA machine)")
+        idx = ds.indices if ds.indices is not None else tuple(range(len(gpus)))
+        if max(idx) >= len(gpus):
+            raise Unsupported(f"no GPU {max(idx)} (this machine has {len(gpus)})")
+        return [gpus[i] for i in idx]
 
     def setup(self, threads: int | None) -> Threads:
         from jax._src import xla_bridge
@@ -347,9 +406,10 @@ class JaxAdapter(Adapter):
                 "precompiled": "convolutions and library fusions (Eigen, YNNPACK): not capped"}
 
     def device_name(self, device: str) -> str:
-        if device == "cpu":
+        if device_set(device).kind == "cpu":
             return cpu_model_name()
-        return str(self._device(device).device_kind)
+        devs = self._mesh_devices(device) or [self._device(device)]
+        return str(devs[0].device_kind)
 
     def is_oom(self, exc: BaseException) -> bool:
         if isinstance(exc, MemoryError):
@@ -380,30 +440,43 @@ class JaxAdapter(Adapter):
                    y: np.ndarray | None = None) -> tuple[jax.Array, jax.Array | None]:
         # One NCHW -> NHWC transpose on the host; int32 labels because JAX runs without x64.
         xd = jax.device_put(np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=model.host_dtype),
-                            model.device)
-        yd = None if y is None else jax.device_put(np.asarray(y, dtype=np.int32), model.device)
+                            model.batch_device)
+        yd = None if y is None else jax.device_put(np.asarray(y, dtype=np.int32),
+                                                   model.batch_device)
         return xd, yd
 
     # -- model -------------------------------------------------------------------------
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> JaxModel:
         self.check_options(opts)
-        device = self._device(opts.device)
+        mesh_devices = self._mesh_devices(opts.device)
+        batch_device = None
+        if mesh_devices is None:
+            device: Any = self._device(opts.device)
+        else:
+            mesh = Mesh(np.array(mesh_devices), ("data",))
+            device = NamedSharding(mesh, PartitionSpec())  # replicated on every device
+            batch_device = NamedSharding(mesh, PartitionSpec("data"))  # split along the batch
         pdtype = jnp.float64 if opts.dtype == "float64" else jnp.float32
         dtype = pdtype if opts.precision == "fp32" else _DTYPES[opts.precision]
         # JAX's default precision lets GPUs run fp32 convs and dots in TF32; "fp32" means fp32
         # (the PyTorch adapter turns TF32 off too). bf16 inputs make the choice moot.
         precision = lax.Precision.HIGHEST if opts.precision == "fp32" else None
         net = SpecNet(spec, dtype=dtype, param_dtype=pdtype, precision=precision)
-        model = JaxModel(spec, net, opts, device)
+        model = JaxModel(spec, net, opts, device, batch_device)
         self.load_weights(model, weights)
         with model.scope():
             if model.has_dropout:
                 model.rng = jax.device_put(jax.random.key(0), device)
             if opts.mode == "train":
                 model.opt_state = jax.device_put(model.tx.init(model.params), device)
-        if opts.exec_mode == "jit":
+        if opts.exec_mode == "jit" and mesh_devices is None:
             model.forward = jax.jit(model._forward)
             model.train_fn = jax.jit(model._train, donate_argnums=0)
+        elif opts.exec_mode == "jit":
+            # The state stays replicated and the logits stay split along the batch.
+            model.forward = jax.jit(model._forward, out_shardings=batch_device)
+            model.train_fn = jax.jit(model._train, donate_argnums=0,
+                                     out_shardings=(device, device))
         return model
 
     @staticmethod
@@ -427,6 +500,16 @@ class JaxAdapter(Adapter):
 
     def export_weights(self, model: JaxModel) -> Weights:
         return _from_flax(model.spec, model.params, model.batch_stats)
+
+    def replica_weights(self, model: JaxModel) -> list[Weights]:
+        """Every device's copy of the replicated state, read shard by shard."""
+        def copies(a: jax.Array) -> list[Any]:
+            return [s.data for s in sorted(a.addressable_shards, key=lambda s: s.device.id)]
+
+        trees = (model.params, model.batch_stats)
+        n = len(copies(jax.tree.leaves(trees)[0]))
+        return [_from_flax(model.spec, *jax.tree.map(lambda a, i=i: copies(a)[i], trees))
+                for i in range(n)]
 
     def num_params(self, model: JaxModel) -> int:
         return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(model.params))

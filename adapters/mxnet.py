@@ -12,6 +12,14 @@ Precision: fp32, and fp16 (cast with fp32 master weights) on CUDA builds. BuildO
 "float64" runs an fp32 model in float64 on the CPU: the conformance suite's check of the
 translation free of rounding, not a benchmark.
 Execution: eager (imperative Gluon) or hybrid (hybridize with static_alloc/static_shape).
+
+Data parallel (a device set: cpu*N, gpu:0+1): the parameters live on a list of contexts
+(mx.cpu(0..N-1) share the same cores), gluon.utils.split_and_load gives each its shard of the
+global batch, and the Trainer's kvstore ("local" on the CPU, "device" on GPUs) sums the
+gradients and hands every context the same update. With one context Gluon makes no kvstore.
+Batch norm normalises each context's shard, and each context keeps its own running
+statistics (they are no gradients, so the kvstore leaves them alone); context 0's are
+exported.
 """
 
 from __future__ import annotations
@@ -28,7 +36,17 @@ from mxnet.gluon import nn
 from workloads import Layer, WorkloadSpec
 
 from . import padding
-from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
+from .base import (
+    Adapter,
+    BuildOptions,
+    Threads,
+    TimeSteps,
+    Unsupported,
+    Weights,
+    cpu_model_name,
+    device_set,
+    gpu_index,
+)
 
 # Canonical batch-norm names -> Gluon's.
 _BN_PARAMS = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
@@ -240,16 +258,17 @@ class _UnbiasedRunningVar:
 class MXModel:
     """What build() returns: the block, the loss, the trainer and the step state."""
 
-    def __init__(self, block: SpecNet, opts: BuildOptions, ctx: mx.Context) -> None:
+    def __init__(self, block: SpecNet, opts: BuildOptions, ctxs: list[mx.Context]) -> None:
         self.block = block
         self.opts = opts
-        self.ctx = ctx
+        self.ctxs = ctxs  # one context, or the data-parallel replicas'
+        self.ctx = ctxs[0]
         self.dtype = "float16" if opts.precision == "fp16" else "float32"
         if opts.dtype == "float64":
             self.dtype = "float64"
         self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
         self.trainer: gluon.Trainer | None = None
-        self.bn_fix: _UnbiasedRunningVar | None = None
+        self.bn_fixes: list[_UnbiasedRunningVar] = []  # one per context
 
 
 class MXNetAdapter(Adapter):
@@ -306,9 +325,9 @@ class MXNetAdapter(Adapter):
         return facts
 
     def device_name(self, device: str) -> str:
-        if device == "cpu":
+        if device_set(device).kind == "cpu":
             return cpu_model_name()
-        ctx = self._device(device)
+        ctx = self._contexts(device)[0]
         try:
             return f"GPU {ctx.device_id} (sm_{mx.util.get_cuda_compute_capability(ctx)})"
         except (OSError, RuntimeError, ValueError):
@@ -349,6 +368,21 @@ class MXNetAdapter(Adapter):
                               f"(its CUDA build may predate this GPU): {first}") from exc
         return ctx
 
+    def setup_devices(self, device: str) -> None:
+        pass  # contexts need no set-up: mx.cpu(i) are names for the same CPU
+
+    def _contexts(self, device: str) -> list[mx.Context]:
+        ds = device_set(device)
+        if not ds.parallel:
+            return [self._device(device)]
+        if ds.kind == "cpu":
+            assert ds.indices is not None
+            return [mx.cpu(i) for i in ds.indices]
+        idx = ds.indices if ds.indices is not None else tuple(range(self._num_gpus()))
+        if not idx:
+            raise Unsupported("MXNet sees no GPU")
+        return [self._device(f"gpu:{i}") for i in idx]
+
     @staticmethod
     def _sync() -> None:
         # MXNet's engine is asynchronous: every op returns before it has run.
@@ -357,12 +391,12 @@ class MXNetAdapter(Adapter):
     # -- model -------------------------------------------------------------------------
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> MXModel:
         self.check_options(opts)
-        ctx = self._device(opts.device)
+        ctxs = self._contexts(opts.device)
         p = opts.precision
         block = SpecNet(spec)
         # Every shape is known, so this allocates at once; the weights then overwrite it.
-        block.initialize(mx.init.Zero(), ctx=ctx)
-        model = MXModel(block, opts, ctx)
+        block.initialize(mx.init.Zero(), ctx=ctxs)
+        model = MXModel(block, opts, ctxs)
         self.load_weights(model, weights)
         if model.dtype != "float32":
             block.cast(model.dtype)  # for float16 Gluon keeps batch norm's parameters fp32
@@ -372,11 +406,13 @@ class MXNetAdapter(Adapter):
         if opts.mode == "train":
             # MXNet's SGD keeps mom = momentum*mom - lr*grad and adds it; with a constant lr
             # that is PyTorch's update (buf = momentum*buf + grad; w -= lr*buf).
+            # Several contexts: the kvstore sums their gradients ("device" reduces on a GPU).
+            kv = "device" if ctxs[0].device_type == "gpu" else "local"
             model.trainer = gluon.Trainer(
                 block.collect_params(), "sgd",
                 {"learning_rate": opts.lr, "momentum": opts.momentum, "wd": 0.0,
-                 "multi_precision": p == "fp16"})
-            model.bn_fix = _UnbiasedRunningVar(block, ctx)
+                 "multi_precision": p == "fp16"}, kvstore=kv)
+            model.bn_fixes = [_UnbiasedRunningVar(block, c) for c in ctxs]
         return model
 
     def load_weights(self, model: MXModel, weights: Weights) -> None:
@@ -387,8 +423,14 @@ class MXNetAdapter(Adapter):
             param.set_data(mx.nd.array(arr, ctx=model.ctx, dtype=param.dtype))
 
     def export_weights(self, model: MXModel) -> Weights:
-        return {p.key: model.block.param_for(p.key).data(model.ctx).asnumpy()
+        return self._weights_on(model, model.ctx)
+
+    def _weights_on(self, model: MXModel, ctx: mx.Context) -> Weights:
+        return {p.key: model.block.param_for(p.key).data(ctx).asnumpy()
                 .astype(np.float32, copy=True) for p in model.block.spec.param_infos()}
+
+    def replica_weights(self, model: MXModel) -> list[Weights]:
+        return [self._weights_on(model, c) for c in model.ctxs]
 
     def num_params(self, model: MXModel) -> int:
         return sum(int(np.prod(p.shape)) for p in model.block.collect_params().values()
@@ -406,46 +448,61 @@ class MXNetAdapter(Adapter):
         out: np.ndarray = model.block(xt).asnumpy()  # not recording: running BN statistics
         return out.astype(np.float32)
 
-    def _train_once(self, model: MXModel, x: mx.nd.NDArray, y: mx.nd.NDArray) -> mx.nd.NDArray:
-        trainer, bn_fix = model.trainer, model.bn_fix
-        assert trainer is not None and bn_fix is not None, "build with mode='train' to train"
-        batch = x.shape[0]
-        bn_fix.before()
-        with autograd.record():
-            logits = model.block(x)
-            if model.dtype == "float16":
-                logits = logits.astype("float32")
-            loss = model.loss(logits, y)  # per sample
-        # backward() of the per-sample losses sums their gradients; step(batch) rescales by
-        # 1/batch, which gives the gradient of the mean loss (PyTorch's reduction).
-        loss.backward()
-        trainer.step(batch)
-        bn_fix.after(batch)
-        return loss
-
-    def train_step(self, model: MXModel, x: np.ndarray, y: np.ndarray) -> float:
+    def _shards(self, model: MXModel, x: np.ndarray, y: np.ndarray
+                ) -> tuple[list[mx.nd.NDArray], list[mx.nd.NDArray]]:
+        """Each context's part of the global batch (split_and_load: equal slices, in order)."""
         xt, yt = self._inputs(model, x, y)
         assert yt is not None
-        loss = self._train_once(model, xt, yt)
-        return float(loss.mean().asscalar())
+        if len(model.ctxs) == 1:
+            return [xt], [yt]
+        return (gluon.utils.split_and_load(xt, model.ctxs, even_split=True),
+                gluon.utils.split_and_load(yt, model.ctxs, even_split=True))
+
+    def _train_once(self, model: MXModel, xs: list[mx.nd.NDArray], ys: list[mx.nd.NDArray]
+                    ) -> list[mx.nd.NDArray]:
+        trainer, bn_fixes = model.trainer, model.bn_fixes
+        assert trainer is not None and bn_fixes, "build with mode='train' to train"
+        batch = sum(x.shape[0] for x in xs)
+        for fix in bn_fixes:
+            fix.before()
+        with autograd.record():
+            losses = []
+            for x, y in zip(xs, ys, strict=True):
+                logits = model.block(x)
+                if model.dtype == "float16":
+                    logits = logits.astype("float32")
+                losses.append(model.loss(logits, y))  # per sample
+        # backward() of the per-sample losses sums their gradients; step(batch) rescales by
+        # 1/batch (the global batch, after the kvstore has summed the contexts), which gives
+        # the gradient of the mean loss (PyTorch's reduction).
+        autograd.backward(losses)
+        trainer.step(batch)
+        for fix, x in zip(bn_fixes, xs, strict=True):
+            fix.after(x.shape[0])  # each context's statistics came from its own shard
+        return losses
+
+    def train_step(self, model: MXModel, x: np.ndarray, y: np.ndarray) -> float:
+        xs, ys = self._shards(model, x, y)
+        losses = self._train_once(model, xs, ys)
+        return float(np.mean(np.concatenate([loss.asnumpy() for loss in losses])))
 
     # -- benchmark ---------------------------------------------------------------------
     def prepare(self, model: MXModel, x: np.ndarray, y: np.ndarray, sync: bool = True
                 ) -> TimeSteps:
-        xt, yt = self._inputs(model, x, y)
+        xs, ys = self._shards(model, x, y)
         self._sync()
 
         if model.opts.mode == "train":
-            assert yt is not None
             train_once = self._train_once
 
             def step() -> None:
-                train_once(model, xt, yt)
+                train_once(model, xs, ys)
         else:
             block = model.block
 
             def step() -> None:
-                block(xt)
+                for xt in xs:  # queued on every context; the wait covers them all
+                    block(xt)
 
         return self.timed_loop(step, self._sync if sync else (lambda: None))
 

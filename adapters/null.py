@@ -71,6 +71,9 @@ class NullAdapter(Adapter):
         return {"framework": "null", "version": "0", "python": platform.python_version(),
                 "numpy": np.__version__}
 
+    def setup_devices(self, device: str) -> None:
+        pass  # it runs nothing, so any device set will do: the harness's data-parallel path
+
     def kernel_facts(self, cell: dict[str, Any]) -> dict[str, Any]:
         isa = (cell.get("options") or {}).get("onednn_isa")
         if isa and os.environ.get("DNNL_VERBOSE") == "1":

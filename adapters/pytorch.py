@@ -6,6 +6,15 @@ asymmetric padding (the CIFAR tutorial's TF-style pools) is an explicit F.pad.
 Precision: fp32 (TF32 off on CUDA), tf32 (CUDA), bf16 autocast (CPU and CUDA), fp16 AMP with
 a GradScaler (CUDA). Execution: eager, or compiled with torch.compile (inductor).
 
+Data parallel (a device set: cpu*N, gpu:0+1): DistributedDataParallel, one process per
+device launched by torchrun (gloo on the CPU, NCCL on GPUs; the runner starts it). Each rank
+takes its shard of the global batch; rank 0 runs the timing protocol and broadcasts each
+round's step count, the others follow, and every round ends with an all-gather of the ranks'
+times (a barrier): the round lasted as long as its slowest rank. Batch norm normalises each
+rank's own shard (SyncBatchNorm has no CPU path) and DDP broadcasts rank 0's running
+statistics at the start of every forward. Inference needs no gradient reduction, so each
+rank runs the plain module on its shard.
+
 Adapter option ``memory_format=channels_last`` (the built-in variant ``channels-last``) puts
 the parameters and the input batch in NHWC memory order, which oneDNN and cuDNN prefer; the
 logical shapes and weight layout are unchanged. ``contiguous`` (NCHW) is the default.
@@ -27,7 +36,18 @@ from torch import nn
 from workloads import Layer, WorkloadSpec
 
 from . import padding
-from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
+from .base import (
+    Adapter,
+    BuildOptions,
+    Threads,
+    TimeSteps,
+    Unsupported,
+    Weights,
+    cpu_model_name,
+    device_set,
+    dist_env,
+    gpu_index,
+)
 
 
 def _key(name: str) -> str:
@@ -153,6 +173,7 @@ class TorchModel:
         self.device = device
         self.dtype = torch.float64 if opts.dtype == "float64" else torch.float32
         self.fn: Callable[[torch.Tensor], torch.Tensor] = module
+        self.ddp: nn.Module | None = None  # DistributedDataParallel(module) when training DP
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
         fmt = (opts.options or {}).get("memory_format", "contiguous")
@@ -167,19 +188,79 @@ class TorchModel:
         return t.contiguous(memory_format=self.memory_format)
 
 
+class _Ranks:
+    """This process's place in a data-parallel job and the per-rank times of its rounds."""
+
+    def __init__(self, rank: int, world: int, local_rank: int, device: torch.device) -> None:
+        self.rank, self.world, self.local_rank, self.device = rank, world, local_rank, device
+        self.round: Callable[[int], float] | None = None
+        self.times: list[list[float]] = []  # per round: every rank's per-step seconds
+
+    def shard(self, a: np.ndarray) -> np.ndarray:
+        """This rank's slice of a global batch (equal slices, in rank order)."""
+        per = a.shape[0] // self.world
+        return a[self.rank * per:(self.rank + 1) * per]
+
+    def tell(self, n: int) -> int:
+        """Rank 0's step count for the next round, to every rank (0: stop)."""
+        t = torch.tensor([n], dtype=torch.int64, device=self.device)
+        torch.distributed.broadcast(t, src=0)
+        return int(t.item())
+
+
 class PyTorchAdapter(Adapter):
     name = "pytorch"
+    _ranks: _Ranks | None = None
 
     def framework_version(self) -> str:
         return str(torch.__version__)
 
+    def setup_devices(self, device: str) -> None:
+        ds, dist = device_set(device), dist_env()
+        if dist is None:
+            if ds.parallel:
+                raise Unsupported("PyTorch data parallel runs one process per device: launch "
+                                  "the worker under torchrun (cnnbench run does)")
+            return
+        rank, world, local_rank = dist
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        if ds.kind == "gpu":
+            if not torch.cuda.is_available():
+                raise Unsupported("CUDA is not available in this PyTorch build or machine")
+            gpus = ds.indices if ds.indices is not None else tuple(range(
+                torch.cuda.device_count()))
+            if len(gpus) != local:
+                raise Unsupported(f"{device} has {len(gpus)} GPUs but torchrun started "
+                                  f"{local} processes on this node")
+            dev = self._device(f"gpu:{gpus[local_rank]}")
+            torch.cuda.set_device(dev)
+        else:
+            if ds.indices is not None and len(ds.indices) != local:
+                raise Unsupported(f"{device} has {len(ds.indices)} devices but torchrun "
+                                  f"started {local} processes on this node")
+            dev = torch.device("cpu")
+        import datetime
+
+        # A rank that died leaves the others in a collective: fail in minutes, not the
+        # default half hour (torchrun then ends the job, the runner records why).
+        torch.distributed.init_process_group(
+            "nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world,
+            timeout=datetime.timedelta(seconds=300))
+        self._ranks = _Ranks(rank, world, local_rank, dev)
+
     def setup(self, threads: int | None) -> Threads:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if self._ranks else 1
         if threads:
-            torch.set_num_threads(threads)
+            # The ranks of one node share its cores: each takes its part of the cell's threads.
+            torch.set_num_threads(max(1, threads // local))
             # A single model has no inter-op parallelism worth a second pool of threads.
             with contextlib.suppress(RuntimeError):  # only settable before parallel work
                 torch.set_num_interop_threads(1)
-        return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+        out: Threads = {"intra_op": torch.get_num_threads(),
+                        "inter_op": torch.get_num_interop_threads()}
+        if local > 1:
+            out["processes"] = local
+        return out
 
     def build_facts(self) -> dict[str, Any]:
         config = torch.__config__.show()
@@ -224,9 +305,9 @@ class PyTorchAdapter(Adapter):
         return facts
 
     def device_name(self, device: str) -> str:
-        if device == "cpu":
+        if device_set(device).kind == "cpu":
             return cpu_model_name()
-        return str(torch.cuda.get_device_name(self._device(device)))
+        return str(torch.cuda.get_device_name(self._local_device(device)))
 
     def is_oom(self, exc: BaseException) -> bool:
         if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
@@ -261,9 +342,18 @@ class PyTorchAdapter(Adapter):
             torch.cuda.synchronize(device)
 
     # -- model -------------------------------------------------------------------------
+    def _local_device(self, device: str) -> torch.device:
+        """The device this process drives: its rank's device in a data-parallel cell."""
+        if self._ranks is not None:
+            return self._ranks.device
+        if device_set(device).parallel:
+            raise Unsupported("PyTorch data parallel runs one process per device: launch "
+                              "the worker under torchrun (cnnbench run does)")
+        return self._device(device)
+
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> TorchModel:
         self.check_options(opts)
-        device = self._device(opts.device)
+        device = self._local_device(opts.device)
         p = opts.precision
         if device.type == "cuda":
             # fp32 means true fp32: PyTorch lets cuDNN use TF32 by default.
@@ -277,8 +367,16 @@ class PyTorchAdapter(Adapter):
         if opts.dtype == "float64":
             module.double()
         module.to(device, memory_format=model.memory_format)
+        if self._ranks is not None and opts.mode == "train":
+            from torch.nn.parallel import DistributedDataParallel
+
+            # DDP broadcasts rank 0's parameters and buffers here, and all-reduces (averages)
+            # the gradients in backward(): every replica takes the same SGD step.
+            model.ddp = DistributedDataParallel(
+                module, device_ids=[device.index] if device.type == "cuda" else None)
+            model.fn = model.ddp
         if opts.exec_mode == "compiled":
-            model.fn = torch.compile(module)
+            model.fn = torch.compile(model.fn)
         model.optimizer = torch.optim.SGD(module.parameters(), lr=opts.lr, momentum=opts.momentum)
         if p == "fp16":
             model.scaler = torch.amp.GradScaler(device.type)
@@ -320,8 +418,16 @@ class PyTorchAdapter(Adapter):
             opt.step()
         return loss
 
+    def _shard(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._ranks is None:
+            return x, y
+        return self._ranks.shard(x), self._ranks.shard(y)
+
     def train_step(self, model: TorchModel, x: np.ndarray, y: np.ndarray) -> float:
+        """One step on the global batch ``x``: in a data-parallel cell, on this rank's shard
+        (the loss returned is this rank's)."""
         model.module.train()
+        x, y = self._shard(x, y)
         xt = model.tensor(x)
         yt = torch.from_numpy(y).to(model.device)
         return float(self._train_once(model, xt, yt).item())
@@ -329,6 +435,7 @@ class PyTorchAdapter(Adapter):
     # -- benchmark ---------------------------------------------------------------------
     def prepare(self, model: TorchModel, x: np.ndarray, y: np.ndarray,
                 sync: bool = True) -> TimeSteps:
+        x, y = self._shard(x, y)
         xt = model.tensor(x)
         yt = torch.from_numpy(y).to(model.device)
         device = model.device
@@ -348,7 +455,56 @@ class PyTorchAdapter(Adapter):
                 with torch.inference_mode(), autocast(model):
                     model.fn(xt)
 
-        return self.timed_loop(step, (lambda: self._sync(device)) if sync else (lambda: None))
+        inner = self.timed_loop(step, (lambda: self._sync(device)) if sync else (lambda: None))
+        ranks = self._ranks
+        if ranks is None:
+            return inner
+
+        def round_(n: int) -> float:
+            # Every rank times its own steps (ending in its device's sync); the all-gather is
+            # the barrier that ends the round once the slowest rank is done.
+            dt = torch.tensor([inner(n)], dtype=torch.float64, device=ranks.device)
+            got = [torch.zeros_like(dt) for _ in range(ranks.world)]
+            torch.distributed.all_gather(got, dt)
+            times = [float(t.item()) for t in got]
+            ranks.times.append([t / n for t in times])
+            return max(times)
+
+        ranks.round = round_
+
+        def time_steps(n: int) -> float:
+            ranks.tell(n)
+            return round_(n)
+
+        return time_steps
+
+    # -- data parallel -----------------------------------------------------------------
+    def dp_rank(self) -> int:
+        return self._ranks.rank if self._ranks else 0
+
+    def dp_follow(self) -> None:
+        ranks = self._ranks
+        assert ranks is not None and ranks.round is not None, "prepare() first"
+        while (n := ranks.tell(0)) > 0:
+            ranks.round(n)
+
+    def dp_release(self) -> None:
+        if self._ranks is not None:
+            self._ranks.tell(0)
+
+    def dp_facts(self, rounds: int) -> dict[str, Any]:
+        if self._ranks is None:
+            return {}
+        timed = self._ranks.times[-rounds:] if rounds else []
+        return {"replica_samples_s": [list(r) for r in zip(*timed, strict=True)]}
+
+    def replica_weights(self, model: TorchModel) -> list[Weights]:
+        mine = self.export_weights(model)
+        if self._ranks is None:
+            return [mine]
+        everyone: list[Any] = [None] * self._ranks.world
+        torch.distributed.all_gather_object(everyone, mine)
+        return everyone
 
     def prepare_gemm(self, n: int, opts: BuildOptions) -> TimeSteps:
         self.check_precision(opts)

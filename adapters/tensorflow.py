@@ -14,6 +14,14 @@ variables, each read cast to the compute dtype, fp32 logits and loss); fp16 only
 with dynamic loss scaling as Keras' LossScaleOptimizer does it.
 Execution: eager, graph (tf.function) or xla (tf.function with jit_compile=True).
 
+Data parallel (a device set: cpu*N, gpu:0+1): tf.distribute.MirroredStrategy over the
+devices (cpu*N: N logical CPU devices, made by setup_devices before the runtime starts, which
+MirroredStrategy reduces over with CollectiveAllReduce). Variables are mirrored; each replica
+takes its shard of the global batch, its gradients are averaged by the replica context's
+all_reduce and applied to its own copy, so the copies stay identical. Batch norm normalises
+each replica's shard; the running statistics are MEAN-aggregated variables, so every replica
+holds the mean of the replicas' updates.
+
 Environment: tensorflow-cpu in its own tox env. On a CUDA machine install `tensorflow[and-cuda]`
 of the same version instead (it bundles the CUDA and cuDNN wheels) and run with gpu:N.
 """
@@ -41,7 +49,17 @@ import tensorflow as tf
 from workloads import Layer, WorkloadSpec
 
 from . import padding
-from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights, cpu_model_name, gpu_index
+from .base import (
+    Adapter,
+    BuildOptions,
+    Threads,
+    TimeSteps,
+    Unsupported,
+    Weights,
+    cpu_model_name,
+    device_set,
+    gpu_index,
+)
 
 if os.environ.get("CNNBENCH_VERBOSE") != "1":
     tf.get_logger().setLevel("ERROR")
@@ -113,8 +131,11 @@ class SpecNet(tf.Module):
     def _var(self, key: str, value: np.ndarray, trainable: bool,
              to_native: Callable[[np.ndarray], np.ndarray] = lambda a: a,
              to_canonical: Callable[[np.ndarray], np.ndarray] = lambda a: a) -> tf.Variable:
+        # Under MirroredStrategy a replica may assign a non-trainable variable (batch norm's
+        # running statistics) only with an aggregation: the mean of the replicas' values.
+        agg = tf.VariableAggregation.NONE if trainable else tf.VariableAggregation.MEAN
         v = tf.Variable(to_native(value).astype(self.var_dtype.as_numpy_dtype),
-                        trainable=trainable, name=key.replace("/", "__"))
+                        trainable=trainable, name=key.replace("/", "__"), aggregation=agg)
         self.variables_by_key[key] = v
         self.layouts[key] = (to_native, to_canonical)
         return v
@@ -350,10 +371,12 @@ class SpecNet(tf.Module):
 class TFModel:
     """What build() returns: the net, its device, and the lazily traced step functions."""
 
-    def __init__(self, net: SpecNet, opts: BuildOptions, device: str) -> None:
+    def __init__(self, net: SpecNet, opts: BuildOptions, device: str,
+                 strategy: tf.distribute.Strategy | None = None) -> None:
         self.net = net
         self.opts = opts
         self.device = device
+        self.strategy = strategy  # MirroredStrategy of a data-parallel cell
         self.accums: list[tf.Variable] = []  # SGD momentum buffers, made with the train step
         # fp16: dynamic loss scale as Keras' LossScaleOptimizer (start 2^15, x2 per 2000 good
         # steps, /2 and skip the update on overflow).
@@ -369,19 +392,51 @@ class TFModel:
         # autograph off: the step has no data-dependent Python control flow to convert.
         return tf.function(fn, jit_compile=mode == "xla", autograph=False)
 
+    def _replicated(self, fn: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
+        """fn run on every replica (its shard of the inputs), as one function."""
+        strategy = self.strategy
+        if strategy is None:
+            return fn
+
+        def run(*args: Any) -> Any:
+            return strategy.run(fn, args=args)
+
+        return run
+
     def infer_fn(self) -> Callable[[tf.Tensor], tf.Tensor]:
         if self._infer is None:
             net = self.net
-            self._infer = self._compile(lambda x: net(x, training=False))
+            self._infer = self._compile(self._replicated(lambda x: net(x, training=False)))
         return self._infer
 
     def train_fn(self) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
         if self._train is None:
-            with tf.device(self.device):  # variables are made outside any tf.function
+            # Variables are made outside any tf.function (mirrored under a strategy).
+            scope = self.strategy.scope() if self.strategy else tf.device(self.device)
+            with scope:
                 self.accums = [tf.Variable(tf.zeros_like(v), trainable=False)
                                for v in self.net.trainable]
-            self._train = self._compile(self._make_train_step())
+            self._train = self._compile(self._replicated(self._make_train_step()))
         return self._train
+
+    def distribute(self, a: np.ndarray) -> Any:
+        """A global batch on the model's device, or split over the replicas in order."""
+        strategy = self.strategy
+        if strategy is None:
+            with tf.device(self.device):
+                return tf.identity(tf.constant(a))
+        n = strategy.num_replicas_in_sync
+        per = a.shape[0] // n
+
+        def shard(ctx: tf.distribute.InputContext) -> tf.Tensor:
+            i = ctx.replica_id_in_sync_group
+            return tf.constant(a[i * per:(i + 1) * per])
+
+        return strategy.experimental_distribute_values_from_function(shard)
+
+    def local(self, out: Any) -> list[tf.Tensor]:
+        """Every replica's part of a result (one tensor without a strategy)."""
+        return list(self.strategy.experimental_local_results(out)) if self.strategy else [out]
 
     def _make_train_step(self) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
         net, params, accums = self.net, self.net.trainable, self.accums
@@ -404,6 +459,10 @@ class TFModel:
                     tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
                 scaled = loss if scale is None else loss * scale
             grads = tape.gradient(scaled, params)
+            ctx = tf.distribute.get_replica_context()
+            if ctx is not None and ctx.num_replicas_in_sync > 1:
+                # The mean of the replicas' shard gradients: the global batch's gradient.
+                grads = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
             if scale is None or good is None:
                 apply(grads)
                 return loss
@@ -464,12 +523,50 @@ def _onednn_enabled() -> bool:
 
 class TensorFlowAdapter(Adapter):
     name = "tensorflow"
+    _strategies: ClassVar[dict[tuple[str, ...], tf.distribute.Strategy]] = {}
     # TF's eager runtime is synchronous by default: a tf.function call returns once its ops
     # have run on the CPU (on a GPU, once they are queued; hence the fetch in time_steps).
     async_dispatch_on_cpu = False
 
     def framework_version(self) -> str:
         return str(tf.__version__)
+
+    def setup_devices(self, device: str) -> None:
+        ds = device_set(device)
+        if ds.simulated and ds.indices is not None:
+            # Logical CPU devices exist only if made before the runtime starts (the first op).
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * len(ds.indices))
+
+    def _strategy(self, device: str) -> tf.distribute.Strategy | None:
+        ds = device_set(device)
+        if not ds.parallel:
+            return None
+        if ds.kind == "cpu":
+            assert ds.indices is not None
+            have = tf.config.list_logical_devices("CPU")
+            if len(have) < len(ds.indices):
+                raise Unsupported(f"{device} needs {len(ds.indices)} logical CPU devices and "
+                                  f"TensorFlow has {len(have)} (setup_devices makes them)")
+            names = [d.name for d in have[:len(ds.indices)]]
+        else:
+            gpus = tf.config.list_logical_devices("GPU")
+            if not gpus:
+                raise Unsupported("TensorFlow sees no GPU (a tensorflow-cpu build, or no CUDA "
+                                  "device visible); install tensorflow[and-cuda] on a CUDA "
+                                  "machine")
+            idx = ds.indices if ds.indices is not None else tuple(range(len(gpus)))
+            if max(idx) >= len(gpus):
+                raise Unsupported(f"no GPU {max(idx)} (TensorFlow sees {len(gpus)})")
+            names = [gpus[i].name for i in idx]
+        # One strategy per device set and process: a second MirroredStrategy over the same
+        # devices reuses its collectives' instance keys, and its all-reduce then meets the
+        # first one's ("Shape mismatch in the collective instance").
+        key = tuple(names)
+        if key not in self._strategies:
+            self._strategies[key] = tf.distribute.MirroredStrategy(devices=names)
+        return self._strategies[key]
 
     def setup(self, threads: int | None) -> Threads:
         if threads:
@@ -505,8 +602,9 @@ class TensorFlowAdapter(Adapter):
         return {"xla_target": "the host CPU (the xla mode JIT-compiles for the machine it runs on)"}
 
     def device_name(self, device: str) -> str:
-        if device == "cpu":
+        if device_set(device).kind == "cpu":
             return cpu_model_name()
+        device = "gpu:" + device[4:].split("+")[0].replace("all", "0")
         self._device(device)  # refuses a GPU TensorFlow does not see, with the reason
         gpu = tf.config.list_physical_devices("GPU")[gpu_index(device) or 0]
         return str(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
@@ -541,12 +639,20 @@ class TensorFlowAdapter(Adapter):
     # -- model -------------------------------------------------------------------------
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> TFModel:
         self.check_options(opts)
-        device = self._device(opts.device)
+        strategy = self._strategy(opts.device)
+        if strategy is not None and opts.exec_mode == "xla":
+            raise Unsupported("xla (jit_compile) with MirroredStrategy is not supported here: "
+                              "use graph for data parallel")
+        if strategy is not None and opts.precision == "fp16":
+            raise Unsupported("fp16 loss scaling is not written for MirroredStrategy")
+        first = "cpu" if device_set(opts.device).kind == "cpu" else (
+            "gpu:" + opts.device[4:].split("+")[0].replace("all", "0"))
+        device = self._device(first)
         p = opts.precision
         self._gpu_math(device)
-        with tf.device(device):
+        with strategy.scope() if strategy else tf.device(device):
             net = SpecNet(spec, COMPUTE_DTYPES[p], opts.dtype == "float64")
-            model = TFModel(net, opts, device)
+            model = TFModel(net, opts, device, strategy)
             self.load_weights(model, weights)
             if p == "fp16":
                 model.loss_scale = tf.Variable(2.0**15, trainable=False)
@@ -565,9 +671,15 @@ class TensorFlowAdapter(Adapter):
             v.assign(native)
 
     def export_weights(self, model: TFModel) -> Weights:
+        return self.replica_weights(model)[0]
+
+    def replica_weights(self, model: TFModel) -> list[Weights]:
+        """Every replica's copy of the (mirrored) variables."""
         net = model.net
-        return {key: np.ascontiguousarray(net.layouts[key][1](v.numpy()), dtype=np.float32)
-                for key, v in net.variables_by_key.items()}
+        copies = {key: model.local(v) for key, v in net.variables_by_key.items()}
+        n = len(next(iter(copies.values())))
+        return [{key: np.ascontiguousarray(net.layouts[key][1](vs[i].numpy()), dtype=np.float32)
+                 for key, vs in copies.items()} for i in range(n)]
 
     def num_params(self, model: TFModel) -> int:
         return sum(int(np.prod(v.shape)) for v in model.net.trainable_variables)
@@ -580,16 +692,15 @@ class TensorFlowAdapter(Adapter):
     def train_step(self, model: TFModel, x: np.ndarray, y: np.ndarray) -> float:
         step = model.train_fn()
         with tf.device(model.device):
-            loss = step(tf.constant(self._nhwc(x)), tf.constant(y))
-        return float(loss.numpy())
+            loss = step(model.distribute(self._nhwc(x)), model.distribute(y))
+        return float(np.mean([t.numpy() for t in model.local(loss)]))
 
     # -- benchmark ---------------------------------------------------------------------
     def prepare(self, model: TFModel, x: np.ndarray, y: np.ndarray,
                 sync: bool = True) -> TimeSteps:
-        with tf.device(model.device):
-            xt = tf.identity(tf.constant(self._nhwc(x)))
-            yt = tf.identity(tf.constant(y))
+        xt, yt = model.distribute(self._nhwc(x)), model.distribute(y)
         device = model.device
+        local = model.local
         clock = time.perf_counter
 
         if model.opts.mode == "train":
@@ -610,8 +721,9 @@ class TensorFlowAdapter(Adapter):
                     out = step()
                 if sync:
                     # Fetching the last result to the host waits for the device: asynchronous
-                    # execution cannot flatter the figure.
-                    out.numpy()
+                    # execution cannot flatter the figure. Every replica's, with several.
+                    for t in local(out):
+                        t.numpy()
             return clock() - t0
 
         return time_steps

@@ -22,7 +22,7 @@ from .commands import env as env_cmd
 from .commands import list as list_cmd
 from .commands import report as report_cmd
 from .commands import run as run_cmd
-from .commands.run import QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
+from .commands.run import DEFAULT_REPEAT, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
 from .estimate import DEFAULT_PLAN, FULL_PLAN
 from .plan import PRECISIONS, PlanError
 from .prices import PriceError
@@ -123,6 +123,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         quick=a.quick, full=a.full, frameworks=a.frameworks, workloads=a.workloads, modes=a.modes,
         batch_sizes=a.batch_sizes, precisions=a.precisions, exec_modes=a.exec_modes,
         devices=a.devices, threads=a.threads, variants=a.variants, variants_file=a.variants_file,
+        scalings=a.scaling, nnodes=a.nnodes, rdzv_endpoint=a.rdzv_endpoint, rdzv_id=a.rdzv_id,
         budget=a.budget, target_ci=a.target_ci, timeout=a.timeout, pythons=_pythons(a.python),
         adapter_opts=_adapter_opts(a.adapter_opt), repeat=a.repeat, interleave=a.interleave,
         no_probe=a.no_probe, no_noise_check=a.no_noise_check, memory_limit_mb=a.memory_limit_mb,
@@ -176,7 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--exec-modes", type=_name_list, metavar="LIST",
                    help="e.g. eager,compiled; 'default' = each adapter's default")
     r.add_argument("--devices", type=_name_list, metavar="LIST",
-                   help="cpu, gpu:N (cuda:N is an alias), gpu:0,1 (default cpu)")
+                   help="cpu, gpu:N (cuda:N is an alias), a device set run data parallel: "
+                   "gpu:0+1, gpu:all, cpu*2 (two simulated CPU devices) (default cpu)")
+    r.add_argument("--scaling", type=_name_list, metavar="LIST",
+                   help="weak (--batch-sizes is per device) and/or strong (it is the global "
+                   "batch) for device sets (default weak)")
+    r.add_argument("--nnodes", type=_pos_int, default=1,
+                   help="multi-node PyTorch: run the same command on every node (torchrun's "
+                   "c10d rendezvous joins them per cell)")
+    r.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                   help="with --nnodes: the rendezvous host (a node's address) and a free port")
+    r.add_argument("--rdzv-id", type=_safe_id, metavar="ID",
+                   help="with --nnodes: the job's id, the same on every node (default: the "
+                   "run id, so pass --run-id too)")
     r.add_argument("--threads", type=_pos_int_list, metavar="LIST",
                    help="intra-op thread counts to sweep (default: all usable cores)")
     r.add_argument("--variants", type=_name_list, metavar="LIST",
@@ -195,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use this interpreter for a framework instead of its tox env")
     r.add_argument("--adapter-opt", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="adapter-specific option passed to every cell")
-    r.add_argument("--repeat", type=_pos_int, default=1, metavar="N",
-                   help="run every cell N times in fresh processes, interleaved")
+    r.add_argument("--repeat", type=_pos_int, default=None, metavar="N",
+                   help=f"run every cell N times in fresh processes, interleaved (default "
+                   f"{DEFAULT_REPEAT}: comparisons need the noise between processes)")
     r.add_argument("--interleave", action="store_true",
                    help="run cells that differ only in framework, variant or execution mode "
                    "side by side, alternating their timed rounds")

@@ -31,7 +31,7 @@ from typing import Any
 from adapters import ADAPTERS
 from workloads import get_workload
 
-from .plan import MODES, Cell, expand
+from .plan import MODES, Cell, base_device, expand
 from .timing import Protocol
 from .validity import TRAIN_FLOP_FACTOR, probe_cells, probe_peak
 
@@ -183,11 +183,14 @@ def peak_flops(cell: Cell, peaks: Mapping[Any, float] | None = None) -> float:
     `Validity.peaks`, whose keys also start with the machine id.
     """
     if peaks:
-        got = peaks.get((cell.device, cell.threads, cell.precision))
+        # Probes run on one device of a set (validity.probe_cells); N GPUs have N peaks.
+        got = peaks.get((base_device(cell.device), cell.threads, cell.precision))
         if got:
-            return float(got)
-    kind = "cpu" if cell.device == "cpu" else "gpu"
-    base = CPU_PEAK_PER_THREAD * _threads(cell) if kind == "cpu" else GPU_PEAK * cell.n_devices
+            return float(got) * (1 if cell.simulated else max(1, cell.n_devices))
+    kind = "cpu" if cell.device.startswith("cpu") else "gpu"
+    # Simulated CPU devices share the cell's threads: the peak of those threads.
+    base = (CPU_PEAK_PER_THREAD * _threads(cell) if kind == "cpu"
+            else GPU_PEAK * max(1, cell.n_devices))
     return base * PRECISION_SPEED[kind].get(cell.precision, 1.0)
 
 
@@ -256,7 +259,7 @@ def _declared_unsupported(cell: Cell) -> bool:
     info = ADAPTERS.get(cell.framework)
     if info is None:
         return False
-    kind = cell.device.split(":")[0]
+    kind = cell.device.split(":")[0].split("*")[0]
     return (cell.exec_mode not in info.exec_modes or cell.precision not in info.precisions
             or kind not in info.device_kinds)
 
@@ -536,8 +539,8 @@ class PlanPreset:
 FULL_PLAN = PlanPreset(
     "full",
     tuple(PlanEntry(w) for w in REFERENCE_IMAGES_S),
-    20.0,
-    "all six workloads, train and infer, default batches, 20 s per cell",
+    8.0,
+    "all six workloads, train and infer, default batches, 3 runs of 8 s per cell",
 )
 
 # What the estimator says of the candidates (2 threads, typical 170 GFLOP/s peak, the 4 GEMM
@@ -567,9 +570,9 @@ DEFAULT_PLAN = PlanPreset(
         PlanEntry("vgg16", ("infer",), 4),
         PlanEntry("mobilenet_v2", ("infer",), 4),
     ),
-    15.0,
+    5.0,
     "small workloads train+infer at their default batch, ImageNet models infer at batch 4, "
-    "15 s per cell (--full: all six train+infer at default batches, 20 s)",
+    "3 runs of 5 s per cell (--full: all six train+infer at default batches, 8 s)",
 )
 PRESETS = {p.name: p for p in (DEFAULT_PLAN, FULL_PLAN)}
 

@@ -6,6 +6,7 @@ Uses py-cpuinfo (CPU model and flags), psutil (cores, memory, load) and nvidia-m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -67,31 +68,148 @@ def _cpu() -> dict[str, Any]:
     }
 
 
-def _gpus() -> dict[str, Any]:
+def _optional(fn: Any, *args: Any) -> Any:
+    """An NVML query that this GPU, driver or binding may not support: None then."""
     try:
-        import pynvml
-    except ImportError:
-        return {"gpus": [], "driver": None, "gpu_error": "nvidia-ml-py not installed"}
+        value = fn(*args)
+    except Exception:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# NVML's topology levels between two GPUs (nvmlDeviceGetTopologyCommonAncestor), as
+# `nvidia-smi topo -m` names them: what the traffic of an all-reduce crosses.
+_TOPOLOGY = {0: "internal", 10: "PIX (one PCIe switch)", 20: "PXB (several PCIe switches)",
+             30: "PHB (a PCIe host bridge)", 40: "NODE (the CPU socket's interconnect)",
+             50: "SYS (between CPU sockets)"}
+
+
+def _nvlinks(nvml: Any, handle: Any) -> int | None:
+    """Active NVLink links of one GPU (None where NVML cannot say)."""
+    n_links = int(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18))
+    active, answered = 0, False
+    for link in range(n_links):
+        state = _optional(nvml.nvmlDeviceGetNvLinkState, handle, link)
+        if state is None:
+            continue
+        answered = True
+        active += int(bool(state))
+    return active if answered else None
+
+
+def _interconnect(nvml: Any, handles: list[Any]) -> dict[str, Any]:
+    """How each pair of GPUs is connected: NVLink where both have active links (and NVML
+    reports a link between them), else the PCIe topology level."""
+    pairs: dict[str, str] = {}
+    for i, a in enumerate(handles):
+        for j in range(i + 1, len(handles)):
+            b = handles[j]
+            p2p = _optional(nvml.nvmlDeviceGetP2PStatus, a, b,
+                            getattr(nvml, "NVML_P2P_CAPS_INDEX_NVLINK", 3))
+            if p2p == getattr(nvml, "NVML_P2P_STATUS_OK", 0):
+                pairs[f"{i}-{j}"] = "NVLink"
+                continue
+            level = _optional(nvml.nvmlDeviceGetTopologyCommonAncestor, a, b)
+            pairs[f"{i}-{j}"] = _TOPOLOGY.get(level, f"level {level}") if level is not None \
+                else "unknown"
+    kinds = {("NVLink" if v == "NVLink" else "PCIe") for v in pairs.values() if v != "unknown"}
+    summary = "/".join(sorted(kinds)) if kinds else None
+    return {"interconnect": summary, "gpu_pairs": pairs}
+
+
+def parse_topo_matrix(text: str) -> dict[str, str]:
+    """`nvidia-smi topo -m`'s GPU-to-GPU matrix as {"0-1": "NV4", ...} (X on the diagonal
+    and the CPU/NUMA affinity columns left out)."""
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return {}
+    header = lines[0].split()
+    gpu_cols = [i for i, h in enumerate(header) if re.fullmatch(r"GPU\d+", h)]
+    out: dict[str, str] = {}
+    for ln in lines[1:]:
+        cells = ln.split()
+        if not cells or not re.fullmatch(r"GPU\d+", cells[0]):
+            continue
+        a = int(cells[0][3:])
+        for col in gpu_cols:
+            if col + 1 < len(cells):
+                b = int(header[col][3:])
+                if a < b:
+                    out[f"{a}-{b}"] = cells[col + 1]
+    return out
+
+
+def _smi_topology() -> dict[str, str] | None:
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
     try:
-        pynvml.nvmlInit()
+        proc = subprocess.run([smi, "topo", "-m"], capture_output=True, text=True, timeout=20,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_topo_matrix(proc.stdout) if proc.returncode == 0 else None
+
+
+def _gpus(nvml: Any = None) -> dict[str, Any]:
+    """GPUs, driver, CUDA driver version and interconnect, from NVML (nvidia-ml-py), never
+    from a framework. Every field is optional and nothing here raises: a machine without
+    GPUs gets ``gpus: []`` and ``gpu_error`` saying why. cuDNN belongs to each framework's
+    build (the rows' ``build.cudnn``), not to the machine."""
+    if nvml is None:
+        try:
+            import pynvml
+        except ImportError:
+            return {"gpus": [], "driver": None, "gpu_error": "nvidia-ml-py not installed"}
+        nvml = pynvml
+    try:
+        nvml.nvmlInit()
     except Exception as exc:
         return {"gpus": [], "driver": None, "gpu_error": f"NVML unavailable: {exc}"}
     try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        cuda = pynvml.nvmlSystemGetCudaDriverVersion_v2()
-        gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+        driver = _optional(nvml.nvmlSystemGetDriverVersion)
+        cuda = _optional(nvml.nvmlSystemGetCudaDriverVersion_v2)
+        gpus, handles = [], []
+        count = _optional(nvml.nvmlDeviceGetCount) or 0
+        for i in range(count):
+            h = _optional(nvml.nvmlDeviceGetHandleByIndex, i)
+            if h is None:
+                continue
+            handles.append(h)
+            mem = _optional(nvml.nvmlDeviceGetMemoryInfo, h)
+            cc = _optional(nvml.nvmlDeviceGetCudaComputeCapability, h)
+            pci = _optional(nvml.nvmlDeviceGetPciInfo, h)
+            bus = getattr(pci, "busId", None) if pci is not None else None
             gpus.append({
                 "index": i,
-                "name": pynvml.nvmlDeviceGetName(h),
-                "memory_bytes": int(mem.total),
-                "uuid": pynvml.nvmlDeviceGetUUID(h),
+                "name": _optional(nvml.nvmlDeviceGetName, h),
+                "memory_bytes": int(mem.total) if mem is not None else None,
+                "uuid": _optional(nvml.nvmlDeviceGetUUID, h),
+                "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None,
+                "pci_bus_id": bus.decode() if isinstance(bus, bytes) else bus,
+                "nvlinks_active": _nvlinks(nvml, h),
+                "power_limit_w": (lambda mw: mw / 1000 if mw else None)(
+                    _optional(nvml.nvmlDeviceGetPowerManagementLimit, h)),
             })
-        return {"gpus": gpus, "driver": driver, "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}"}
+        rec: dict[str, Any] = {
+            "gpus": gpus, "driver": driver,
+            "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
+            **(_interconnect(nvml, handles) if len(handles) > 1 else
+               {"interconnect": None, "gpu_pairs": {}}),
+        }
+        if not gpus:
+            rec["gpu_error"] = "NVML lists no GPU"
+        if len(handles) > 1:
+            rec["topology_smi"] = _smi_topology()
+        return rec
+    except Exception as exc:  # a driver/binding mismatch: say so, never crash the sweep
+        return {"gpus": [], "driver": None, "gpu_error": f"NVML query failed: {exc}"}
     finally:
-        pynvml.nvmlShutdown()
+        with contextlib.suppress(Exception):
+            nvml.nvmlShutdown()
 
 
 def probe() -> dict[str, Any]:

@@ -17,7 +17,11 @@ from workloads import get_workload
 
 MODES = ("train", "infer")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
-_DEVICE_RE = re.compile(r"^(cpu|gpu:\d+(,\d+)*)$")
+SCALINGS = ("weak", "strong")
+# One device (cpu, gpu:N), a set of GPUs joined by "+" (gpu:0+1) or all of them (gpu:all),
+# or N simulated CPU devices (cpu*2). "+" and "*", not ",": a device set must survive the
+# comma-separated lists of the command line.
+_DEVICE_RE = re.compile(r"^(cpu|cpu\*[1-9]\d*|gpu:\d+(\+\d+)*|gpu:all)$")
 
 
 class PlanError(ValueError):
@@ -37,22 +41,39 @@ class Cell:
     threads: int | None = None
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     repeat: int = 0
+    # Data parallel only (None on one device, where weak and strong scaling coincide):
+    # "weak" keeps the per-device batch, "strong" the global batch. batch_size is global.
+    scaling: str | None = None
 
     @property
     def n_devices(self) -> int:
-        return 1 if self.device == "cpu" else len(self.device.split(":", 1)[1].split(","))
+        """Devices of the cell; 0 for gpu:all, whose count only the machine knows."""
+        return device_count(self.device)
+
+    @property
+    def simulated(self) -> bool:
+        return is_simulated(self.device)
+
+    @property
+    def per_device_batch(self) -> int | None:
+        n = self.n_devices
+        return self.batch_size // n if n and self.batch_size % n == 0 else None
 
     @property
     def cell_id(self) -> str:
         """Stable across runs: the resume key and the log file name."""
-        key = json.dumps([self.framework, self.variant, self.device, self.workload, self.mode,
-                          self.batch_size, self.precision, self.exec_mode, self.threads,
-                          sorted(self.options.items())], default=str)
-        h = hashlib.sha1(key.encode()).hexdigest()[:8]
-        dev = self.device.replace(":", "").replace(",", "-")
+        fields: list[Any] = [self.framework, self.variant, self.device, self.workload,
+                             self.mode, self.batch_size, self.precision, self.exec_mode,
+                             self.threads, sorted(self.options.items())]
+        if self.scaling:  # one-device cells keep the ids they had before device sets
+            fields.append(self.scaling)
+        h = hashlib.sha1(json.dumps(fields, default=str).encode()).hexdigest()[:8]
+        dev = self.device.replace(":", "").replace("+", "-").replace("*", "x")
         rep = f"-r{self.repeat}" if self.repeat else ""
+        sc = f"-{self.scaling}" if self.scaling else ""
         return (f"{self.framework}-{self.variant}-{dev}-{self.workload}-{self.mode}-"
-                f"b{self.batch_size}-{self.precision}-{self.exec_mode}-t{self.threads}-{h}{rep}")
+                f"b{self.batch_size}-{self.precision}-{self.exec_mode}-t{self.threads}{sc}-"
+                f"{h}{rep}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,17 +82,63 @@ class Cell:
         return (f"{self.framework}/{self.variant} {self.workload} {self.mode} "
                 f"b{self.batch_size} {self.precision} {self.exec_mode} {self.device}"
                 + (f" t{self.threads}" if self.threads else "")
+                + (f" {self.scaling}" if self.scaling else "")
                 + (f" #{self.repeat}" if self.repeat else ""))
 
 
 def normalize_device(dev: str) -> str:
-    """`cuda:N` is accepted as an alias of `gpu:N`, so rows compare across frameworks."""
+    """`cuda:N` is accepted as an alias of `gpu:N`, so rows compare across frameworks; a GPU
+    set is sorted and deduplicated (gpu:1+0 is gpu:0+1), gpu:0,1 (the Python API's old
+    spelling) is gpu:0+1, and a set of one is that device (gpu:3+3 is gpu:3, cpu*1 is cpu)."""
     d = dev.strip().lower().replace("cuda:", "gpu:")
     if d in ("gpu", "cuda"):
         d = "gpu:0"
+    if d.startswith("gpu:") and "," in d:
+        d = d.replace(",", "+")
+    if d.isdigit():  # what is left of gpu:0,1 once a comma-separated list is split
+        raise PlanError(f"bad device {dev!r}: several GPUs are joined with '+' (gpu:0+1), "
+                        "not ','")
     if not _DEVICE_RE.match(d):
-        raise PlanError(f"bad device {dev!r} (use cpu, gpu:N, cuda:N or gpu:0,1 for several)")
-    return d
+        raise PlanError(f"bad device {dev!r} (use cpu, cpu*N for N simulated CPU devices, "
+                        "gpu:N, cuda:N, gpu:0+1 for several GPUs or gpu:all)")
+    if d.startswith("gpu:") and d != "gpu:all":
+        idx = sorted({int(i) for i in d[4:].split("+")})
+        d = "gpu:" + "+".join(map(str, idx))
+    return "cpu" if d == "cpu*1" else d
+
+
+def device_count(device: str) -> int:
+    """Devices in a normalized device string; 0 for gpu:all (the machine decides)."""
+    if device == "gpu:all":
+        return 0
+    if device.startswith("cpu*"):
+        return int(device[4:])
+    if device.startswith("gpu:"):
+        return len(device[4:].split("+"))
+    return 1
+
+
+def is_simulated(device: str) -> bool:
+    """cpu*N: N devices that share the same cores (they measure overhead, not speedup)."""
+    return device.startswith("cpu*")
+
+
+def base_device(device: str) -> str:
+    """The one device a set is made of (its GEMM probe's device): cpu*2 -> cpu,
+    gpu:0+1 -> gpu:0, gpu:all -> gpu:0."""
+    if device.startswith("cpu"):
+        return "cpu"
+    if device == "gpu:all":
+        return "gpu:0"
+    return "gpu:" + device[4:].split("+")[0]
+
+
+def resolve_all_gpus(device: str, gpu_count: int) -> str:
+    """gpu:all as this machine's GPUs (gpu:0+1+...); left as it is when there are none, so
+    the cell is recorded unavailable with the reason."""
+    if device != "gpu:all" or gpu_count <= 0:
+        return device
+    return normalize_device("gpu:" + "+".join(str(i) for i in range(gpu_count)))
 
 
 def _unique(items: Iterable[Any]) -> list[Any]:
@@ -93,6 +160,8 @@ def expand(
     variants: Sequence[str] = ("default",),
     threads: Sequence[int | None] = (None,),
     options: dict[str, Any] | None = None,
+    scalings: Sequence[str] = ("weak",),
+    gpu_count: int | None = None,
 ) -> list[Cell]:
     """All cells, in an order that keeps one framework's cells together.
 
@@ -100,6 +169,13 @@ def expand(
     "default" (each adapter's own default). Combinations an adapter cannot run are still
     planned: the worker records them as `unsupported` with a reason, so nothing is dropped
     silently.
+
+    Device sets (``cpu*2``, ``gpu:0+1``, ``gpu:all``) run data parallel once per entry of
+    ``scalings``: with ``weak`` the batch size is per device (the global batch is N times
+    it), with ``strong`` it is the global batch, split over the devices (a batch that does
+    not split evenly is recorded `unsupported`). One-device cells are planned once whatever
+    ``scalings`` holds: they are the baseline of both. ``gpu_count`` (the machine's, when
+    known) turns ``gpu:all`` into its GPUs.
     """
     for f in frameworks:
         get_info(f)
@@ -121,7 +197,10 @@ def expand(
     for e in exec_modes:
         if e not in known_modes:
             raise PlanError(f"unknown execution mode {e!r} (known: {', '.join(sorted(known_modes))})")
-    devs = _unique(normalize_device(d) for d in devices)
+    for sc in scalings:
+        if sc not in SCALINGS:
+            raise PlanError(f"unknown scaling {sc!r} (known: {', '.join(SCALINGS)})")
+    devs = _unique(resolve_all_gpus(normalize_device(d), gpu_count or 0) for d in devices)
 
     cells: list[Cell] = []
     for fw in _unique(frameworks):
@@ -132,5 +211,14 @@ def expand(
             fw_exec, _unique(threads),
         ):
             for b in _unique(batch_sizes or [get_workload(wl).default_batch]):
-                cells.append(Cell(fw, var, dev, wl, mode, b, prec, ex, th, dict(options or {})))
+                n = device_count(dev)
+                if n == 1:
+                    cells.append(Cell(fw, var, dev, wl, mode, b, prec, ex, th,
+                                      dict(options or {})))
+                    continue
+                for sc in _unique(scalings):
+                    # gpu:all on a machine without GPUs (n = 0) keeps the batch as given.
+                    glob = b * n if sc == "weak" and n else b
+                    cells.append(Cell(fw, var, dev, wl, mode, glob, prec, ex, th,
+                                      dict(options or {}), scaling=sc))
     return cells

@@ -49,6 +49,15 @@ class RunSettings:
     probe_peak: bool = True  # run the GEMM probes first and annotate MFU
     interleave: bool = False  # run cells differing only in framework/variant side by side
     check_noise: bool = True  # sample other busy processes before each cell
+    # GPUs on this machine (NVML, from the machine record) and why there are none; None:
+    # not known, the worker's framework decides.
+    gpu_count: int | None = None
+    gpu_reason: str | None = None
+    # Multi-node PyTorch: every node runs the same sweep with the same rendezvous; torchrun
+    # joins them per cell and the node holding rank 0 records the one row.
+    nnodes: int = 1
+    rdzv_endpoint: str | None = None
+    rdzv_id: str | None = None
     # After each ok CPU cell, run one step again in a probe process with oneDNN's verbose log
     # on (and XLA's dump): the kernels that ran, in the row's `kernels` (cnnbench.kernels).
     kernel_probe: bool = True
@@ -118,10 +127,15 @@ def _busy_processes(threshold: float = 25.0) -> list[str]:
 
 def _base_row(cell: Cell, settings: RunSettings) -> dict[str, Any]:
     params, flops = _counts(cell)
+    nodes = settings.nnodes if uses_torchrun(cell, settings) else 1
+    n_dev = cell.n_devices * nodes
     return blank_row(
         run_id=settings.run_id, machine_id=settings.machine_id, cell_id=cell.cell_id,
         framework=cell.framework, variant=cell.variant, device=cell.device,
-        n_devices=cell.n_devices, workload=cell.workload, mode=cell.mode,
+        n_devices=n_dev, workload=cell.workload, mode=cell.mode,
+        per_device_batch=cell.batch_size // n_dev if n_dev and not cell.batch_size % n_dev
+        else None, scaling=cell.scaling, simulated=cell.simulated, n_nodes=nodes,
+        replicas=n_dev if cell.mode != "peak" else None,
         batch_size=cell.batch_size, precision=cell.precision, exec_mode=cell.exec_mode,
         threads=cell.threads, budget_s=settings.protocol.budget_s, repeat=cell.repeat,
         params=params, flops_per_image=flops, started_at=now_iso(), options=dict(cell.options),
@@ -148,8 +162,12 @@ def _merge_record(row: dict[str, Any], rec: dict[str, Any], batch: int) -> None:
         flags = list(row["flags"])
         if row["mode"] != "peak" and row.get("model_params") not in (None, row["params"]):
             flags.append("param_count_mismatch")
-        intra = (row.get("threads_set") or {}).get("intra_op")
-        if row["threads"] and intra is not None and intra != row["threads"]:
+        tset = row.get("threads_set") or {}
+        intra = tset.get("intra_op")
+        # Data-parallel processes (DDP ranks on one node) split the cell's threads.
+        want = max(1, row["threads"] // tset["processes"]) if row["threads"] and tset.get(
+            "processes") else row["threads"]
+        if want and intra is not None and intra != want:
             flags.append("threads_mismatch")  # the framework did not take the pinned count
         row["flags"] = flags
 
@@ -168,6 +186,46 @@ def _tail(path: Path, n: int = 4000) -> str:
 def _last_error_line(log: Path) -> str:
     lines = [ln.strip() for ln in _tail(log).splitlines() if ln.strip()]
     return lines[-1][:300] if lines else "no output"
+
+
+def uses_torchrun(cell: Cell, settings: RunSettings) -> bool:
+    """PyTorch data parallel runs one process per device, launched by torchrun."""
+    return cell.framework == "pytorch" and cell.mode != "peak" and (
+        cell.n_devices > 1 or settings.nnodes > 1)
+
+
+def launcher(cell: Cell, settings: RunSettings) -> list[str]:
+    """What goes before ``-m cnnbench.worker``: nothing, or torchrun's arguments (run as
+    ``python -m torch.distributed.run`` of the framework's interpreter)."""
+    if not uses_torchrun(cell, settings):
+        return []
+    args = ["-m", "torch.distributed.run", "--nproc-per-node", str(cell.n_devices)]
+    if settings.nnodes > 1:
+        # A rendezvous id per cell: launchers that disagree on it wait for each other
+        # forever, so every node derives it the same way from the run's id and the cell.
+        rid = f"{settings.rdzv_id or settings.run_id}-{cell.cell_id}"
+        args += ["--nnodes", str(settings.nnodes), "--rdzv-backend", "c10d",
+                 "--rdzv-endpoint", str(settings.rdzv_endpoint), "--rdzv-id", rid]
+    else:
+        args += ["--standalone"]
+    return args
+
+
+def device_env(cell: Cell, settings: RunSettings) -> dict[str, str]:
+    """Environment a device set needs before the framework starts (recorded in ``env``).
+
+    Simulated devices share the cell's cores: PyTorch's ranks split its threads (torchrun
+    would set OMP_NUM_THREADS=1 with several ranks per node, and leave one rank all of
+    them); JAX makes N host devices out of one CPU, which XLA reads once, at start-up."""
+    out: dict[str, str] = {}
+    if uses_torchrun(cell, settings) and cell.threads and cell.n_devices > 1:
+        per = str(max(1, cell.threads // cell.n_devices))
+        out.update({"OMP_NUM_THREADS": per, "MKL_NUM_THREADS": per,
+                    "OPENBLAS_NUM_THREADS": per})
+    if cell.framework == "jax" and cell.simulated:
+        flag = f"--xla_force_host_platform_device_count={cell.n_devices}"
+        out["XLA_FLAGS"] = flag
+    return out
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -201,6 +259,14 @@ class WorkerProcess:
         launch = self._launch()
         if launch is None:
             return False
+        if self._gpu_missing():
+            return False
+        if self.settings.nnodes > 1 and self.cell.mode != "peak" and not uses_torchrun(
+                self.cell, self.settings):
+            self.row.update(status="unsupported", error=(
+                f"multi-node cells run through torchrun (PyTorch) only; {self.cell.framework}'s "
+                "multi-worker launcher is not driven by cnnbench yet (see the README)"))
+            return False
         python, env, options = launch
         self.row.update(python=python, options=options)
         if self.settings.check_noise:
@@ -213,6 +279,21 @@ class WorkerProcess:
             self.row.update(status="unavailable",
                             error=f"cannot start the worker with {python}: {_one_line(exc)}")
             return False
+        return True
+
+    def _gpu_missing(self) -> bool:
+        """A GPU cell on a machine the probe found no GPU on is unavailable, not a crash."""
+        settings = self.settings
+        if not self.cell.device.startswith("gpu") or settings.gpu_count is None:
+            return False
+        need = max(int(i) for i in self.cell.device[4:].split("+")) + 1 if (
+            self.cell.device != "gpu:all") else 1
+        if settings.gpu_count >= need:
+            return False
+        why = settings.gpu_reason or "no GPU found"
+        self.row.update(status="unavailable", error=(
+            f"{self.cell.device} needs {need} GPU{'s' if need > 1 else ''}; this machine has "
+            f"{settings.gpu_count} ({why})"))
         return True
 
     def _launch(self) -> tuple[str, dict[str, str], dict[str, Any]] | None:
@@ -256,7 +337,12 @@ class WorkerProcess:
             row.update(status="unavailable", error=error)
             return None
         extra = {"CNNBENCH_VERBOSE": "1"} if settings.verbose else {}
+        dev_env = device_env(cell, settings)
+        if "XLA_FLAGS" in dev_env and variant.env.get("XLA_FLAGS"):
+            dev_env["XLA_FLAGS"] = f"{variant.env['XLA_FLAGS']} {dev_env['XLA_FLAGS']}"
         env, row["env"] = worker_env({**variant.env, **extra}, cell.threads)
+        env.update(dev_env)
+        row["env"].update(dev_env)
         env["CNNBENCH_RUNNER_PID"] = str(os.getpid())  # not in row["env"]: it is no setting
         # The variant's adapter options, overridden by the run's own --adapter-opt.
         self.launch = (python, env, {**variant.options, **cell.options})
@@ -272,8 +358,8 @@ class WorkerProcess:
         payload = {"cell": {**cell.to_dict(), "options": options},
                    "protocol": settings.protocol.to_dict()}
         cell_file.write_text(json.dumps(payload))
-        cmd = [python, "-m", "cnnbench.worker", "--cell", str(cell_file), "--out",
-               str(self.out_file)]
+        cmd = [python, *launcher(cell, settings), "-m", "cnnbench.worker", "--cell",
+               str(cell_file), "--out", str(self.out_file)]
         if settings.memory_limit_mb:
             cmd += ["--memory-limit-mb", str(settings.memory_limit_mb)]
         pipes: list[int] = []
@@ -357,7 +443,10 @@ class WorkerProcess:
         self._cleanup()
         row["wall_s"] = time.monotonic() - self.t_start
         row["load_end"] = list(os.getloadavg())
-        if rec is not None:
+        if rec is not None and rec.get("follower"):
+            # Another node holds rank 0 and records the row; this node's part is in it.
+            row["_follower"] = True
+        elif rec is not None:
             _merge_record(row, rec, self.cell.batch_size)
             if row["busy"]:
                 row["flags"] = [*row["flags"], "busy_machine"]
@@ -499,6 +588,11 @@ def run_plan(cells: list[Cell], settings: RunSettings,
                 validity.add_probe(row)
             else:
                 validity.annotate(row)
+                if row.pop("_follower", False):
+                    counts["follower"] += 1  # the node with rank 0 records this cell
+                    if on_done:
+                        on_done(cell, row)
+                    continue
                 counts[row["status"]] += 1
             append_row(settings.run_file, row)
             if on_done:
@@ -513,7 +607,10 @@ def _groups(cells: list[Cell], interleave: bool) -> list[list[Cell]]:
         return [[c] for c in cells]
     groups: dict[tuple[Any, ...], list[Cell]] = {}
     for c in cells:
+        # Data-parallel cells run alone: several processes (torchrun ranks) or devices per
+        # cell are not one worker that a control pipe can drive round by round.
+        alone = c.mode == "peak" or c.n_devices != 1
         key = (c.device, c.workload, c.mode, c.batch_size, c.precision, c.threads, c.repeat,
-               c.cell_id if c.mode == "peak" else None)
+               c.cell_id if alone else None)
         groups.setdefault(key, []).append(c)
     return list(groups.values())

@@ -53,9 +53,24 @@ variant_kind | str/null | what the variant is: `default`, `isa` (the same build 
     a variants file)
 isa_level | str/null | the ISA ladder level the variant emulates (`x86-64-v2`, `avx`, `x86-64-v3`,
     `x86-64-v4`, `avx512-vnni`, `avx512-bf16`, `amx`), or null
-device | str | `cpu` or `gpu:N`
+device | str | `cpu`, `gpu:N`, or a device set run data parallel: `gpu:0+1`, `gpu:all`,
+    `cpu*N` (N simulated CPU devices sharing the same cores)
 device_name | str/null | CPU model or GPU name
-n_devices | int | devices used (data parallel when > 1)
+n_devices | int | devices used, over all nodes (data parallel when > 1); 0 for `gpu:all` on a
+    machine without GPUs
+per_device_batch | int/null | images per device per step (`batch_size / n_devices`)
+scaling | str/null | `weak` (the per-device batch was fixed: `--batch-sizes` is per device) or
+    `strong` (the global batch was fixed); null on one device, the baseline of both
+simulated | bool | the devices are simulated on the same CPU cores (`cpu*N`): their figures
+    measure data-parallel overhead, never hardware scaling
+n_nodes | int | machines (launcher processes) the cell ran on; every node's replicas are in this one row
+replicas | int/null | data-parallel replicas (one per device)
+batch_norm | str/null | how batch norm statistics were computed with several replicas:
+    `per-replica` (each normalises its own shard) or `synced` (over the global batch); null
+    without batch norm or on one device
+replica_samples_s | list[list[float]]/null | per-step seconds of every timed round, one list
+    per replica process (PyTorch DDP ranks; the round's time in `samples_s` is the slowest
+    rank's); null where one process drives every replica
 workload | str | workload spec name
 mode | str | `train` (forward, loss, backward, SGD with momentum 0.9), `infer` (eval forward,
     no gradients), or `peak` (a GEMM probe: `workload` is `gemm`, `batch_size` is n,
@@ -108,7 +123,8 @@ python | str/null | interpreter that ran the worker
 options | dict | adapter options: the variant's, overridden by `--adapter-opt`
 """
 _DEFAULTS: dict[str, Any] = {
-    "schema_version": SCHEMA_VERSION, "n_devices": 1, "threads_set": {}, "status": "error",
+    "schema_version": SCHEMA_VERSION, "n_devices": 1, "simulated": False, "n_nodes": 1,
+    "threads_set": {}, "status": "error",
     "samples_s": [], "flags": [], "busy": [], "repeat": 0, "wall_s": 0.0, "build": {},
     "env": {}, "options": {}, "kernels": {},
 }

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .plan import Cell
+from .plan import Cell, base_device
 
 GEMM_N = {"cpu": 1024, "gpu": 8192}
 TRAIN_FLOP_FACTOR = 3
@@ -28,12 +28,14 @@ def gemm_n(device: str) -> int:
 
 
 def probe_cells(cells: list[Cell]) -> list[Cell]:
-    """One GEMM probe per framework, variant, device, threads and precision of the plan."""
+    """One GEMM probe per framework, variant, device, threads and precision of the plan. A
+    device set is probed on one of its devices (cpu*2 on cpu, gpu:0+1 on gpu:0)."""
     seen: dict[tuple[Any, ...], Cell] = {}
     for c in cells:
-        key = (c.framework, c.variant, c.device, c.threads, c.precision)
+        dev = base_device(c.device)
+        key = (c.framework, c.variant, dev, c.threads, c.precision)
         if key not in seen:
-            seen[key] = Cell(c.framework, c.variant, c.device, "gemm", "peak", gemm_n(c.device),
+            seen[key] = Cell(c.framework, c.variant, dev, "gemm", "peak", gemm_n(dev),
                              c.precision, c.exec_mode, c.threads)
     return list(seen.values())
 
@@ -52,7 +54,7 @@ def group_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def peak_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["machine_id"], row["device"], row["threads"], row["precision"])
+    return (row["machine_id"], base_device(row["device"]), row["threads"], row["precision"])
 
 
 def probe_peak(row: dict[str, Any]) -> float | None:
@@ -86,6 +88,8 @@ class Validity:
         achieved = row["flops_per_image"] * row["images_per_s"] * factor
         row["achieved_flops_per_s"] = achieved
         peak = self.peaks.get(peak_key(row))
+        if peak and not row.get("simulated") and (row.get("n_devices") or 1) > 1:
+            peak *= row["n_devices"]  # N real devices; simulated ones share one's peak
         flags = list(row.get("flags") or [])
         if peak:
             row["peak_flops_per_s"] = peak

@@ -73,12 +73,27 @@ def _refusal(cell: dict[str, Any]) -> str | None:
                 f"(it has {', '.join(info.exec_modes)})")
     if cell["precision"] not in info.precisions:
         return f"{info.name} does not support precision {cell['precision']!r}"
-    dev_kind = cell["device"].split(":")[0]
+    dev_kind = cell["device"].split(":")[0].split("*")[0]
     if dev_kind not in info.device_kinds:
         return f"{info.name} does not run on {dev_kind}"
-    if cell["device"] != "cpu" and "," in cell["device"]:
-        return "multi-device data parallel is not implemented for this adapter yet"
+    n = _replicas(cell)
+    if n > 1 and cell["batch_size"] % n:
+        return (f"the global batch {cell['batch_size']} does not split evenly over {n} "
+                "replicas")
     return None
+
+
+def _replicas(cell: dict[str, Any]) -> int:
+    """Data-parallel replicas of the cell: its devices, times the nodes under torchrun."""
+    from adapters.base import dist_env
+
+    dist = dist_env()
+    if dist is not None:
+        return dist[1]
+    dev = cell["device"]
+    if dev.startswith("cpu*"):
+        return int(dev[4:])
+    return len(dev.split("+")) if dev.startswith("gpu:") and dev != "gpu:all" else 1
 
 
 def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[TimeSteps, bool]:
@@ -90,6 +105,7 @@ def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[T
     from workloads import get_workload
     from workloads.reference import init_weights, synthetic_batch
 
+    adapter.setup_devices(cell["device"])
     rec["threads_set"] = adapter.setup(cell.get("threads"))
     rec["build"] = adapter.build_facts()
     rec["device_name"] = adapter.device_name(cell["device"])
@@ -108,6 +124,8 @@ def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[T
     rec["model_params"] = adapter.num_params(model)
     time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
     rec.update(adapter.prepare_facts(model))
+    if _replicas(cell) > 1 and any(layer.op == "batchnorm" for layer in spec.layers):
+        rec["batch_norm"] = adapter.dp_batch_norm
     return time_steps, cell["exec_mode"] != "eager"
 
 
@@ -128,9 +146,16 @@ def run_cell(cell: dict[str, Any], proto: Protocol,
     try:
         rec["framework_version"] = adapter.framework_version()
         time_steps, compiled = _prepare(adapter, cell, rec)
+        if adapter.dp_rank() != 0:
+            # Rank 0 decides every round (the protocol's stopping rule) and reports; the
+            # other ranks of a data-parallel cell run the rounds it asks for.
+            adapter.dp_follow()
+            return {"status": "ok", "follower": True}
         m = (measure(time_steps, proto, compiled=compiled) if control is None
              else _driven_rounds(time_steps, proto, compiled, control))
+        adapter.dp_release()
         rec.update(m.to_dict(), status="ok")
+        rec.update(adapter.dp_facts(len(m.samples_s)))
     except Unsupported as exc:
         rec.update(status="unsupported", error=str(exc))
     except Exception as exc:  # KeyboardInterrupt and SystemExit are not a cell's status
@@ -225,17 +250,42 @@ def _exit_with_parent() -> None:
     left us to init, and our parent then is not the one to watch for."""
     import threading
 
-    parent = int(os.environ.get("CNNBENCH_RUNNER_PID") or os.getppid())
-    if os.getppid() != parent:
+    # Under torchrun (data parallel) the runner is our grandparent: torchrun's agent, our
+    # parent, is its child. Both links must hold.
+    agent = os.getppid() if "TORCHELASTIC_RUN_ID" in os.environ else None
+    default = os.getppid() if agent is None else (_parent_of(agent) or 1)
+    parent = int(os.environ.get("CNNBENCH_RUNNER_PID") or default)
+
+    def orphaned() -> bool:
+        if agent is None:
+            return os.getppid() != parent
+        return os.getppid() != agent or _parent_of(agent) != parent
+
+    if orphaned():
         os._exit(3)
 
     def watch() -> None:
         while True:
             time.sleep(0.5)
-            if os.getppid() != parent:
+            if orphaned():
                 os._exit(3)
 
     threading.Thread(target=watch, name="cnnbench-parent-watch", daemon=True).start()
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _dist() -> tuple[int, int, int] | None:
+    from adapters.base import dist_env
+
+    return dist_env()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,7 +317,19 @@ def main(argv: list[str] | None = None) -> int:
         control = Control(fd_in, fd_out)
     rec = run_cell(payload["cell"], Protocol.from_dict(payload["protocol"]), control)
     rec["python"] = sys.executable
-    write_json_atomic(args.out, rec)
+    dist = _dist()
+    if dist is None or dist[0] == 0:
+        write_json_atomic(args.out, rec)
+    elif dist[2] == 0:
+        # The first rank of another node: rank 0's node records the row, this node's runner
+        # only learns that its part ran.
+        write_json_atomic(args.out, {"follower": True, "status": rec["status"],
+                                     "error": rec.get("error")})
+    if dist is not None and rec["status"] != "ok":
+        # torchrun ends the other ranks (maybe waiting in a collective) when one fails.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     # Skip interpreter teardown: some frameworks hang or crash in atexit handlers, and the
     # record is already safe on disk.
     sys.stdout.flush()

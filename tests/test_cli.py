@@ -34,6 +34,10 @@ def test_help(sub: str) -> None:
     (["run", "--budget", "-1"], "positive number"),
     (["run", "--modes", "eval", "--frameworks", "null"], "unknown mode"),
     (["run", "--devices", "tpu", "--frameworks", "null"], "bad device"),
+    (["run", "--devices", "gpu:0,1", "--frameworks", "null"], "joined with '+' (gpu:0+1)"),
+    (["run", "--devices", "cpu*2", "--scaling", "gustafson", "--frameworks", "null"],
+     "unknown scaling"),
+    (["run", "--frameworks", "null", "--nnodes", "2"], "needs --rdzv-endpoint"),
     (["run", "--python", "pytorch"], "KEY=VALUE"),
     (["run", "--python", "pytorch=/no/such/python"], "no such interpreter"),
     (["run", "--variants", "turbo"], "unknown variant"),
@@ -60,11 +64,14 @@ def test_bad_input_is_one_line(args: list[str], needle: str) -> None:
 def test_dry_run_prints_the_default_plan_and_its_estimated_wall_time() -> None:
     r = cli("run", "--dry-run")
     assert r.returncode == 0, r.stderr
-    assert "\n36 cells\n" in r.stdout  # the default plan: every framework, about 20 minutes
-    assert re.search(r"estimated wall time: about (1[0-9]|2[0-4]) min \(36 cells \+ 4 GEMM "
-                     r"probes, 15 s budget", r.stdout), r.stdout[-600:]
+    # The default plan: every framework, 36 cells of 3 runs each, about half an hour.
+    assert "\n108 cells\n" in r.stdout
+    assert re.search(r"estimated wall time: about (2[5-9]|3[0-9]|4[0-5]) min \(108 cells \+ 4 "
+                     r"GEMM probes, 5 s budget", r.stdout), r.stdout[-600:]
+    one = cli("run", "--dry-run", "--repeat", "1")
+    assert "\n36 cells\n" in one.stdout
     full = cli("run", "--dry-run", "--full")
-    assert "\n48 cells\n" in full.stdout and "20 s budget" in full.stdout
+    assert "\n144 cells\n" in full.stdout and "8 s budget" in full.stdout
     assert "will be flagged over_budget" in full.stdout
 
 
@@ -72,14 +79,16 @@ def test_variant_that_overrides_the_thread_count_is_refused(tmp_path: Path) -> N
     vfile = tmp_path / "v.toml"
     vfile.write_text("[[variant]]\nname = 'omp4'\nframework = 'null'\n"
                      "env = { OMP_NUM_THREADS = '4' }\n")
-    r = cli("run", "--frameworks", "null", "--variants", "omp4", "--variants-file", str(vfile),
+    r = cli("run", "--repeat", "1", "--frameworks", "null", "--variants", "omp4",
+            "--variants-file", str(vfile),
             "--threads", "2", "--results-dir", str(tmp_path / "res"), "--no-progress")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == ("cnnbench: error: variant 'omp4' sets OMP_NUM_THREADS=4, which "
                                 "conflicts with 2 threads (--threads); remove it from the "
                                 "variant or pass --threads 4")
     assert not (tmp_path / "res").exists()  # refused before anything ran
-    ok = cli("run", "--frameworks", "null", "--variants", "omp4", "--variants-file", str(vfile),
+    ok = cli("run", "--repeat", "1", "--frameworks", "null", "--variants", "omp4",
+            "--variants-file", str(vfile),
              "--threads", "4", "--dry-run")
     assert ok.returncode == 0, ok.stderr
 
@@ -140,7 +149,7 @@ def test_list_json_counts() -> None:
 
 
 def test_dry_run_prints_the_plan() -> None:
-    r = cli("run", "--frameworks", "null", "--workloads", "resnet*", "--batch-sizes", "2,4",
+    r = cli("run", "--repeat", "1", "--frameworks", "null", "--workloads", "resnet*", "--batch-sizes", "2,4",
             "--dry-run")
     assert r.returncode == 0
     assert "8 cells" in r.stdout
@@ -149,7 +158,7 @@ def test_dry_run_prints_the_plan() -> None:
 def test_run_then_report_end_to_end(tmp_path: Path) -> None:
     res = tmp_path / "results"
     html = tmp_path / "out" / "index.html"
-    r = cli("run", "--quick", "--frameworks", "null", "--budget", "0.3", "--results-dir",
+    r = cli("run", "--quick", "--repeat", "1", "--frameworks", "null", "--budget", "0.3", "--results-dir",
             str(res), "--run-id", "e2e", "--machine-id", "testbox", "--adapter-opt",
             "step_s=0.0005", "--no-progress", "--report", str(html))
     assert r.returncode == 0, r.stderr
@@ -162,11 +171,38 @@ def test_run_then_report_end_to_end(tmp_path: Path) -> None:
     for w in ("lenet5", "cifar10_tutorial", "resnet20"):
         assert w in text
     # resume of a finished run does nothing and duplicates nothing
-    r = cli("run", "--quick", "--frameworks", "null", "--budget", "0.3", "--results-dir",
+    r = cli("run", "--quick", "--repeat", "1", "--frameworks", "null", "--budget", "0.3", "--results-dir",
             str(res), "--resume", "e2e", "--machine-id", "testbox", "--adapter-opt",
             "step_s=0.0005", "--no-progress")
     assert r.returncode == 0 and "0 cells to run (6 already recorded)" in r.stdout
     assert len(run_file.read_text().splitlines()) == 7
+
+
+def test_device_sets_weak_and_strong_rows(tmp_path: Path) -> None:
+    """cpu*2 with weak and strong scaling through the CLI (null adapter: the harness's own
+    data-parallel path), and gpu:0+1 on a machine without GPUs: unavailable, with the reason."""
+    import importlib.util
+
+    res = tmp_path / "results"
+    r = cli("run", "--frameworks", "null", "--workloads", "lenet5", "--modes", "train",
+            "--batch-sizes", "8", "--devices", "cpu,cpu*2,gpu:0+1", "--scaling", "weak,strong",
+            "--budget", "0.3", "--results-dir", str(res), "--run-id", "dp", "--machine-id",
+            "box", "--no-progress", "--no-probe")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in (res / "box" / "dp.jsonl").read_text().splitlines()]
+    got = {(row["device"], row["scaling"]): row for row in rows}
+    assert set(got) == {("cpu", None), ("cpu*2", "weak"), ("cpu*2", "strong"),
+                        ("gpu:0+1", "weak"), ("gpu:0+1", "strong")}
+    one, weak, strong = got["cpu", None], got["cpu*2", "weak"], got["cpu*2", "strong"]
+    assert (one["n_devices"], one["batch_size"], one["per_device_batch"]) == (1, 8, 8)
+    assert (weak["n_devices"], weak["batch_size"], weak["per_device_batch"]) == (2, 16, 8)
+    assert (strong["batch_size"], strong["per_device_batch"]) == (8, 4)
+    assert weak["simulated"] and not one["simulated"] and weak["status"] == "ok"
+    gpu = got["gpu:0+1", "weak"]
+    has_nvml = importlib.util.find_spec("pynvml") is not None
+    if not has_nvml or json.loads((res / "box" / "machine.json").read_text())["gpus"] == []:
+        assert gpu["status"] == "unavailable" and "needs 2 GPUs" in gpu["error"], gpu["error"]
+        assert not gpu["simulated"] and gpu["n_devices"] == 2
 
 
 def test_env_reports_machine_without_importing_frameworks() -> None:

@@ -33,11 +33,41 @@ def test_cell_ids_are_stable_and_readable() -> None:
 def test_devices_are_normalized() -> None:
     assert normalize_device("cuda:1") == "gpu:1"
     assert normalize_device("GPU") == "gpu:0"
-    assert normalize_device("gpu:0,1") == "gpu:0,1"
-    cell = expand(["null"], ["lenet5"], devices=["gpu:0,1"])[0]
-    assert cell.n_devices == 2
-    with pytest.raises(PlanError, match="bad device"):
-        normalize_device("tpu:0")
+    assert normalize_device("gpu:1+0") == "gpu:0+1"
+    assert normalize_device("cuda:0+1") == "gpu:0+1"
+    assert normalize_device("gpu:0,1") == "gpu:0+1"  # the Python API's old spelling
+    assert normalize_device("gpu:3+3") == "gpu:3"
+    assert normalize_device("cpu*2") == "cpu*2"
+    assert normalize_device("CPU*1") == "cpu"
+    assert normalize_device("gpu:all") == "gpu:all"
+    for bad in ("tpu:0", "1", "cpu*0", "cpu*", "gpu:0+", "gpu:a", "cpu:2"):
+        with pytest.raises(PlanError, match="bad device"):
+            normalize_device(bad)
+
+
+def test_device_sets_count_and_label_their_devices() -> None:
+    cells = {c.device: c for c in expand(["null"], ["lenet5"], modes=["train"], batch_sizes=[8],
+                                         devices=["cpu", "cpu*2", "gpu:0+1", "gpu:all"])}
+    assert {d: c.n_devices for d, c in cells.items()} == {
+        "cpu": 1, "cpu*2": 2, "gpu:0+1": 2, "gpu:all": 0}
+    assert cells["cpu*2"].simulated and not cells["gpu:0+1"].simulated
+    assert len({c.cell_id for c in cells.values()}) == 4
+    # gpu:all is the machine's GPUs when the plan knows them
+    got = expand(["null"], ["lenet5"], modes=["train"], devices=["gpu:all"], gpu_count=3)
+    assert got[0].device == "gpu:0+1+2" and got[0].n_devices == 3
+
+
+def test_weak_scaling_keeps_the_per_device_batch_and_strong_the_global_batch() -> None:
+    cells = expand(["null"], ["lenet5"], modes=["train"], batch_sizes=[16],
+                   devices=["cpu", "cpu*2"], scalings=["weak", "strong"])
+    got = {(c.device, c.scaling): (c.batch_size, c.per_device_batch) for c in cells}
+    assert got == {("cpu", None): (16, 16), ("cpu*2", "weak"): (32, 16),
+                   ("cpu*2", "strong"): (16, 8)}
+    # one-device cells keep the ids they had before device sets existed
+    one = expand(["null"], ["lenet5"], modes=["train"], batch_sizes=[16])[0]
+    assert one.cell_id == next(c for c in cells if c.device == "cpu").cell_id
+    with pytest.raises(PlanError, match="unknown scaling"):
+        expand(["null"], ["lenet5"], scalings=["gustafson"])
 
 
 @pytest.mark.parametrize("kwargs, error", [
