@@ -244,6 +244,17 @@ class Adapter(ABC):
 
         return time_steps
 
+    def compiler_facts(self) -> dict[str, Any]:
+        """For execution modes that compile: the ISA the compiler generates code for (asked
+        by `cnnbench env` only, since finding out can take seconds)."""
+        return {}
+
+    def kernel_facts(self, cell: dict[str, Any]) -> dict[str, Any]:
+        """What the framework says about the kernels it dispatched to, after the kernel probe
+        ran the cell's steps (e.g. PyTorch's ATen kernel set); oneDNN's verbose log and XLA's
+        dump are read by the worker itself."""
+        return {}
+
     def prepare_facts(self, model: Any) -> dict[str, Any]:
         """What prepare() measured on its own, e.g. ahead-of-time ``compile_s``."""
         return {}

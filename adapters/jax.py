@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -397,6 +398,12 @@ class JaxAdapter(Adapter):
             "PJRT_NPROC_not_applied": self._threads_not_applied,
             "xla_cpu_threads": _xla_threads(),
         }
+
+    def compiler_facts(self) -> dict[str, Any]:
+        m = re.search(r"--xla_cpu_max_isa=(\S+)", os.environ.get("XLA_FLAGS", ""))
+        return {"xla_target": "the host CPU (XLA compiles for the machine it runs on)",
+                "xla_cpu_max_isa": m.group(1) if m else None,
+                "precompiled": "convolutions and library fusions (Eigen, YNNPACK): not capped"}
 
     def device_name(self, device: str) -> str:
         if device_set(device).kind == "cpu":

@@ -306,6 +306,10 @@ class MXNetAdapter(Adapter):
         facts: dict[str, Any] = {
             "version": mx.__version__,
             "features": features,
+            # What its own code was compiled for (CPU_SSE..CPU_AVX2, F16C), apart from the
+            # oneDNN it bundles, which picks its ISA at run time.
+            "compiled_for": sorted(k.removeprefix("CPU_") for k, on in features.items()
+                                   if on and (k.startswith("CPU_") or k == "F16C")),
             "cuda": features.get("CUDA", False),
             "cudnn": features.get("CUDNN", False),
             # oneDNN is compiled in, and MXNET_MKLDNN_ENABLED=0 switches it off at run time.

@@ -5,6 +5,9 @@ and it measures the harness's own per-round overhead (MLPerf's `backend_null` id
 Adapter options (``--adapter-opt KEY=VALUE``):
 
 * ``step_s``: busy-wait this many seconds per step (default 0: an empty step);
+* ``onednn_isa``: emulate a framework whose oneDNN runs kernels of this ISA (``avx2``...): in
+  the kernel probe it prints oneDNN-style verbose lines, capped by ``DNNL_MAX_CPU_ISA`` and,
+  like MXNet 1.9, deaf to ``ONEDNN_MAX_CPU_ISA`` (the tests plant an ignored cap with it);
 * ``fault``: ``kill`` (SIGKILL itself), ``hang`` (sleep past any timeout), ``raise``,
   ``oom`` (allocate until MemoryError), ``unsupported``; ``fault_at`` = ``build`` (default)
   or ``step``.
@@ -70,6 +73,20 @@ class NullAdapter(Adapter):
 
     def setup_devices(self, device: str) -> None:
         pass  # it runs nothing, so any device set will do: the harness's data-parallel path
+
+    def kernel_facts(self, cell: dict[str, Any]) -> dict[str, Any]:
+        isa = (cell.get("options") or {}).get("onednn_isa")
+        if isa and os.environ.get("DNNL_VERBOSE") == "1":
+            from cnnbench.kernels import ISA_RANK
+
+            cap = os.environ.get("DNNL_MAX_CPU_ISA", "").lower()
+            if cap in ISA_RANK and ISA_RANK[cap] < ISA_RANK.get(str(isa), 0):
+                isa = cap
+            print("dnnl_verbose,info,oneDNN v0.0.0 (null adapter)")
+            for kind, impl in (("convolution", f"jit:{isa}"), ("reorder", "jit:uni"),
+                               ("inner_product", "gemm:jit")):
+                print(f"dnnl_verbose,exec,cpu,{kind},{impl},forward_inference,,,,0.01")
+        return {}
 
     def setup(self, threads: int | None) -> Threads:
         # Its steps are a Python loop on one thread (the GEMM probe's BLAS is numpy's own).

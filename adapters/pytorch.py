@@ -283,7 +283,25 @@ class PyTorchAdapter(Adapter):
             "gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0,
             "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
             "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+            # What the binary was compiled for: ATen ships kernel sets per ISA (PERF_WITH_*)
+            # and picks one at run time ("CPU capability usage").
+            "compiled_for": sorted(re.findall(r"PERF_WITH_(\w+)=1", config)),
+            "config": {k: grab(rf"{k}=([^,]*)") for k in ("USE_MKLDNN", "USE_MKL", "BLAS_INFO",
+                                                            "USE_OPENMP", "USE_CUDA")},
         }
+        return facts
+
+    def compiler_facts(self) -> dict[str, Any]:
+        """torch.compile's C++ backend (inductor) generates code for the host CPU: the vector
+        ISA it picks (capped by ATEN_CPU_CAPABILITY)."""
+        from torch._inductor import cpu_vec_isa
+
+        return {"inductor_vec_isa": str(cpu_vec_isa.pick_vec_isa()) or "none (scalar)"}
+
+    def kernel_facts(self, cell: dict[str, Any]) -> dict[str, Any]:
+        facts: dict[str, Any] = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
+        if cell.get("exec_mode") == "compiled" and cell.get("device") == "cpu":
+            facts.update(self.compiler_facts())
         return facts
 
     def device_name(self, device: str) -> str:

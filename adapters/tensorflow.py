@@ -598,6 +598,9 @@ class TensorFlowAdapter(Adapter):
         }
         return facts
 
+    def compiler_facts(self) -> dict[str, Any]:
+        return {"xla_target": "the host CPU (the xla mode JIT-compiles for the machine it runs on)"}
+
     def device_name(self, device: str) -> str:
         if device_set(device).kind == "cpu":
             return cpu_model_name()

@@ -22,7 +22,7 @@ from .commands import env as env_cmd
 from .commands import list as list_cmd
 from .commands import report as report_cmd
 from .commands import run as run_cmd
-from .commands.run import QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
+from .commands.run import DEFAULT_REPEAT, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
 from .estimate import DEFAULT_PLAN, FULL_PLAN
 from .plan import PRECISIONS, PlanError
 from .prices import PriceError
@@ -33,6 +33,8 @@ __all__ = ["UsageError", "build_parser", "entry", "main"]
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse would print usage lines too
+        # An argument may hold a newline; the message stays one line.
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
@@ -127,7 +129,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         no_probe=a.no_probe, no_noise_check=a.no_noise_check, memory_limit_mb=a.memory_limit_mb,
         results_dir=a.results_dir, run_id=a.run_id, resume=a.resume, machine_id=a.machine_id,
         report=a.report, strict=a.strict, dry_run=a.dry_run, no_progress=a.no_progress,
-        verbose=a.verbose)
+        verbose=a.verbose, no_kernel_probe=a.no_kernel_probe)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
@@ -206,13 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use this interpreter for a framework instead of its tox env")
     r.add_argument("--adapter-opt", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="adapter-specific option passed to every cell")
-    r.add_argument("--repeat", type=_pos_int, default=1, metavar="N",
-                   help="run every cell N times in fresh processes, interleaved")
+    r.add_argument("--repeat", type=_pos_int, default=None, metavar="N",
+                   help=f"run every cell N times in fresh processes, interleaved (default "
+                   f"{DEFAULT_REPEAT}: comparisons need the noise between processes)")
     r.add_argument("--interleave", action="store_true",
                    help="run cells that differ only in framework, variant or execution mode "
                    "side by side, alternating their timed rounds")
     r.add_argument("--no-probe", action="store_true",
                    help="skip the GEMM peak probes (no MFU)")
+    r.add_argument("--no-kernel-probe", action="store_true",
+                   help="skip the probe of the kernels that ran (one step again, oneDNN's "
+                   "verbose log on) after each CPU cell; rows then have no `kernels`")
     r.add_argument("--no-noise-check", action="store_true",
                    help="skip sampling other busy processes before each cell (saves 0.2 s)")
     r.add_argument("--memory-limit-mb", type=_pos_int, metavar="MB",

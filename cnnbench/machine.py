@@ -23,6 +23,21 @@ ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx51
              "amx_bf16", "amx_tile", "amx_int8", "neon", "asimd", "sve")
 
 
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags as the kernel names them (/proc/cpuinfo; py-cpuinfo where
+    there is none). What the ISA ladder checks a level against."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    import cpuinfo
+
+    return frozenset(cpuinfo.get_cpu_info().get("flags", []))
+
+
 def _cpu() -> dict[str, Any]:
     import cpuinfo
     import psutil

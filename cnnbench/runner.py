@@ -22,9 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters import get_info
 from workloads import get_workload
 
-from .envs import find_python, worker_env
+from .envs import find_python, tox_workdir, worker_env
+from .kernels import cap_ignored
 from .plan import Cell
 from .schema import append_row, blank_row, iter_rows
 from .timing import Protocol
@@ -56,6 +58,12 @@ class RunSettings:
     nnodes: int = 1
     rdzv_endpoint: str | None = None
     rdzv_id: str | None = None
+    # After each ok CPU cell, run one step again in a probe process with oneDNN's verbose log
+    # on (and XLA's dump): the kernels that ran, in the row's `kernels` (cnnbench.kernels).
+    kernel_probe: bool = True
+    # This CPU's feature flags (/proc/cpuinfo); None = read them here. A ladder level that
+    # needs a flag not in it is recorded unsupported.
+    cpu_flags: frozenset[str] | None = None
 
     @property
     def run_file(self) -> Path:
@@ -244,6 +252,7 @@ class WorkerProcess:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._to_worker: Any = None
         self._from_worker: Any = None
+        self.launch: tuple[str, dict[str, str], dict[str, Any]] | None = None
 
     def start(self) -> bool:
         """Spawn the worker; False (with the row's status set) when it cannot run at all."""
@@ -289,16 +298,39 @@ class WorkerProcess:
 
     def _launch(self) -> tuple[str, dict[str, str], dict[str, Any]] | None:
         """(interpreter, environment, adapter options) of this cell, or None with the row's
-        status set when the variant or its interpreter does not exist."""
+        status set when the variant, its interpreter or its ISA level does not exist here."""
         cell, settings, row = self.cell, self.settings, self.row
         variant = settings.variants.get(cell.framework, cell.variant)
         if variant is None:
             row.update(status="unsupported",
                        error=f"variant {cell.variant!r} is not defined for {cell.framework}")
             return None
+        row.update(variant_kind=variant.kind, isa_level=variant.isa)
+        level = variant.level
+        if level is not None and cell.device == "cpu":
+            from .machine import cpu_flags
+            from .variants import missing_flags
+
+            lacks = missing_flags(level, settings.cpu_flags if settings.cpu_flags is not None
+                                  else cpu_flags())
+            if lacks:
+                row.update(status="unsupported", error=(
+                    f"{level.name} needs {' '.join(lacks)}, which this CPU lacks: a build for "
+                    f"{level.target} would not run here"))
+                return None
         overrides = dict(settings.python_overrides)
-        if variant.python and cell.framework not in overrides:
+        # A build of its own (an interpreter or a tox environment) wins over --python, which
+        # names the framework's default environment.
+        if variant.python:
             overrides[cell.framework] = variant.python
+        elif variant.tox_env:
+            py = tox_workdir() / variant.tox_env / "bin" / "python"
+            if not py.exists():
+                row.update(status="unavailable", error=(
+                    f"build {variant.name!r} is not installed: {py} does not exist; create it "
+                    f"with `tox -e {variant.tox_env} --notest`"))
+                return None
+            overrides[cell.framework] = str(py)
         python, how = find_python(cell.framework, overrides)
         if python is None or not Path(python).exists():
             error = how if python is None else f"interpreter not found: {python} ({how})"
@@ -313,7 +345,8 @@ class WorkerProcess:
         row["env"].update(dev_env)
         env["CNNBENCH_RUNNER_PID"] = str(os.getpid())  # not in row["env"]: it is no setting
         # The variant's adapter options, overridden by the run's own --adapter-opt.
-        return python, env, {**variant.options, **cell.options}
+        self.launch = (python, env, {**variant.options, **cell.options})
+        return self.launch
 
     def _spawn(self, python: str, env: dict[str, str], options: dict[str, Any]) -> None:
         cell, settings = self.cell, self.settings
@@ -430,11 +463,61 @@ class WorkerProcess:
         return row
 
 
+    # -- the kernels that ran ---------------------------------------------------------------
+    def wants_probe(self) -> bool:
+        cell = self.cell
+        # Real frameworks; the null adapter only when it emulates oneDNN (the tests' case).
+        emulates = "onednn_isa" in (self.launch[2] if self.launch else {})
+        return (self.settings.kernel_probe and self.row["status"] == "ok"
+                and cell.device == "cpu" and cell.mode != "peak" and self.launch is not None
+                and bool(get_info(cell.framework).env or emulates))
+
+    def probe_kernels(self) -> None:
+        """Run one step of the cell again in a probe process (``cnnbench.worker --kernels``)
+        and put what ran in the row's ``kernels``; a cap that did not take effect is flagged
+        ``cap_ignored``. A failed probe leaves its reason there and fails nothing."""
+        if not self.wants_probe() or self.launch is None:
+            return
+        python, env, options = self.launch
+        cell, row = self.cell, self.row
+        timeout = max(120.0, self.settings.cell_timeout(cell) / 2)
+        with tempfile.TemporaryDirectory(prefix="cnnbench-kernels-") as tmp:
+            cell_file, out = Path(tmp) / "cell.json", Path(tmp) / "kernels.json"
+            cell_file.write_text(json.dumps({"cell": {**cell.to_dict(), "options": options},
+                                             "protocol": self.settings.protocol.to_dict()}))
+            cmd = [python, "-m", "cnnbench.worker", "--kernels", "--cell", str(cell_file),
+                   "--out", str(out)]
+            try:
+                with open(self.log_path, "ab") as log:
+                    log.write(b"\n--- kernel probe ---\n")
+                    log.flush()
+                    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=log, env=env, cwd=tmp,
+                                            start_new_session=True)
+                    try:
+                        proc.wait(timeout=timeout)
+                    except subprocess.TimeoutExpired:
+                        _kill_group(proc)
+                kernels: dict[str, Any] = (json.loads(out.read_text(encoding="utf-8"))
+                                           if out.exists() else
+                                           {"error": f"probe exited {proc.returncode} without "
+                                            f"a record: {_last_error_line(self.log_path)}"})
+            except (OSError, json.JSONDecodeError) as exc:
+                kernels = {"error": f"kernel probe failed: {_one_line(exc)}"}
+        reasons = cap_ignored(cell.framework, row["env"] or {}, kernels)
+        if reasons:
+            kernels["cap_ignored"] = reasons
+            row["flags"] = [*row["flags"], "cap_ignored"]
+        row["kernels"] = kernels
+
+
 def run_cell(cell: Cell, settings: RunSettings) -> dict[str, Any]:
     """Run one cell in a fresh worker process; always returns a complete row."""
     w = WorkerProcess(cell, settings)
     w.start()
-    return w.finish()
+    row = w.finish()
+    w.probe_kernels()
+    return row
 
 
 def run_interleaved(cells: list[Cell], settings: RunSettings) -> list[dict[str, Any]]:
@@ -463,7 +546,10 @@ def run_interleaved(cells: list[Cell], settings: RunSettings) -> list[dict[str, 
     for w in workers:
         if w.proc is not None:
             w.send("stop")
-    return [w.finish() for w in workers]
+    rows = [w.finish() for w in workers]
+    for w in workers:  # after every timed round, so no probe runs beside a measurement
+        w.probe_kernels()
+    return rows
 
 
 def pending(cells: list[Cell], settings: RunSettings) -> list[Cell]:

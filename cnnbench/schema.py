@@ -33,7 +33,7 @@ class Field:
 
 
 _FLAGS = ("ci_wide", "above_peak", "time_not_growing", "warmup_unsteady", "busy_machine",
-          "over_budget", "no_peak", "param_count_mismatch", "threads_mismatch")
+          "over_budget", "no_peak", "param_count_mismatch", "threads_mismatch", "cap_ignored")
 
 # The one definition of a row, as "name | type | meaning" lines (an indented line goes on).
 # The runner's blank row, the keys it takes from a worker's record and the README's schema
@@ -46,7 +46,13 @@ machine_id | str | the machine, as in `results/<machine_id>/machine.json`
 cell_id | str | stable key of the cell (used by `--resume`)
 framework | str | adapter name: `pytorch`, `tensorflow`, `jax`, `mxnet`, `null`
 framework_version | str/null | the framework's own version string
-variant | str | build variant: `default`, an ISA-capped or configuration variant, or a custom build
+variant | str | build variant: `default`, an ISA ladder level, a configuration variant, an
+    alternative build or a custom build
+variant_kind | str/null | what the variant is: `default`, `isa` (the same build capped to a ladder level),
+    `config`, `build` (a built-in alternative build in its own environment) or `custom` (declared in
+    a variants file)
+isa_level | str/null | the ISA ladder level the variant emulates (`x86-64-v2`, `avx`, `x86-64-v3`,
+    `x86-64-v4`, `avx512-vnni`, `avx512-bf16`, `amx`), or null
 device | str | `cpu`, `gpu:N`, or a device set run data parallel: `gpu:0+1`, `gpu:all`,
     `cpu*N` (N simulated CPU devices sharing the same cores)
 device_name | str/null | CPU model or GPU name
@@ -107,6 +113,11 @@ flops_per_image | int | forward FLOPs per image (2 × multiply-adds)
 started_at | str | UTC ISO-8601 start of the cell
 wall_s | float | wall time of the whole worker process
 build | dict | the framework's build facts (version, ISA, oneDNN, CUDA, ...)
+kernels | dict | the kernels that ran, from a probe of one step (CPU cells): `onednn` (oneDNN's verbose
+    log reduced to executions per ISA, `top_isa`, `max_isa`, version), `cpu_capability` (PyTorch's
+    ATen kernel set), `inductor_vec_isa` (compiled PyTorch), `xla` (the cap XLA took, preferred
+    vector width, precompiled convolutions and a `note`), `cap_ignored` (why a requested cap did not
+    take effect), or `error`
 env | dict | environment variables set for the cell (variant, threads)
 python | str/null | interpreter that ran the worker
 options | dict | adapter options: the variant's, overridden by `--adapter-opt`
@@ -115,7 +126,7 @@ _DEFAULTS: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION, "n_devices": 1, "simulated": False, "n_nodes": 1,
     "threads_set": {}, "status": "error",
     "samples_s": [], "flags": [], "busy": [], "repeat": 0, "wall_s": 0.0, "build": {},
-    "env": {}, "options": {},
+    "env": {}, "options": {}, "kernels": {},
 }
 
 

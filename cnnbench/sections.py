@@ -24,7 +24,7 @@ from . import analysis as an
 from . import charts
 from .htmlkit import Section, bullets, details, esc, figure, para, table
 from .prices import Price, price_for
-from .report import KEY, SECTIONS, peaks
+from .report import KEY, peaks
 
 MAX_FINDINGS = 120  # summary sentences (groups) computed and shown
 MAX_COMPARISONS = 400  # comparisons per section
@@ -166,22 +166,6 @@ def _compare(inp: Inputs, base: Mapping[Any, Any], cont: Mapping[Any, Any]) -> a
 def recs_of(df: pd.DataFrame) -> list[dict[str, Any]]:
     """A frame's rows as dicts with str keys (pandas types them Hashable)."""
     return cast(list[dict[str, Any]], df.to_dict("records"))
-
-
-def _no_data(sid: str, message: str) -> Section:
-    return Section(sid, dict(SECTIONS)[sid], empty=message)
-
-
-def _cmp_frame(rows: pd.DataFrame, label: Callable[[Mapping[Any, Any]], str]) -> pd.DataFrame:
-    """The common columns of a comparison table, from ``analysis`` comparison rows."""
-    return pd.DataFrame({
-        "comparison": [label(r) for r in recs_of(rows)],
-        "baseline img/s": rows["baseline_ips"].map(num),
-        "contender img/s": rows["contender_ips"].map(num),
-        "ratio [95% CI]": rows["text"],
-        "runs": rows["runs_baseline"].astype(int).astype(str) + " vs "
-        + rows["runs_contender"].astype(int).astype(str),
-    })
 
 
 def _forest(rows: pd.DataFrame, labels: Sequence[str], title: str) -> Markup:
@@ -414,11 +398,14 @@ def speedup(inp: Inputs) -> Section:
             return all(str(r[k]) == v for k, v in want.items())
 
         what = ", ".join(f"{k}={v}" for k, v in want.items())
-        rows, total = _against(inp, LIKE, is_base)
-        sec.add(f"Against the baseline {what}: every other configuration of the same workload, "
-                "mode, batch and precision on the same machine and device.")
+        # Like with like: everything the baseline does not name is the same on both sides.
+        rows, total = _against(inp, [f for f in KEY if f not in want], is_base)
+        sec.add(f"Against the baseline {what}: every other cell that differs from it only in "
+                f"{', '.join(want)}, on the same machine and device.")
     else:
-        rows, total = _against(inp, [*LIKE, "framework"], _default_config)
+        rows, total = _against(inp, [f for f in KEY if f not in ("variant", "exec_mode",
+                                                                 "options_key")],
+                               _default_config)
         sec.add("Against each framework's own default configuration (its default execution "
                 "mode, the default build, all threads): what each other setting of the same "
                 "framework gains. Choose another baseline with --baseline, e.g. "
@@ -527,95 +514,159 @@ def modes(inp: Inputs) -> Section:
 # ------------------------------------------------------------------- 5 threads
 
 
-def threads(inp: Inputs) -> Section:
-    sec = Section("threads", "Thread scaling")
-    cells = inp.cells
-    if cells.empty or (cells["threads"] > 0).sum() == 0:
-        sec.empty = "No cell was run at explicit thread counts (use --threads 1,2,…)."
-        return sec
-    fixed = [f for f in KEY if f != "threads"]
-    sub = cells[cells["threads"] > 0]
-    sub = sub[sub.groupby(fixed, sort=False, dropna=False)["threads"].transform("nunique") > 1]
-    if sub.empty:
-        sec.empty = "No cell was run at two or more thread counts with all else equal."
-        return sec
-    sub = sub.assign(series=an.config_labels(sub, fields=[
-        f for f in an.CONFIG if f not in ("threads", "batch_size", "device", "machine_id")]))
-    recs: list[dict[str, Any]] = []
-    for _, g in sub.groupby(fixed, sort=False, dropna=False):
-        if len(recs) >= MAX_COMPARISONS:
-            break
-        g = g.sort_values("threads")
-        base = recs_of(g.iloc[[0]])[0]
-        recs.append({**base, "speedup": 1.0, "s_low": 1.0, "s_high": 1.0, "efficiency": 1.0,
-                     "e_low": 1.0, "e_high": 1.0, "text": "baseline",
-                     "series": nice_label({**base, "label": base["series"]})})
-        series = recs[-1]["series"]
-        for r in recs_of(g.iloc[1:]):
-            if len(recs) >= MAX_COMPARISONS:
-                break
-            cmp = _compare(inp, base, r)
-            if cmp is None:
-                continue
-            n = r["threads"] / base["threads"]
-            recs.append({**r, "speedup": cmp.ratio, "s_low": cmp.low, "s_high": cmp.high,
-                         "efficiency": cmp.ratio / n, "e_low": cmp.low / n,
-                         "e_high": cmp.high / n, "text": cmp.text(),
-                         "series": series})
-    if not recs:
-        sec.empty = "No cell was run at two or more thread counts with all else equal."
-        return sec
-    df = pd.DataFrame(recs)
-    df["group"] = (df["machine_id"] + " " + df["workload"] + " " + df["mode"] + " b"
-                   + df["batch_size"].astype(int).astype(str))
-    sec.add("Speedup over the fewest threads measured, and efficiency = speedup ÷ (threads "
-            "÷ fewest threads); the dotted line is ideal linear scaling. Intervals are the "
-            "comparison layer's.")
-    for i, (grp, g) in enumerate(df.groupby("group", sort=False)):
-        if i >= MAX_CHARTS:
-            break
-        fewest = g.groupby("series")["threads"].transform("min")
-        ideal = g.assign(speedup=g["threads"] / fewest)
-        fig = charts.lines(g, "threads", "speedup", "s_low", "s_high", "series",
-                           f"Thread scaling: {grp}", "threads", "speedup (95% CI)", ideal=ideal)
-        sec.add(figure(fig, f"Thread scaling {grp}"))
-    t = pd.DataFrame({"cell": df["group"] + " " + df["series"], "threads": df["threads"],
-                      "img/s": df["ips"].map(num), "speedup [95% CI]": df["text"],
-                      "efficiency": [f"{e:.0%} [{lo:.0%}, {hi:.0%}]" for e, lo, hi in zip(
-                          df["efficiency"], df["e_low"], df["e_high"], strict=True)]})
-    sec.add(table(t, numeric=["threads", "img/s"], download="threads.csv.gz"))
-    return sec
-
-
 # ------------------------------------------------------------------- builds
 
 
 def builds(inp: Inputs) -> Section:
+    from . import builds as B
+
     sec = Section("builds", "What a build for your CPU buys you")
-    if inp.cells.empty or (inp.cells["variant"] != "default").sum() == 0:
-        sec.empty = ("No build variant was measured beside the default build (use e.g. "
-                     "--variants default,x86-64-v2,x86-64-v3).")
-        return sec
-    rows, total = _against(inp, [f for f in KEY if f != "variant"],
-                           lambda r: r["variant"] == "default")
+    df = inp.df
+    rows = df[(df["mode"] != "peak") & df["variant"].notna()] if not df.empty else df
+    if not rows.empty:
+        rows = rows.assign(threads=rows["threads"].fillna(0).astype(int))
+        has_variant = (rows["variant"] != B.BASELINE).groupby(
+            [rows[c] for c in B.GROUP], dropna=False, sort=False).transform("any")
+        rows = rows[has_variant]
     if rows.empty:
+        sec.empty = ("No build variant was measured beside the default build (use e.g. "
+                     "--variants default,x86-64-v2,x86-64-v3,x86-64-v4).")
+        return sec
+    gains = B.build_gains(rows).head(MAX_COMPARISONS)
+    if gains.empty:
         sec.empty = "No variant was measured with its default build at the same settings."
         return sec
-    sec.add("Each build variant and alternative build against the same framework's default "
-            "build, same workload, mode, batch, precision and threads. The seeds' anchor: a "
-            "TensorFlow built for the CPU (SSE4/AVX/AVX2/FMA) trains about 30% faster and "
-            "predicts about 2× faster than the stock build.")
-    sec.add(_forest(rows, _short_labels(rows), "Variant / default build"))
-    t = _speedup_rows(rows).assign(version=rows["framework_version"].astype(str))
-    sec.add(table(t, numeric=["img/s"], download="builds.csv.gz"))
-    if total > len(rows):
-        sec.add(f"{len(rows)} of {total:,} comparisons shown.")
+    sec.add("Each ISA ladder level (the same build capped to an older CPU's instruction set), "
+            "configuration variant and alternative build against the same framework's default "
+            "build at the same workload, mode, batch, precision, execution mode and threads, "
+            "with the kernels that actually ran (from oneDNN's verbose log, ATen's CPU "
+            "capability, XLA's flags). A level above this CPU is not run: it shows as "
+            "unsupported. Beside it, the seeds' anchor: "
+            + "; ".join(c.text for c in B.SEED_CLAIMS) + ".")
+    measured = gains[gains["ratio"].notna()]
+    if not measured.empty:
+        sec.add(_forest(measured, [f"{r['workload']} {r['mode']} b{int(r['batch_size'])}: "
+                                   f"{fw(r['framework'])} {r['variant']}"
+                                   for r in recs_of(measured)],
+                        "Variant or build / the default build"))
+    t = pd.DataFrame({
+        "machine / device": [system(m, d) for m, d in zip(gains["machine_id"], gains["device"],
+                                                         strict=True)],
+        "workload": gains["workload"] + " " + gains["mode"] + " b"
+        + gains["batch_size"].astype(int).astype(str),
+        "framework": gains["framework"].map(fw),
+        "variant": [f"{v} ({k})" if isinstance(k, str) and k else str(v)
+                    for v, k in zip(gains["variant"], gains["variant_kind"], strict=True)],
+        "vs default [95% CI]": gains["text"],
+        "kernels that ran": [f"{a or '?'} (default: {b or '?'})" + (" — cap ignored" if c else "")
+                             for a, b, c in zip(gains["kernel_isa"], gains["default_kernel_isa"],
+                                                gains["cap_ignored"], strict=True)],
+        "version": gains["build_version"].fillna(""),
+        "seed claim": [f"{r:.1f}×" if r == r else "" for r in gains["claim_ratio"]],
+        "note": gains["note"].fillna(""),
+    })
+    sec.add(table(t, download="builds.csv.gz"))
+    if (gains["framework"] == "jax").any():
+        sec.add(para(B.jax_note(), "note"))
+    for mid, m in inp.machines.items():
+        flags = set((m.get("cpu") or {}).get("flags") or [])
+        if not flags:
+            continue
+        mat = B.isa_matrix(df[df["machine_id"] == mid], flags)
+        if not mat.empty:
+            sec.add(details(f"{mid}: what each build was compiled for and dispatches to, "
+                            "against this CPU's extensions", table(mat)))
+    return sec
+
+
+def _scaling_table(t: pd.DataFrame, what: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "cell": [f"{r['machine_id']} {r['workload']} {r['mode']} {fw(r['framework'])} "
+                 f"{r['exec_mode']}" + (f" {r['variant']}" if r["variant"] != "default" else "")
+                 for r in recs_of(t)],
+        what: t["n"].astype(int),
+        "batch (global / per device)": [f"{int(b)} / {int(p)}" for b, p in zip(
+            t["batch_size"], t["per_device_batch"], strict=True)],
+        "img/s [95% CI]": [f"{num(v)} {ci(lo, hi)}" for v, lo, hi in zip(
+            t["images_per_s"], t["ips_low"], t["ips_high"], strict=True)],
+        "speedup [95% CI]": [f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(
+            t["speedup"], t["speedup_low"], t["speedup_high"], strict=True)],
+        "efficiency [95% CI]": t["text"],
+        "verdict": [("baseline" if n == b else v) for n, b, v in zip(
+            t["n"], t["baseline_n"], t["verdict"], strict=True)],
+    })
+
+
+def _curves(sec: Section, curves: pd.DataFrame, by: list[str], what: str) -> None:
+    from .scaling import projections, scaling_figure
+
+    for i, (k, sub) in enumerate(curves.groupby(by, sort=False, dropna=False)):
+        if i >= MAX_CHARTS:
+            sec.add(f"{curves.groupby(by).ngroups - MAX_CHARTS} more curves are in the table.")
+            break
+        title = " ".join(str(v) for v in k if v not in ("", None, False, True))
+        if "simulated" in by and bool(sub["simulated"].iloc[0]):
+            title += " (simulated devices: overhead, not speedup)"
+        fig = scaling_figure(sub, title=f"{what}: {title}",
+                             seed_claim=what == "Data-parallel scaling")
+        sec.add(figure(fig, f"{what} {title}"))
+    proj = projections(curves)
+    if not proj.empty:
+        sec.add(details("Projections: fitted parameters", table_of_projections(proj)))
+
+
+def table_of_projections(proj: pd.DataFrame) -> Markup:
+    t = pd.DataFrame({
+        "curve": [f"{r['workload']} {r['mode']} {fw(r['framework'])} {r['exec_mode']}"
+                  + (f" {r['scaling']}" if r["scaling"] else "")
+                  + (" simulated" if r["simulated"] else "") for r in recs_of(proj)],
+        "model": proj["model"], "fit": proj["label"],
+        "measured up to": proj["n_max"].astype(int),
+    })
+    return table(t, numeric=["measured up to"])
+
+
+def threads(inp: Inputs) -> Section:
+    from .scaling import thread_scaling
+
+    sec = Section("threads", "Thread scaling")
+    t = thread_scaling(inp.df) if not inp.cells.empty else pd.DataFrame()
+    if t.empty:
+        sec.empty = ("No cell was run at two or more thread counts with all else equal "
+                     "(use --threads 1,2,…).")
+        return sec
+    sec.add("Throughput and efficiency against the CPU thread count, each against the same "
+            "cell at the fewest threads (efficiency = speedup ÷ (threads ÷ fewest)), with the "
+            "ideal line and a projection past the largest count (dashed: a fit, not a "
+            "measurement).")
+    _curves(sec, t, ["machine_id", "workload", "mode", "batch_size"], "Thread scaling")
+    sec.add(table(_scaling_table(t, "threads"), numeric=["threads"], download="threads.csv.gz"))
     return sec
 
 
 def scaling(inp: Inputs) -> Section:
+    from .scaling import SEED_CLAIM, device_scaling
+
     sec = Section("scaling", "Data-parallel scaling")
-    sec.empty = "No multi-device cells in these results (use --devices with a device set)."
+    t = device_scaling(inp.df) if not inp.cells.empty else pd.DataFrame()
+    if t.empty:
+        sec.empty = ("No data-parallel cells with their one-device baseline in these results "
+                     "(use --devices cpu,cpu*2 or gpu:0,gpu:0+1 with --scaling weak,strong).")
+        return sec
+    sec.add("Weak scaling keeps the per-device batch fixed, strong scaling the global batch; "
+            "efficiency is t1 / (N·tN) against the same framework's one-device run in the same "
+            "results, with the comparison layer's interval. Simulated devices (cpu*N) share "
+            "the same cores: they measure the overhead of the data-parallel path, never "
+            f"hardware scaling, and are kept apart. The seed's claim: {SEED_CLAIM['label']}.")
+    for sim in (False, True):
+        part = t[t["simulated"] == sim]
+        if part.empty:
+            continue
+        sec.add(Markup(f"<h3>{'Simulated devices' if sim else 'Hardware devices'}</h3>"))
+        _curves(sec, part, ["machine_id", "workload", "mode", "scaling", "simulated"],
+                "Data-parallel scaling")
+        sec.add(table(_scaling_table(part, "devices"), numeric=["devices"],
+                      download=f"scaling-{'simulated' if sim else 'hardware'}.csv.gz"))
     return sec
 
 
@@ -850,12 +901,7 @@ def claims(inp: Inputs) -> Section:
         r50 = "train" if not _best(cells, workload="resnet50", mode="train").empty else "infer"
         results.append(_gpu_vs_cpu(inp, workload="resnet50", mode=r50)
                        + ("" if r50 == "train" else " (inference: no ResNet-50 training cells)"))
-        two = cells[(cells["device"].str.startswith("gpu")) & (cells["n_devices"] == 2)
-                    ] if "n_devices" in cells else cells.iloc[0:0]
-        if "simulated" in cells:
-            two = two[two["simulated"] != True]  # noqa: E712 (None and False alike)
-        results.append("not measured on this machine (no 2-GPU cells)" if two.empty else
-                       "see Data-parallel scaling: 2-GPU efficiency with its interval")
+        results.append(_two_gpus_claim(inp))
         results.append(_tf_build_claim(inp))
     t = pd.DataFrame({"claim": [c.text for c in CLAIMS], "compared here": [c.compared for c in CLAIMS],
                       "what these results show": results})
@@ -864,6 +910,19 @@ def claims(inp: Inputs) -> Section:
             "difference\".")
     sec.add(table(t))
     return sec
+
+
+def _two_gpus_claim(inp: Inputs) -> str:
+    from .scaling import device_scaling
+
+    t = device_scaling(inp.df)
+    if not t.empty:
+        t = t[(~t["simulated"]) & (t["kind"] == "gpu") & (t["n"] == 2)]
+    if t.empty:
+        return "not measured on this machine (no 2-GPU cells with a 1-GPU baseline)"
+    return "; ".join(f"{r['workload']} {r['mode']} {fw(r['framework'])} ({r['scaling']}): "
+                     f"{r['speedup']:.2f}× [{r['speedup_low']:.2f}, {r['speedup_high']:.2f}] "
+                     "one GPU" for r in recs_of(t.head(6)))
 
 
 def _tf_build_claim(inp: Inputs) -> str:
@@ -959,7 +1018,8 @@ def not_run(inp: Inputs) -> Section:
         sec.empty = "Every cell ran."
         return sec
     counts = failed["status"].value_counts()
-    sec.add(", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
+    sec.add(f"{len(failed):,} cell(s) did not run; by status: "
+            + ", ".join(f"{s} {n:,}" for s, n in counts.items()) + ".")
     t = failed.sort_values("started_at", na_position="last")[
         ["framework", "variant", "device", "workload", "mode", "batch_size", "precision",
          "exec_mode", "status", "error"]].rename(columns={"batch_size": "batch"})

@@ -165,6 +165,66 @@ def run_cell(cell: dict[str, Any], proto: Protocol,
     return rec
 
 
+def _probe_env(framework: str, dump_dir: Path) -> None:
+    """Turn on what tells which kernels ran, before the framework is imported: oneDNN's
+    verbose log under each name its versions read (v3 ONEDNN_, v1-v2 DNNL_, v0 MKLDNN_),
+    and for JAX, XLA's dump of what it compiled."""
+    for var in ("ONEDNN_VERBOSE", "DNNL_VERBOSE", "MKLDNN_VERBOSE"):
+        os.environ[var] = "1"
+    if framework == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_dump_to={dump_dir}".strip()
+
+
+def _dump_texts(dump_dir: Path) -> dict[str, str]:
+    keep = (".debug_options", "cpu_after_optimizations.txt", ".ir-with-opt.ll")
+    return {f.name: f.read_text(errors="replace") for f in sorted(dump_dir.glob("*"))
+            if f.is_file() and f.name.endswith(keep)}
+
+
+def probe_kernels(cell: dict[str, Any]) -> dict[str, Any]:
+    """Build the cell and run two steps (the first compiles) with oneDNN's verbose log going
+    to a file instead of stdout, then reduce the log (and XLA's dump) to what ran."""
+    import ctypes
+    import tempfile
+
+    from adapters import load_adapter
+
+    from .kernels import parse_onednn_verbose, parse_xla_dump
+
+    with tempfile.TemporaryDirectory(prefix="cnnbench-probe-") as tmp:
+        dump_dir, log = Path(tmp) / "xla", Path(tmp) / "stdout.txt"
+        _probe_env(cell["framework"], dump_dir)
+        sys.stdout.flush()
+        saved = os.dup(1)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)  # oneDNN prints with C stdio to fd 1
+        os.close(fd)
+        out: dict[str, Any] = {}
+        try:
+            adapter = load_adapter(cell["framework"])
+            rec: dict[str, Any] = {}
+            time_steps, _ = _prepare(adapter, cell, rec)
+            time_steps(1)
+            time_steps(1)
+            out.update(adapter.kernel_facts(cell))
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            out["error"] = one_line(exc)
+        finally:
+            sys.stdout.flush()
+            ctypes.CDLL(None).fflush(None)  # C stdio buffers a file fully
+            os.dup2(saved, 1)
+            os.close(saved)
+        onednn = parse_onednn_verbose(log.read_text(errors="replace"))
+        if onednn is not None:
+            out["onednn"] = onednn
+        if dump_dir.is_dir():
+            out["xla"] = parse_xla_dump(_dump_texts(dump_dir))
+    out["steps"] = 2
+    return out
+
+
 def facts(framework: str) -> dict[str, Any]:
     from adapters import load_adapter
 
@@ -173,7 +233,12 @@ def facts(framework: str) -> dict[str, Any]:
     except ImportError as exc:
         return {"status": "unavailable", "error": one_line(exc)}
     try:
-        return {"status": "ok", "build": adapter.build_facts(), "python": sys.executable}
+        build = adapter.build_facts()
+        try:
+            build["compiler"] = adapter.compiler_facts()
+        except Exception as exc:  # a compiler that cannot start says so, and no more
+            build["compiler"] = {"error": one_line(exc)}
+        return {"status": "ok", "build": build, "python": sys.executable}
     except Exception as exc:
         return {"status": "error", "error": one_line(exc)}
 
@@ -230,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--memory-limit-mb", type=int, default=0)
     p.add_argument("--control", metavar="IN,OUT", help="pipe fds: the runner drives the rounds")
+    p.add_argument("--kernels", action="store_true",
+                   help="probe which kernels one step of --cell runs (oneDNN verbose, XLA dump)")
     args = p.parse_args(argv)
     _exit_with_parent()
     if args.memory_limit_mb:
@@ -239,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(args.out, facts(args.facts))
         return 0
     payload = json.loads(args.cell.read_text(encoding="utf-8"))
+    if args.kernels:
+        write_json_atomic(args.out, probe_kernels(payload["cell"]))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     control = None
     if args.control:
         fd_in, fd_out = (int(v) for v in args.control.split(","))

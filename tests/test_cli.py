@@ -64,11 +64,14 @@ def test_bad_input_is_one_line(args: list[str], needle: str) -> None:
 def test_dry_run_prints_the_default_plan_and_its_estimated_wall_time() -> None:
     r = cli("run", "--dry-run")
     assert r.returncode == 0, r.stderr
-    assert "\n36 cells\n" in r.stdout  # the default plan: every framework, about 20 minutes
-    assert re.search(r"estimated wall time: about (1[0-9]|2[0-4]) min \(36 cells \+ 4 GEMM "
-                     r"probes, 15 s budget", r.stdout), r.stdout[-600:]
+    # The default plan: every framework, 36 cells of 3 runs each, about half an hour.
+    assert "\n108 cells\n" in r.stdout
+    assert re.search(r"estimated wall time: about (2[5-9]|3[0-9]|4[0-5]) min \(108 cells \+ 4 "
+                     r"GEMM probes, 5 s budget", r.stdout), r.stdout[-600:]
+    one = cli("run", "--dry-run", "--repeat", "1")
+    assert "\n36 cells\n" in one.stdout
     full = cli("run", "--dry-run", "--full")
-    assert "\n48 cells\n" in full.stdout and "20 s budget" in full.stdout
+    assert "\n144 cells\n" in full.stdout and "8 s budget" in full.stdout
     assert "will be flagged over_budget" in full.stdout
 
 
@@ -76,14 +79,16 @@ def test_variant_that_overrides_the_thread_count_is_refused(tmp_path: Path) -> N
     vfile = tmp_path / "v.toml"
     vfile.write_text("[[variant]]\nname = 'omp4'\nframework = 'null'\n"
                      "env = { OMP_NUM_THREADS = '4' }\n")
-    r = cli("run", "--frameworks", "null", "--variants", "omp4", "--variants-file", str(vfile),
+    r = cli("run", "--repeat", "1", "--frameworks", "null", "--variants", "omp4",
+            "--variants-file", str(vfile),
             "--threads", "2", "--results-dir", str(tmp_path / "res"), "--no-progress")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == ("cnnbench: error: variant 'omp4' sets OMP_NUM_THREADS=4, which "
                                 "conflicts with 2 threads (--threads); remove it from the "
                                 "variant or pass --threads 4")
     assert not (tmp_path / "res").exists()  # refused before anything ran
-    ok = cli("run", "--frameworks", "null", "--variants", "omp4", "--variants-file", str(vfile),
+    ok = cli("run", "--repeat", "1", "--frameworks", "null", "--variants", "omp4",
+            "--variants-file", str(vfile),
              "--threads", "4", "--dry-run")
     assert ok.returncode == 0, ok.stderr
 
@@ -144,7 +149,7 @@ def test_list_json_counts() -> None:
 
 
 def test_dry_run_prints_the_plan() -> None:
-    r = cli("run", "--frameworks", "null", "--workloads", "resnet*", "--batch-sizes", "2,4",
+    r = cli("run", "--repeat", "1", "--frameworks", "null", "--workloads", "resnet*", "--batch-sizes", "2,4",
             "--dry-run")
     assert r.returncode == 0
     assert "8 cells" in r.stdout
@@ -153,7 +158,7 @@ def test_dry_run_prints_the_plan() -> None:
 def test_run_then_report_end_to_end(tmp_path: Path) -> None:
     res = tmp_path / "results"
     html = tmp_path / "out" / "index.html"
-    r = cli("run", "--quick", "--frameworks", "null", "--budget", "0.3", "--results-dir",
+    r = cli("run", "--quick", "--repeat", "1", "--frameworks", "null", "--budget", "0.3", "--results-dir",
             str(res), "--run-id", "e2e", "--machine-id", "testbox", "--adapter-opt",
             "step_s=0.0005", "--no-progress", "--report", str(html))
     assert r.returncode == 0, r.stderr
@@ -166,7 +171,7 @@ def test_run_then_report_end_to_end(tmp_path: Path) -> None:
     for w in ("lenet5", "cifar10_tutorial", "resnet20"):
         assert w in text
     # resume of a finished run does nothing and duplicates nothing
-    r = cli("run", "--quick", "--frameworks", "null", "--budget", "0.3", "--results-dir",
+    r = cli("run", "--quick", "--repeat", "1", "--frameworks", "null", "--budget", "0.3", "--results-dir",
             str(res), "--resume", "e2e", "--machine-id", "testbox", "--adapter-opt",
             "step_s=0.0005", "--no-progress")
     assert r.returncode == 0 and "0 cells to run (6 already recorded)" in r.stdout

@@ -47,7 +47,7 @@ def test_faulty_cells_leave_runner_memory_and_handles_unchanged(tmp_path: Path) 
 
 def test_runner_killed_mid_sweep_then_resumed_has_one_row_per_cell(tmp_path: Path) -> None:
     res = tmp_path / "results"
-    args = [sys.executable, "-m", "cnnbench", "run", "--frameworks", "null", "--workloads",
+    args = [sys.executable, "-m", "cnnbench", "run", "--repeat", "1", "--frameworks", "null", "--workloads",
             "lenet5", "--modes", "infer", "--batch-sizes", "1,2,3,4,5,6", "--budget", "0.6",
             "--adapter-opt", "step_s=0.001", "--results-dir", str(res), "--machine-id", "m",
             "--no-progress"]
@@ -75,7 +75,7 @@ def test_runner_killed_mid_sweep_then_resumed_has_one_row_per_cell(tmp_path: Pat
 
 def test_resume_last_picks_the_newest_run(tmp_path: Path) -> None:
     res = tmp_path / "results"
-    base = [sys.executable, "-m", "cnnbench", "run", "--frameworks", "null", "--workloads",
+    base = [sys.executable, "-m", "cnnbench", "run", "--repeat", "1", "--frameworks", "null", "--workloads",
             "lenet5", "--modes", "infer", "--batch-sizes", "1", "--budget", "0.2",
             "--results-dir", str(res), "--machine-id", "m", "--no-progress"]
     subprocess.run([*base, "--run-id", "one"], cwd=ROOT, check=True, capture_output=True)
@@ -144,7 +144,7 @@ def test_worker_exits_when_the_runner_dies(tmp_path: Path) -> None:
     """A hung worker whose runner was SIGKILLed must not live on."""
     res = tmp_path / "results"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cnnbench", "run", "--frameworks", "null", "--workloads",
+        [sys.executable, "-m", "cnnbench", "run", "--repeat", "1", "--frameworks", "null", "--workloads",
          "lenet5", "--modes", "infer", "--batch-sizes", "1", "--adapter-opt", "fault=hang",
          "--results-dir", str(res), "--machine-id", "m", "--no-progress"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

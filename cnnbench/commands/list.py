@@ -20,16 +20,19 @@ def run(variants: bool = False, variants_file: Path | None = None, as_json: bool
     if variants:
         vs = VariantSet(load_variants_file(variants_file) if variants_file else [])
         vrows: list[dict[str, Any]] = [
-            {"name": v.name, "framework": v.framework, "env": v.env, "options": v.options,
-             "python": v.python, "description": v.description} for v in vs.variants]
+            {"name": v.name, "framework": v.framework, "kind": v.kind, "isa": v.isa,
+             "env": v.env, "options": v.options, "python": v.python, "tox_env": v.tox_env,
+             "description": v.description} for v in vs.variants]
         if as_json:
             print(json.dumps(vrows, indent=2))
             return 0
-        t = Table("variant", "framework", "environment", "adapter options", "description")
+        t = Table("variant", "framework", "kind", "environment", "adapter options",
+                  "description")
         for v in vs.variants:
-            t.add_row(v.name, v.framework, " ".join(f"{k}={x}" for k, x in v.env.items()),
+            where = v.python or (f"tox env {v.tox_env}" if v.tox_env else "")
+            t.add_row(v.name, v.framework, v.kind, " ".join(f"{k}={x}" for k, x in v.env.items()),
                       " ".join(f"{k}={x}" for k, x in v.options.items()),
-                      v.description + (f" ({v.python})" if v.python else ""))
+                      v.description + (f" ({where})" if where else ""))
         console().print(t)
         return 0
     rows = [get_workload(n).summary() for n in list_workloads(filter, tag)]

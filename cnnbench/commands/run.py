@@ -19,7 +19,12 @@ from . import UsageError, console
 
 QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
 QUICK_BATCH = 32
-QUICK_BUDGET_S = 4.0
+QUICK_BUDGET_S = 2.0
+# Runs per cell unless --repeat says otherwise. Fresh processes of one cell differ by 10-30%
+# here (far more than one run's rounds), so a comparison is only honest across runs: with
+# three a side, the comparison layer's Welch test flags about 5% of A/A pairs; with one, it
+# can only use the rounds, and flags most of them. The presets' budgets are per run.
+DEFAULT_REPEAT = 3
 
 
 def protocol(budget_s: float, target_ci: float) -> Protocol:
@@ -121,18 +126,19 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         variants_file: Path | None = None, budget: float | None = None,
         target_ci: float = 0.03, timeout: float | None = None,
         pythons: dict[str, str] | None = None, adapter_opts: dict[str, Any] | None = None,
-        repeat: int = 1, interleave: bool = False, no_probe: bool = False,
+        repeat: int | None = None, interleave: bool = False, no_probe: bool = False,
         no_noise_check: bool = False, memory_limit_mb: int | None = None,
         results_dir: Path = Path("results"), run_id: str | None = None,
         resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
         strict: bool = False, dry_run: bool = False, no_progress: bool = False,
-        verbose: bool = False) -> int:
+        verbose: bool = False, no_kernel_probe: bool = False) -> int:
     from .. import machine
     from ..runner import pending
 
     vset = VariantSet(load_variants_file(variants_file) if variants_file else None)
     variant_names = variants or ["default"]
     vset.check_names(variant_names)
+    vset.check_interpreters(variant_names)
     if quick and full:
         raise UsageError("cnnbench run: --quick and --full exclude each other")
     proto = protocol(budget or default_budget(quick, full), target_ci)
@@ -146,6 +152,7 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
                  exec_modes=exec_modes or ["default"], devices=devices or ["cpu"],
                  variants=variant_names, threads=threads or [mrec["cpu"]["usable_cores"]],
                  options=adapter_opts or {}, scalings=scalings or ["weak"], gpu_count=gpu_count)
+    repeat = DEFAULT_REPEAT if repeat is None else repeat
     if repeat > 1:
         # Repeats are interleaved (every cell once, then every cell again), so slow drifts
         # of the machine spread over all cells instead of biasing the last ones.
@@ -172,7 +179,8 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         verbose=verbose, probe_peak=not no_probe, check_noise=not no_noise_check,
         interleave=interleave, gpu_count=gpu_count,
         gpu_reason=mrec.get("gpu_error") or ("NVML lists no GPU" if not gpu_count else None),
-        nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id)
+        nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id,
+        kernel_probe=not no_kernel_probe)
     if resume and not settings.run_file.exists():
         raise UsageError(f"--resume {settings.run_id}: no such run in {settings.run_file.parent}")
     machine.write_machine(results_dir, mid, mrec)

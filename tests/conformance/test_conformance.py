@@ -9,6 +9,7 @@ import pytest
 from adapters import get_info
 from adapters.base import BuildOptions, Unsupported
 from tests.conformance.fixture_step import sgd_step
+from tests.conformance.oracle import canonical, oracle_logits
 from workloads import get_workload, list_workloads
 from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
 
@@ -19,18 +20,16 @@ FP32_TOL = 1e-4
 
 
 def _build(adapter, name: str, **kw):
-    spec = get_workload(name)
-    weights = init_weights(spec, seed=0)
+    spec, weights = canonical(name)  # init_weights(spec, seed=0), drawn once per process
     opts = BuildOptions(**kw)
     return spec, weights, adapter.build(spec, weights, opts)
 
 
 @pytest.mark.parametrize("name", list_workloads())
 def test_matches_numpy_oracle_fp32(adapter, name: str) -> None:
-    spec, weights, model = _build(adapter, name, mode="infer")
-    x, _ = synthetic_batch(spec, 2, seed=1)
+    _, _, model = _build(adapter, name, mode="infer")
+    x, ref = oracle_logits(name)  # forward(spec, weights, synthetic_batch(spec, 2, seed=1))
     got = adapter.predict(model, x)
-    ref = forward(spec, weights, x)
     err = max_rel_error(got, ref)
     assert err <= FP32_TOL, f"{name}: max relative error {err:.2e} > {FP32_TOL}"
 

@@ -17,6 +17,7 @@ import pytest
 
 from adapters.base import BuildOptions, Unsupported
 from tests.conformance.fixture_step import sgd_step
+from tests.conformance.oracle import canonical, oracle_logits
 from workloads import GraphBuilder, WorkloadSpec, get_workload, list_workloads
 from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
 
@@ -34,17 +35,16 @@ def jax_adapter(framework: str, adapter):
 
 
 def _build(adapter, name: str, **kw):
-    spec = get_workload(name)
-    weights = init_weights(spec, seed=0)
+    spec, weights = canonical(name)  # init_weights(spec, seed=0), drawn once per process
     return spec, weights, adapter.build(spec, weights, BuildOptions(**kw))
 
 
 @pytest.mark.parametrize("name", list_workloads())
 def test_jit_forward_matches_oracle(jax_adapter, name: str) -> None:
     """The shared suite checks the un-jitted path per workload; this is the one we time."""
-    spec, weights, model = _build(jax_adapter, name, mode="infer", exec_mode="jit")
-    x, _ = synthetic_batch(spec, 2, seed=1)
-    err = max_rel_error(jax_adapter.predict(model, x), forward(spec, weights, x))
+    _, _, model = _build(jax_adapter, name, mode="infer", exec_mode="jit")
+    x, ref = oracle_logits(name)  # forward(spec, weights, synthetic_batch(spec, 2, seed=1))
+    err = max_rel_error(jax_adapter.predict(model, x), ref)
     assert err <= FP32_TOL, f"{name}: max relative error {err:.2e} > {FP32_TOL}"
 
 

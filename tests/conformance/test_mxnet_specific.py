@@ -157,6 +157,10 @@ def test_build_facts_carry_the_feature_list(mx_adapter) -> None:
         assert isinstance(features[name], bool)
     assert facts["onednn"]["enabled"] in (True, False)
     assert facts["cuda"] == features["CUDA"]
+    # what its own code was compiled for, apart from the oneDNN it bundles
+    assert facts["compiled_for"] == sorted(k.removeprefix("CPU_") for k, on in features.items()
+                                           if on and (k.startswith("CPU_") or k == "F16C"))
+    assert "SSE2" in facts["compiled_for"]
 
 
 def test_oom_is_recognised(mx_adapter) -> None:

@@ -1,0 +1,211 @@
+"""What a build for your CPU buys you: every variant and alternative build against `default`.
+
+Pure functions from result rows (the DataFrame ``report.load_results`` gives) to pandas
+DataFrames, for the report's section of the same name; no HTML, no I/O. Every ratio comes
+from the comparison layer (``analysis.compare_cells``), so a gain whose interval crosses 1.0
+reads "no clear difference" here as everywhere.
+
+A row of ``build_gains`` says, for one machine / device / framework / workload / mode (and
+batch, precision, execution mode, threads): how fast the variant ran against the default
+build, with the 95% interval, which kernels actually ran (the kernel probe's ISA), which
+build version ran it (an alternative build is another version: such a comparison is across
+versions and says so), and whether it is a user's own build (`custom`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from .analysis import cell_samples, compare_cells
+from .kernels import JAX_NOTE
+from .variants import LADDER
+
+BASELINE = "default"
+# What must agree for a variant to be compared with the default build. Adapter options are
+# left out: a configuration variant (channels-last) is its options.
+GROUP = ["machine_id", "device", "framework", "workload", "mode", "batch_size", "precision",
+         "exec_mode", "threads"]
+LADDER_ORDER = {lv.name: i for i, lv in enumerate(LADDER)}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the seeds, shown beside the measured gains as the anchor."""
+
+    framework: str
+    mode: str
+    ratio: float
+    text: str
+
+
+# The seeds' most concrete CPU advice: a TensorFlow compiled for the machine (SSE4.1, SSE4.2,
+# AVX, AVX2, FMA) against the stock pip build.
+SEED_CLAIMS: tuple[Claim, ...] = (
+    Claim("tensorflow", "train", 1.30, "a TensorFlow built with SSE4/AVX/AVX2/FMA trains about "
+          "30% faster than the stock pip build"),
+    Claim("tensorflow", "infer", 2.0, "a TensorFlow built with SSE4/AVX/AVX2/FMA predicts about "
+          "2x faster than the stock pip build"),
+)
+
+
+def claim_for(framework: str, mode: str) -> Claim | None:
+    return next((c for c in SEED_CLAIMS if c.framework == framework and c.mode == mode), None)
+
+
+def kernel_isa(kernels: Any) -> str:
+    """The ISA of the kernels that ran, from a row's ``kernels``: 'oneDNN avx2; ATen AVX2'
+    ('' where no probe ran)."""
+    if not isinstance(kernels, dict):
+        return ""
+    parts = []
+    onednn = kernels.get("onednn") or {}
+    if onednn.get("executions"):
+        top = onednn.get("top_isa")
+        parts.append(f"oneDNN {top}" if top else
+                     f"oneDNN isa-neutral (up to {onednn.get('dispatch_isa') or '?'})")
+    if kernels.get("cpu_capability"):
+        parts.append(f"ATen {kernels['cpu_capability']}")
+    if kernels.get("inductor_vec_isa"):
+        parts.append(f"inductor {kernels['inductor_vec_isa']}")
+    xla = kernels.get("xla") or {}
+    if xla:
+        caps = xla.get("xla_cpu_max_isa") or []
+        parts.append(f"XLA {','.join(c for c in caps if c) or 'native'}")
+    if not parts and kernels.get("steps") and not kernels.get("error"):
+        return "no oneDNN primitive ran"  # the probe ran: e.g. a build without oneDNN
+    return "; ".join(parts)
+
+
+def jax_note(kernels: Any = None) -> str:
+    """Why JAX's ladder is flat: the cap reaches only XLA's generated code; with the probe's
+    counts where there are some."""
+    xla = (kernels or {}).get("xla") if isinstance(kernels, dict) else None
+    if not xla or not xla.get("convolutions"):
+        return JAX_NOTE
+    widths = "/".join(sorted(xla.get("prefer_vector_width") or {}, key=int)) or "n/a"
+    return (f"{JAX_NOTE} (this step: {xla['convolutions']} convolutions in precompiled "
+            f"kernels; generated code at {widths}-bit vectors)")
+
+
+def _version(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+_COLUMNS = [*GROUP, "variant", "variant_kind", "isa_level", "status", "ratio", "low", "high",
+            "significant", "verdict", "text", "baseline_ips", "contender_ips", "runs_baseline",
+            "runs_contender", "kernel_isa", "default_kernel_isa", "cap_ignored", "build_version",
+            "default_version", "across_versions", "custom", "note", "claim_ratio", "claim"]
+
+
+def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.DataFrame:
+    """Every variant and alternative build against ``default`` in the same group (see
+    ``GROUP``), one row each, ladder levels in ladder order. Variants that did not run
+    (``unsupported``, ``unavailable``...) get a row with their status and reason as ``text``
+    and no ratio. ``by_run``: compare only within one run (sweep), so a variant meets the
+    default measured beside it rather than every default run pooled (which covers
+    between-process noise but, with two or three runs, gives very wide intervals).
+    ``options`` go to ``compare_cells`` (e.g. ``threshold``)."""
+    group = [*GROUP, "run_id"] if by_run else GROUP
+    if df.empty:
+        return pd.DataFrame(columns=[*group, *_COLUMNS[len(GROUP):]])
+    rows = df[(df["mode"] != "peak") & df["variant"].notna()].copy()
+    rows["threads"] = rows["threads"].fillna(0).astype(int)
+    key = [*group, "variant"]
+    samples = cell_samples(df, key)
+    records: list[dict[str, Any]] = []
+    for gkey, g in rows.groupby(group, dropna=False, sort=True):
+        base = g[(g["variant"] == BASELINE) & (g["status"] == "ok")]
+        if base.empty:
+            continue
+        base_last = base.sort_values("started_at").iloc[-1]
+        base_runs = samples.get((*gkey, BASELINE))
+        for variant, v in g[g["variant"] != BASELINE].groupby("variant", sort=False):
+            ok = v[v["status"] == "ok"].sort_values("started_at")
+            last = (ok if not ok.empty else v.sort_values("started_at")).iloc[-1]
+            rec: dict[str, Any] = dict(zip(group, gkey, strict=True))
+            kernels = last.get("kernels")
+            raw_flags = last.get("flags")
+            flags: list[Any] = raw_flags if isinstance(raw_flags, list) else []
+            rec.update(
+                variant=variant, variant_kind=last.get("variant_kind"),
+                isa_level=last.get("isa_level"), status=last["status"],
+                kernel_isa=kernel_isa(kernels), default_kernel_isa=kernel_isa(
+                    base_last.get("kernels")),
+                cap_ignored="cap_ignored" in flags,
+                build_version=_version(last.get("framework_version")),
+                default_version=_version(base_last.get("framework_version")),
+                custom=last.get("variant_kind") == "custom", ratio=math.nan, low=math.nan,
+                high=math.nan, significant=False, verdict=None, baseline_ips=math.nan,
+                contender_ips=math.nan, runs_baseline=0, runs_contender=0, note="")
+            rec["across_versions"] = bool(rec["build_version"] and rec["default_version"]
+                                          and rec["build_version"] != rec["default_version"])
+            cont_runs = samples.get((*gkey, variant))
+            if last["status"] != "ok" or not base_runs or not cont_runs:
+                rec["text"] = f"{last['status']}: {last.get('error') or 'no samples'}"
+            else:
+                c = compare_cells(base_runs, cont_runs, **options)
+                batch = float(rec["batch_size"])
+                rec.update(ratio=c.ratio, low=c.low, high=c.high, significant=c.significant,
+                           verdict=c.verdict, text=c.text(), runs_baseline=c.runs_baseline,
+                           runs_contender=c.runs_contender, note=c.note,
+                           baseline_ips=c.baseline.images_per_s(batch)[0],
+                           contender_ips=c.contender.images_per_s(batch)[0])
+            notes = [rec["note"]] if rec["note"] else []
+            if rec["across_versions"]:
+                notes.append(f"across versions: {rec['build_version']} vs "
+                             f"{rec['default_version']}")
+            if rec["framework"] == "jax" and rec["isa_level"]:
+                notes.append(jax_note(kernels))
+            rec["note"] = "; ".join(notes)
+            claim = claim_for(str(rec["framework"]), str(rec["mode"]))
+            rec["claim_ratio"] = claim.ratio if claim else math.nan
+            rec["claim"] = claim.text if claim else None
+            records.append(rec)
+    out = pd.DataFrame(records, columns=[*group, *_COLUMNS[len(GROUP):]])
+    if out.empty:
+        return out
+    out["_order"] = out["isa_level"].map(LADDER_ORDER).fillna(len(LADDER_ORDER))
+    out = out.sort_values([*group, "_order", "variant"], kind="stable")
+    return out.drop(columns="_order").reset_index(drop=True)
+
+
+def isa_matrix(df: pd.DataFrame, cpu_flags: set[str] | frozenset[str]) -> pd.DataFrame:
+    """CPU extensions x builds: for each (framework, variant) that ran, the oneDNN kernel ISA
+    that ran, the ATen set, and which of the CPU's extensions the binary's own code was not
+    built for (TensorFlow's feature guard) or was (MXNet's features); ``cpu_flags`` is the
+    machine's (machine.json ``cpu.flags``)."""
+    ok = df[(df["status"] == "ok") & (df["mode"] != "peak")]
+    extensions = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+                  "amx_tile"]
+    records = []
+    for (fw, variant), g in ok.groupby(["framework", "variant"], sort=True):
+        last = g.sort_values("started_at").iloc[-1]
+        raw_build = last.get("build")
+        build: dict[str, Any] = raw_build if isinstance(raw_build, dict) else {}
+        rec: dict[str, Any] = {"framework": fw, "variant": variant,
+                               "version": _version(last.get("framework_version")),
+                               "kernels": kernel_isa(last.get("kernels"))}
+        missing = {str(m).lower() for m in build.get("cpu_feature_guard_missing") or []}
+        compiled = {str(c).lower() for c in build.get("compiled_for") or []}
+        for ext in extensions:
+            if ext not in cpu_flags:
+                rec[ext] = "not on CPU"
+            elif missing:
+                rec[ext] = "not compiled for" if ext.replace("_", "") in {
+                    m.replace("_", "") for m in missing} else "compiled for"
+            elif compiled:
+                rec[ext] = "compiled for" if ext.replace("_", "") in {
+                    c.replace("_", "") for c in compiled} else "not compiled for"
+            else:
+                rec[ext] = "on CPU"
+        records.append(rec)
+    return pd.DataFrame(records, columns=["framework", "variant", "version", "kernels",
+                                          *extensions])
+
+
+__all__ = ["BASELINE", "GROUP", "SEED_CLAIMS", "Claim", "build_gains", "claim_for",
+           "isa_matrix", "jax_note", "kernel_isa"]

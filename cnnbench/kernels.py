@@ -1,0 +1,178 @@
+"""Proof of the kernels that ran: oneDNN's verbose log and XLA's dump, reduced to a few facts,
+and the check that a requested ISA cap took effect. Pure standard library.
+
+A cap is only an environment variable, and frameworks ignore ones they do not read (MXNet 1.9
+reads ``DNNL_MAX_CPU_ISA``, not ``ONEDNN_MAX_CPU_ISA``) or values they do not know (PyTorch
+silently ignores an invalid ``ATEN_CPU_CAPABILITY``). So after a cell, a short probe process
+runs one step of it again with oneDNN's verbose log on (``cnnbench.worker --kernels``); the
+log names the implementation of every primitive it executed (``brg_conv_fwd:avx2``,
+``jit:avx512_core``, ``gemm:jit``), and the ISA in those names is what ran. The probe is a
+process of its own because oneDNN reads its verbose switch once, at first use, and TensorFlow
+and MXNet export no call to turn it off again: in the timed worker it would cost every step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+# oneDNN's CPU ISAs, lowest first, as they appear in implementation names (lower case) and
+# as cap values (upper case). Names with the same rank are the same level for a cap.
+ISA_RANK: dict[str, int] = {
+    "sse41": 1, "avx": 2, "avx2": 3, "avx2_vnni": 4, "avx2_vnni_2": 4,
+    "avx512_mic": 5, "avx512_mic_4ops": 5, "avx512_common": 5, "avx512_core": 5,
+    "avx512_core_vnni": 6, "avx512_core_bf16": 7, "avx512_core_fp16": 8,
+    "avx512_core_amx": 9, "avx512_core_amx_fp16": 9, "avx10_1_512": 8, "avx10_1_512_amx": 9,
+    "avx10_1_512_amx_fp16": 9, "avx10_2_512": 9, "avx10_2_512_amx_2": 9, "all": 99,
+}
+# ATen's kernel sets (ATEN_CPU_CAPABILITY / get_cpu_capability()).
+ATEN_LEVELS = ("default", "avx2", "avx512")
+_ISA_TOKEN = re.compile(r"(?<![a-z0-9])(" + "|".join(
+    sorted((k for k in ISA_RANK if k != "all"), key=len, reverse=True)) + r")(?![a-z0-9_])")
+_VERBOSE_PREFIXES = ("onednn_verbose", "dnnl_verbose", "mkldnn_verbose")
+# oneDNN's "info,cpu,isa:" line names the highest ISA its dispatcher will use (after any
+# cap), in words; most specific first.
+_ISA_WORDS = (
+    ("AMX", "avx512_core_amx"), ("float16", "avx512_core_fp16"),
+    ("bfloat16", "avx512_core_bf16"), ("AVX-512 with Intel DL Boost", "avx512_core_vnni"),
+    ("AVX-512", "avx512_core"), ("AVX2 with Intel DL Boost", "avx2_vnni"), ("AVX2", "avx2"),
+    ("AVX", "avx"), ("SSE4.1", "sse41"),
+)
+
+
+def dispatch_isa(max_isa: str | None) -> str | None:
+    """The oneDNN ISA name of the 'info,cpu,isa:' words ('Intel AVX2' -> 'avx2')."""
+    if not max_isa:
+        return None
+    return next((name for words, name in _ISA_WORDS if words in max_isa), None)
+
+
+def parse_onednn_verbose(text: str) -> dict[str, Any] | None:
+    """A short summary of oneDNN's verbose log (v1, v2 or v3 format), or None if it has no
+    line: {version, max_isa (the 'info,cpu,isa' line), primitives: executions per kind,
+    impls: executions per implementation, isa: executions per ISA named in them,
+    top_isa: the highest of those}."""
+    version = max_isa = None
+    impls: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    seen = False
+    for line in text.splitlines():
+        if not line.startswith(_VERBOSE_PREFIXES):
+            continue
+        seen = True
+        parts = line.strip().split(",")
+        head = parts[:4]  # v3: prefix,v1,primitive,exec; v2: prefix,exec
+        if "info" in head:
+            rest = ",".join(parts[parts.index("info") + 1:])
+            m = re.search(r"oneDNN (v[\d.]+)|Intel MKL-DNN (v[\d.]+)|DNNL (v[\d.]+)", rest)
+            if m:
+                version = next(g for g in m.groups() if g)
+            if rest.startswith("cpu,isa:"):
+                max_isa = rest.split(":", 1)[1].strip()
+            continue
+        if "exec" not in head:
+            continue
+        i = parts.index("exec")
+        if len(parts) > i + 3 and parts[i + 1] == "cpu":
+            kinds[parts[i + 2]] += 1
+            impls[parts[i + 3]] += 1
+    if not seen:
+        return None
+    isa: Counter[str] = Counter()
+    for impl, n in impls.items():
+        tokens = _ISA_TOKEN.findall(impl.lower())
+        for t in set(tokens) or {"isa-neutral"}:  # gemm:jit, ref:any, simple:any ...
+            isa[t] += n
+    ranked = [t for t in isa if t in ISA_RANK]
+    top = max(ranked, key=ISA_RANK.__getitem__) if ranked else None
+    return {"version": version, "max_isa": max_isa, "dispatch_isa": dispatch_isa(max_isa),
+            "executions": sum(impls.values()),
+            "primitives": dict(kinds.most_common()), "isa": dict(isa.most_common()),
+            "top_isa": top, "impls": dict(impls.most_common(8))}
+
+
+def parse_xla_dump(files: dict[str, str]) -> dict[str, Any]:
+    """What XLA's dump (``--xla_dump_to``) says about one compiled step: the ISA cap it took
+    (its debug options), the vector width its generated code prefers (the code the cap
+    reaches), and how many convolutions and library fusions run precompiled kernels instead
+    (which the cap does not reach). ``files``: name -> text of the dump's text files."""
+    caps = set()
+    widths: Counter[str] = Counter()
+    convs = dots = 0
+    fusions: Counter[str] = Counter()
+    for name, text in files.items():
+        if name.endswith(".debug_options"):
+            m = re.search(r'xla_cpu_max_isa:\s*"([^"]*)"', text)
+            caps.add(m.group(1) if m else "")
+        elif name.endswith(".ll"):
+            widths.update(re.findall(r'"prefer-vector-width"="(\d+)"', text))
+        elif name.endswith("cpu_after_optimizations.txt"):
+            convs += len(re.findall(r"\bconvolution\(", text))
+            dots += len(re.findall(r"\bdot\(", text))
+            fusions.update(re.findall(r'"kind":"(__\w+)"', text))
+    return {"xla_cpu_max_isa": sorted(caps), "prefer_vector_width": dict(widths),
+            "convolutions": convs, "dots": dots, "library_fusions": dict(fusions),
+            "note": JAX_NOTE if convs else None}
+
+
+JAX_NOTE = ("XLA's ISA cap reaches only the code XLA generates (fused elementwise loops); "
+            "convolutions and library fusions run precompiled kernels (Eigen, YNNPACK) that "
+            "pick their own ISA, so a flat JAX result does not mean the ISA does not matter")
+
+
+def _env_cap(env: dict[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value.strip() if value else None
+
+
+def cap_ignored(framework: str, env: dict[str, str], kernels: dict[str, Any]) -> list[str]:
+    """Why each ISA cap in ``env`` (what the variant set) did not take effect, judged from
+    ``kernels`` (what the probe saw); empty when every cap held or none was set. A cap that
+    cannot be checked (no oneDNN primitive ran) is not called ignored."""
+    reasons: list[str] = []
+    aten = _env_cap(env, "ATEN_CPU_CAPABILITY")
+    got = kernels.get("cpu_capability")
+    if framework == "pytorch" and aten and got is not None and got.lower() != aten.lower():
+        reasons.append(f"ATEN_CPU_CAPABILITY={aten} but PyTorch runs its {got} kernels")
+    onednn = kernels.get("onednn") or {}
+    # What ran (the ISA named in the implementations), else what the dispatcher allowed
+    # itself (its info line): GEMM-based and reorder kernels name no ISA.
+    top, what = onednn.get("top_isa"), "ran {} kernels"
+    if top is None:
+        top, what = onednn.get("dispatch_isa"), "dispatched up to {}"
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        cap = _env_cap(env, var)
+        if not cap or top is None:
+            continue
+        limit = ISA_RANK.get(cap.lower())
+        if limit is None:
+            reasons.append(f"{var}={cap} is no oneDNN ISA; oneDNN {what.format(top)}")
+        elif ISA_RANK[top] > limit or ISA_RANK.get(onednn.get("dispatch_isa") or "", 0) > limit:
+            worst = max(top, onednn.get("dispatch_isa") or top, key=ISA_RANK.__getitem__)
+            reasons.append(f"{var}={cap} but oneDNN {what.format(worst)}")
+    flags = env.get("XLA_FLAGS", "")
+    m = re.search(r"--xla_cpu_max_isa=(\S+)", flags)
+    xla = kernels.get("xla") or {}
+    took = xla.get("xla_cpu_max_isa")
+    if m and took is not None and took != [m.group(1)]:
+        reasons.append(f"--xla_cpu_max_isa={m.group(1)} but XLA compiled with {took}")
+    return reasons
+
+
+def summary(kernels: dict[str, Any]) -> str:
+    """One short line of what ran, e.g. 'oneDNN avx2 (412 exec); ATen AVX2'."""
+    parts = []
+    onednn = kernels.get("onednn")
+    if onednn and onednn.get("executions"):
+        isas = ", ".join(f"{k} {v}" for k, v in onednn["isa"].items())
+        parts.append(f"oneDNN {isas}")
+    if kernels.get("cpu_capability"):
+        parts.append(f"ATen {kernels['cpu_capability']}")
+    if kernels.get("inductor_vec_isa"):
+        parts.append(f"inductor {kernels['inductor_vec_isa']}")
+    xla = kernels.get("xla")
+    if xla:
+        cap = ",".join(xla["xla_cpu_max_isa"]) or "none"
+        parts.append(f"XLA cap {cap}, {xla['convolutions']} precompiled convs")
+    return "; ".join(parts) or "no kernel facts"
