@@ -111,6 +111,7 @@ def heatmap(matrix: pd.DataFrame, notes: pd.DataFrame, title: str, cbar: str) ->
             if isinstance(text, str) and text:
                 ax.text(j, i, text, ha="center", va="center", fontsize=7)
     bar = fig.colorbar(im, ax=ax, label=cbar)
+    bar.set_ticks(list(np.geomspace(lo, hi, 5)))
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
     bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_title(short(title, 100))

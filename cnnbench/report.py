@@ -44,6 +44,25 @@ KEY = ["machine_id", "framework", "variant", "device", "workload", "mode", "batc
        "precision", "exec_mode", "threads", "options_key"]
 
 
+# Row fields that repeat across the rows of a sweep (dicts and lists of strings).
+_SHARED = ("build", "env", "options", "threads_set", "kernels", "busy", "flags", "python",
+           "device_name", "framework_version")
+
+
+def _canonical(value: Any) -> bytes | None:
+    if isinstance(value, str):
+        return value.encode()
+    try:
+        import orjson
+
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (ImportError, TypeError):
+        try:
+            return json.dumps(value, sort_keys=True).encode()
+        except (TypeError, ValueError):
+            return None
+
+
 def load_results(paths: list[Path]) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, Any]]]:
     """(all rows as a DataFrame, problems met while reading, machine records by id)."""
     problems: list[str] = []
@@ -56,8 +75,20 @@ def load_results(paths: list[Path]) -> tuple[pd.DataFrame, list[str], dict[str, 
             chunks.append(pd.DataFrame(rows, columns=list(REQUIRED)))
             rows.clear()
 
+    shared: dict[bytes, Any] = {}
+
+    def share(value: Any) -> Any:
+        """One object for equal build facts, environments...: 100,000 rows of one sweep
+        hold a handful of distinct ones, and a dict per row would be most of the memory."""
+        key = _canonical(value)
+        return shared.setdefault(key, value) if key is not None else value
+
     for f in result_files(paths):
         for row in iter_rows(f, problems):
+            for col in _SHARED:
+                v = row.get(col)
+                if v:
+                    row[col] = share(v)
             rows.append(row)
             if len(rows) >= 20_000:
                 flush()

@@ -27,8 +27,9 @@ def measured_row(tmp: Path, budget: float = 0.5) -> tuple[dict[str, Any], str]:
     """One ok row of the null adapter (lenet5 inference, batch 8), measured by the real CLI,
     and its machine record (machine.json's text)."""
     res = tmp / "measured"
-    r = subprocess.run([sys.executable, "-m", "cnnbench", "run", "--frameworks", "null",
-                        "--workloads", "lenet5", "--modes", "infer", "--batch-sizes", "8",
+    r = subprocess.run([sys.executable, "-m", "cnnbench", "run", "--repeat", "1",
+                        "--frameworks", "null", "--workloads", "lenet5", "--modes", "infer",
+                        "--batch-sizes", "8",
                         "--threads", "2", "--budget", str(budget), "--no-probe",
                         "--no-noise-check", "--no-progress", "--results-dir", str(res),
                         "--machine-id", "scale-box", "--run-id", "one"],

@@ -151,9 +151,15 @@ def test_worker_exits_when_the_runner_dies(tmp_path: Path) -> None:
     runner = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
     workers: list[psutil.Process] = []
+    def cmdline(p: psutil.Process) -> str:
+        try:
+            return " ".join(p.cmdline())
+        except psutil.Error:  # it ended (or is a zombie) between listing and reading
+            return ""
+
     while time.monotonic() < deadline and not workers:
-        workers = [c for c in runner.children(recursive=True) if "cnnbench.worker" in
-                   " ".join(c.cmdline())]
+        workers = [c for c in runner.children(recursive=True)
+                   if "cnnbench.worker" in cmdline(c)]
         time.sleep(0.1)
     assert workers, "no worker started"
     os.kill(proc.pid, signal.SIGKILL)
