@@ -441,37 +441,3 @@ def cells_table(df: pd.DataFrame, key: Sequence[str] = KEY, *, multi_run_limit: 
         ips, lo, hi = est.images_per_s(float(out["batch_size"].iloc[j]))
         out.loc[j, ["ips", "low", "high", "between_runs"]] = [ips, lo, hi, True]
     return out
-
-
-def pairs(df: pd.DataFrame, vary: str, is_base: Any, *, key: Sequence[str] = KEY,
-          limit: int | None = None, **options: Any) -> tuple[pd.DataFrame, int]:
-    """Every cell against the cell that differs from it only in ``vary`` and whose ``vary``
-    value satisfies ``is_base(value, group)`` (group: the other key fields as a dict).
-
-    The generic comparison behind the report's gains: execution mode (vary="exec_mode"),
-    precision, build variant, thread count, machine. Returns (the comparisons as
-    ``compare_samples`` columns plus ``base_value``, how many pairs there were in all; past
-    ``limit`` only the first ``limit``, in key order, are computed)."""
-    if vary not in key:
-        raise ValueError(f"{vary!r} is not a cell key field")
-    cells = cell_samples(df, key)
-    at = list(key).index(vary)
-    groups: dict[CellKey, dict[Any, CellKey]] = {}
-    for k in cells:
-        groups.setdefault(k[:at] + k[at + 1:], {})[k[at]] = k
-    todo: list[tuple[CellKey, CellKey]] = []
-    for g, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        rest = dict(zip([f for f in key if f != vary], g, strict=True))
-        bases = [v for v in members if is_base(v, rest)]
-        if len(bases) != 1:
-            continue
-        b = members[bases[0]]
-        todo += [(b, k) for v, k in sorted(members.items(), key=lambda kv: str(kv[0]))
-                 if k != b]
-    total = len(todo)
-    rows = []
-    for b, k in todo[:limit] if limit is not None else todo:
-        row = _row(dict(zip(key, k, strict=True)), compare_cells(cells[b], cells[k], **options))
-        row["base_value"] = b[at]
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[*key, *_COLUMNS, "base_value"]), total

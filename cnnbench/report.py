@@ -17,7 +17,7 @@ import pandas as pd
 from .files import write_atomic
 from .prices import Price
 from .schema import REQUIRED, iter_rows, result_files
-from .validity import options_key, peak_key, probe_peak
+from .validity import peak_key, probe_peak
 
 # What makes two rows the same cell: everything in its cell_id except the repeat index.
 # Adapter options are a dict, so they take part as their canonical JSON (options_key).
@@ -108,21 +108,11 @@ def load_results(paths: list[Path]) -> tuple[pd.DataFrame, list[str], dict[str, 
 
 def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
     """The newest ok row per cell key, with how many ok runs (repeats) that key has and the
-    spread of their images/s: (max - min) / median."""
-    ok = df[(df["status"] == "ok") & (df["mode"] != "peak")].copy()
-    if ok.empty:
-        return ok
-    ok["threads"] = ok["threads"].fillna(0).astype(int)
-    ok["options_key"] = ok["options"].map(options_key)
-    ok = ok.sort_values("started_at")
-    grouped = ok.groupby(KEY, dropna=False)["images_per_s"]
-    stats = pd.DataFrame({
-        "runs": grouped.size(),
-        "spread": (grouped.max() - grouped.min()) / grouped.median(),
-    })
-    last = ok.groupby(KEY, dropna=False).tail(1).set_index(KEY)
-    last = last.join(stats).reset_index()
-    return last.sort_values(["machine_id", "device", "workload", "mode", "framework"])
+    spread of their images/s: (max - min) / median (``analysis.cells_table``)."""
+    from .analysis import cells_table
+
+    cells = cells_table(df)
+    return cells.sort_values(["machine_id", "device", "workload", "mode", "framework"])
 
 
 def peaks(df: pd.DataFrame) -> list[dict[str, Any]]:
