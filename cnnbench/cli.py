@@ -211,9 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--repeat", type=_pos_int, default=None, metavar="N",
                    help=f"run every cell N times in fresh processes, interleaved (default "
                    f"{DEFAULT_REPEAT}: comparisons need the noise between processes)")
-    r.add_argument("--interleave", action="store_true",
-                   help="run cells that differ only in framework, variant or execution mode "
-                   "side by side, alternating their timed rounds")
+    side = r.add_mutually_exclusive_group()
+    side.add_argument("--interleave", action="store_const", const="all", dest="interleave",
+                      default="variants",
+                      help="run cells that differ only in framework, variant or execution "
+                      "mode side by side, alternating their timed rounds (default: only "
+                      "cells that differ in variant)")
+    side.add_argument("--no-interleave", action="store_const", const="none",
+                      dest="interleave", help="run every cell alone, one after another")
     r.add_argument("--no-probe", action="store_true",
                    help="skip the GEMM peak probes (no MFU)")
     r.add_argument("--no-kernel-probe", action="store_true",

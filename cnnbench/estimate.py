@@ -107,6 +107,14 @@ REFERENCE_IMAGES_S: dict[str, dict[str, tuple[float, float]]] = {  # (train, inf
         "mobilenet_v2": ((11.0, 30.8), (13.8, 52.0), (1.9, 10.5), (15.1, 55.0)),
     }.items()
 }
+# Ladder levels below this CPU's slow the kernels down: images/s as a share of the default
+# build's, ResNet-20 at batch 32 (issue 12's table, 2-core AVX-512 machine, the low end of
+# PyTorch, TensorFlow and MXNet; JAX's convolutions ignore the cap). `avx` is a guess between.
+ISA_SPEED: dict[str, dict[str, float]] = {
+    "x86-64-v2": {"train": 0.26, "infer": 0.20},
+    "isa-generic": {"train": 0.26, "infer": 0.20},
+    "avx": {"train": 0.5, "infer": 0.4},
+}
 # One figure varied by +-15-25% between runs of a few seconds (FACTS.md), and noise only ever
 # slows a step: assume steps this much slower than the reference sweep.
 SLOWDOWN = 1.1
@@ -156,10 +164,14 @@ class CellEstimate:
     first_s: float  # the first step: outside the budget
     step_bound: bool  # min_warmup + min_rounds steps outlast the budget
     runs: bool = True  # False: the worker declares the cell unsupported before importing
+    # The kernel probe after the cell (runner.probe_kernels): a process of its own that
+    # builds the cell again and runs two steps with oneDNN's verbose log on; the first
+    # repeat of a CPU cell only (later ones share it). Not in the row's wall_s.
+    probe_s: float = 0.0
 
     @property
     def total_s(self) -> float:
-        return self.setup_s + self.timed_s
+        return self.setup_s + self.timed_s + self.probe_s
 
     @property
     def over_budget(self) -> bool:
@@ -235,6 +247,7 @@ def mfu(cell: Cell) -> float:
             m *= DEPTHWISE_MFU_SHARE
     if cell.exec_mode != default_exec:
         m *= EXEC_MODE_SPEED.get((cell.framework, cell.exec_mode), 0.5)
+    m *= ISA_SPEED.get(cell.variant, {}).get(cell.mode, 1.0) if cell.framework != "jax" else 1.0
     default_batch = get_workload(cell.workload).default_batch
     if cell.batch_size < default_batch:
         m *= (cell.batch_size / default_batch) ** BATCH_MFU_EXPONENT
@@ -281,8 +294,19 @@ def _setup_and_compile(cell: Cell) -> tuple[float, float]:
     return setup, compile_s
 
 
+def gets_kernel_probe(cell: Cell) -> bool:
+    """Whether the runner probes this cell's kernels (with the probe on): an ok CPU cell of
+    a real framework, first of its repeats (see runner.probe_kernels)."""
+    return (cell.device == "cpu" and cell.mode != "peak" and cell.repeat == 0
+            and cell.framework != "null" and not _declared_unsupported(cell))
+
+
+PROBE_STEPS = 3  # its two steps, and what oneDNN's verbose log costs them
+
+
 def estimate_cell(cell: Cell, budget_s: float, peaks: Mapping[Any, float] | None = None,
-                  protocol: Protocol | None = None, speed: float = 1.0) -> CellEstimate:
+                  protocol: Protocol | None = None, speed: float = 1.0,
+                  kernel_probe: bool = False) -> CellEstimate:
     """Where one cell's wall time will go, following the protocol of `timing.measure`.
 
     ``budget_s`` is the cell's budget (it wins over ``protocol.budget_s``); ``protocol``
@@ -324,8 +348,10 @@ def estimate_cell(cell: Cell, budget_s: float, peaks: Mapping[Any, float] | None
     step_bound = by_min_rounds > by_deadline
     warm = max(min_warm, round(warm_s / step))
     rounds = max(proto.min_rounds, math.ceil((timed - started) / round_s - 1e-9))
+    probe = (setup + compile_s + PROBE_STEPS * step
+             if kernel_probe and gets_kernel_probe(cell) else 0.0)
     return CellEstimate(setup, compile_s, step, warm, k, rounds, timed, budget_s, first,
-                        step_bound)
+                        step_bound, probe_s=probe)
 
 
 def estimate_cell_s(cell: Cell, budget_s: float, peaks: Mapping[Any, float] | None = None,
@@ -385,6 +411,7 @@ class Eta:
     protocol: Protocol | None = None
     prior_n: float = 2.0
     clock: Callable[[], float] = time.monotonic
+    kernel_probe: bool = False  # the runner probes kernels after CPU cells
     estimates: dict[str, CellEstimate] = field(init=False)
     _done: dict[str, float] = field(init=False, default_factory=dict)
     _ratios: dict[str, list[float]] = field(init=False)
@@ -396,7 +423,8 @@ class Eta:
 
     def _estimate(self, c: Cell, speed: float | None = None) -> CellEstimate:
         return estimate_cell(c, self.budget_s, self.peaks, self.protocol,
-                             self.ratio("speed") if speed is None else speed)
+                             self.ratio("speed") if speed is None else speed,
+                             kernel_probe=self.kernel_probe)
 
     def _reestimate(self) -> None:
         self.estimates = {c.cell_id: self._estimate(c) for c in self.cells
@@ -426,7 +454,7 @@ class Eta:
         if est is None or not ok or not est.runs or wall_s <= 0:
             return
         if timed_s is None or not 0 <= timed_s <= wall_s:
-            r = wall_s / est.total_s
+            r = wall_s / (est.setup_s + est.timed_s)
             self._ratios["setup"].append(r)
             self._ratios["steps" if est.step_bound else "budget"].append(r)
             return
@@ -458,7 +486,7 @@ class Eta:
 
     def _corrected(self, est: CellEstimate) -> float:
         timed = self.ratio("steps" if est.step_bound else "budget") * est.timed_s
-        return self.ratio("setup") * est.setup_s + timed
+        return self.ratio("setup") * (est.setup_s + est.probe_s) + timed
 
     def remaining_s(self) -> float:
         """Seconds until the plan ends: the cells not finished, corrected, less the time
@@ -514,6 +542,10 @@ class PlanEntry:
     workload: str
     modes: tuple[str, ...] = MODES
     batch_size: int | None = None  # None: the workload's default batch
+    # Variants of this entry when the run names none (--variants): the build question the
+    # preset answers. They run beside the default (runner: cells differing in variant are
+    # interleaved); with --variants, every entry runs the run's own.
+    variants: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -525,14 +557,20 @@ class PlanPreset:
     budget_s: float
     description: str
 
-    def expand(self, frameworks: Sequence[str], **kwargs: Any) -> list[Cell]:
+    def expand(self, frameworks: Sequence[str], *, own_variants: bool = True,
+               **kwargs: Any) -> list[Cell]:
         """Cells of the preset for these frameworks, one framework's cells together;
-        ``kwargs`` go to `plan.expand` (precisions, devices, threads, ...)."""
+        ``kwargs`` go to `plan.expand` (precisions, devices, threads, variants...).
+        ``own_variants``: entries that name variants run those (False: the run named its
+        own, which every entry runs)."""
         cells: list[Cell] = []
         for fw in frameworks:
             for e in self.entries:
+                kw = dict(kwargs)
+                if own_variants and e.variants:
+                    kw["variants"] = list(e.variants)
                 cells += expand([fw], [e.workload], modes=e.modes,
-                                batch_sizes=[e.batch_size] if e.batch_size else None, **kwargs)
+                                batch_sizes=[e.batch_size] if e.batch_size else None, **kw)
         return cells
 
 
@@ -560,19 +598,28 @@ FULL_PLAN = PlanPreset(
 # cells get 15 s, enough rounds of 0.1 s to meet a 3% interval on a quiet machine.
 # ImageNet-scale training (10-40 s a step on two cores; 12 minutes for JAX's VGG-16 alone) and
 # batch-2 training figures nobody would quote are what `--full` is for.
+# x86-64-v2 (SSE4.2) stands for a binary built for a 2008 CPU, as the stock TensorFlow of the
+# seeds' claim was; x86-64-v3 (AVX2 + FMA) for today's usual distribution target, so on an
+# AVX-512 CPU its gap to default is what AVX-512 buys, and on an AVX2 one it should be none.
+LADDER_VARIANTS = ("default", "x86-64-v2", "x86-64-v3")
 DEFAULT_PLAN = PlanPreset(
     "default",
     (
         PlanEntry("lenet5"),
         PlanEntry("cifar10_tutorial"),
-        PlanEntry("resnet20"),
+        # The build question (issue 12): the stock build against itself capped to two
+        # ladder levels that every x86-64 CPU running these frameworks has, at batch 32
+        # (capped to SSE4 a training step at 128 takes seconds: 8 rounds outlast 5 s).
+        PlanEntry("resnet20", batch_size=32, variants=LADDER_VARIANTS),
         PlanEntry("resnet50", ("infer",), 4),
         PlanEntry("vgg16", ("infer",), 4),
         PlanEntry("mobilenet_v2", ("infer",), 4),
     ),
     5.0,
-    "small workloads train+infer at their default batch, ImageNet models infer at batch 4, "
-    "3 runs of 5 s per cell (--full: all six train+infer at default batches, 8 s)",
+    "LeNet-5 and the CIFAR-10 tutorial net train+infer at their default batch, ResNet-20 "
+    "train+infer at batch 32 on the default build and capped to x86-64-v2 and x86-64-v3, "
+    "ImageNet models infer at batch 4; 3 runs of 5 s per cell (--full: all six train+infer "
+    "at default batches, 8 s)",
 )
 PRESETS = {p.name: p for p in (DEFAULT_PLAN, FULL_PLAN)}
 
@@ -580,12 +627,16 @@ PRESETS = {p.name: p for p in (DEFAULT_PLAN, FULL_PLAN)}
 def describe_plan(cells: Sequence[Cell], budget_s: float,
                   peaks: Mapping[Any, float] | None = None, *,
                   probes: Sequence[Cell] = (), protocol: Protocol | None = None,
-                  top: int = 5) -> list[str]:
+                  top: int = 5, kernel_probe: bool = False) -> list[str]:
     """Lines for ``run --dry-run``: the estimated wall time and the cells that overrun."""
-    ests = [(c, estimate_cell(c, budget_s, peaks, protocol)) for c in [*probes, *cells]]
+    ests = [(c, estimate_cell(c, budget_s, peaks, protocol, kernel_probe=kernel_probe))
+            for c in [*probes, *cells]]
     total = sum(e.total_s for _, e in ests)
     what = f"{len(cells)} cells" + (f" + {len(probes)} GEMM probe" if probes else "")
     what += "s" if len(probes) > 1 else ""
+    n_kernel = sum(e.probe_s > 0 for _, e in ests)
+    if n_kernel:
+        what += f" + {n_kernel} kernel probe" + ("s" if n_kernel > 1 else "")
     lines = [f"estimated wall time: {format_duration(total)} ({what}, {budget_s:g} s budget "
              f"per cell, setup included)"]
     over = sorted(((c, e) for c, e in ests if e.over_budget), key=lambda t: -t[1].total_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -47,7 +48,10 @@ class RunSettings:
     memory_limit_mb: int = 0
     verbose: bool = False  # workers keep the frameworks' own log output (CNNBENCH_VERBOSE)
     probe_peak: bool = True  # run the GEMM probes first and annotate MFU
-    interleave: bool = False  # run cells differing only in framework/variant side by side
+    # Which cells run side by side, their timed rounds alternating (`run_interleaved`):
+    # "variants" (the cells that differ only in variant: a build comparison meets its
+    # baseline under the same drift), "all" (also framework and execution mode) or "none".
+    interleave: str = "variants"
     check_noise: bool = True  # sample other busy processes before each cell
     # GPUs on this machine (NVML, from the machine record) and why there are none; None:
     # not known, the worker's framework decides.
@@ -64,6 +68,10 @@ class RunSettings:
     # This CPU's feature flags (/proc/cpuinfo); None = read them here. A ladder level that
     # needs a flag not in it is recorded unsupported.
     cpu_flags: frozenset[str] | None = None
+    # The kernels probed so far in this run, by cell less its repeat (`probe_key`): the
+    # kernels of a build, switch and cell do not change between its repeats, so one probe
+    # serves them all (each later row carries a copy, marked ``probed_in``).
+    probed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def run_file(self) -> Path:
@@ -87,6 +95,11 @@ def new_run_id() -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def probe_key(cell_id: str) -> str:
+    """A cell's id less its repeat: the key under which its kernel probe is shared."""
+    return re.sub(r"-r\d+$", "", cell_id)
 
 
 def recorded_cells(path: Path) -> set[str]:
@@ -475,11 +488,31 @@ class WorkerProcess:
     def probe_kernels(self) -> None:
         """Run one step of the cell again in a probe process (``cnnbench.worker --kernels``)
         and put what ran in the row's ``kernels``; a cap that did not take effect is flagged
-        ``cap_ignored``. A failed probe leaves its reason there and fails nothing."""
+        ``cap_ignored``. A failed probe leaves its reason there and fails nothing. A repeat
+        of a cell already probed in this run gets a copy of that probe's record instead
+        (``probed_in`` names the row that ran it): the kernels of one build, switch and cell
+        do not change from one process to the next, and a probe costs a framework import."""
         if not self.wants_probe() or self.launch is None:
             return
-        python, env, options = self.launch
         cell, row = self.cell, self.row
+        key = probe_key(cell.cell_id)
+        shared = self.settings.probed.get(key)
+        if shared is not None:
+            kernels = {**shared, "probed_in": shared.get("probed_in") or key}
+        else:
+            kernels = self._run_probe()
+            if not kernels.get("error"):
+                self.settings.probed[key] = {**kernels, "probed_in": cell.cell_id}
+        reasons = cap_ignored(cell.framework, row["env"] or {}, kernels)
+        if reasons:
+            kernels["cap_ignored"] = reasons
+            row["flags"] = [*row["flags"], "cap_ignored"]
+        row["kernels"] = kernels
+
+    def _run_probe(self) -> dict[str, Any]:
+        assert self.launch is not None
+        python, env, options = self.launch
+        cell = self.cell
         timeout = max(120.0, self.settings.cell_timeout(cell) / 2)
         with tempfile.TemporaryDirectory(prefix="cnnbench-kernels-") as tmp:
             cell_file, out = Path(tmp) / "cell.json", Path(tmp) / "kernels.json"
@@ -504,11 +537,7 @@ class WorkerProcess:
                                             f"a record: {_last_error_line(self.log_path)}"})
             except (OSError, json.JSONDecodeError) as exc:
                 kernels = {"error": f"kernel probe failed: {_one_line(exc)}"}
-        reasons = cap_ignored(cell.framework, row["env"] or {}, kernels)
-        if reasons:
-            kernels["cap_ignored"] = reasons
-            row["flags"] = [*row["flags"], "cap_ignored"]
-        row["kernels"] = kernels
+        return kernels
 
 
 def run_cell(cell: Cell, settings: RunSettings) -> dict[str, Any]:
@@ -577,7 +606,14 @@ def run_plan(cells: list[Cell], settings: RunSettings,
                 validity.add_probe(row)
             elif row.get("status") == "ok" and row.get("ci95_low"):
                 validity.annotate(dict(row))
-    for group in _groups(pending(cells, settings), settings.interleave):
+            kernels = row.get("kernels")
+            if kernels and not kernels.get("error") and row.get("cell_id"):
+                settings.probed.setdefault(probe_key(row["cell_id"]), {
+                    **{k: v for k, v in kernels.items() if k != "cap_ignored"},
+                    "probed_in": kernels.get("probed_in") or row["cell_id"]})
+    # Several nodes: every cell is one torchrun job across them, which no pipe can drive.
+    side_by_side = settings.interleave if settings.nnodes == 1 else "none"
+    for group in _groups(pending(cells, settings), side_by_side):
         for cell in group:
             if on_start:
                 on_start(cell)
@@ -600,10 +636,16 @@ def run_plan(cells: list[Cell], settings: RunSettings,
     return counts
 
 
-def _groups(cells: list[Cell], interleave: bool) -> list[list[Cell]]:
-    """Single cells, or with ``interleave`` the cells that differ only in framework, variant
-    or execution mode (probes always run alone), in plan order."""
-    if not interleave:
+INTERLEAVE = ("none", "variants", "all")
+
+
+def _groups(cells: list[Cell], interleave: str) -> list[list[Cell]]:
+    """The cells in plan order, as groups to run side by side (see
+    ``RunSettings.interleave``); a group of one runs alone, as do the probes and
+    data-parallel cells."""
+    if interleave not in INTERLEAVE:
+        raise ValueError(f"interleave must be one of {INTERLEAVE}, not {interleave!r}")
+    if interleave == "none":
         return [[c] for c in cells]
     groups: dict[tuple[Any, ...], list[Cell]] = {}
     for c in cells:
@@ -611,6 +653,7 @@ def _groups(cells: list[Cell], interleave: bool) -> list[list[Cell]]:
         # cell are not one worker that a control pipe can drive round by round.
         alone = c.mode == "peak" or c.n_devices != 1
         key = (c.device, c.workload, c.mode, c.batch_size, c.precision, c.threads, c.repeat,
-               c.cell_id if alone else None)
+               c.cell_id if alone else None,
+               None if interleave == "all" else (c.framework, c.exec_mode))
         groups.setdefault(key, []).append(c)
     return list(groups.values())

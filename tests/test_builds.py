@@ -217,6 +217,41 @@ def test_a_planted_ignored_cap_is_flagged_in_the_row(tmp_path: Path) -> None:
     assert kernel_isa(held["kernels"]) == "oneDNN sse41"
 
 
+def test_one_kernel_probe_serves_every_repeat_of_a_cell(tmp_path: Path) -> None:
+    f = _variants(tmp_path, "[[variant]]\nname = 'ignored'\nframework = 'null'\n"
+                  "env = { ONEDNN_MAX_CPU_ISA = 'SSE41' }\n")
+    res = tmp_path / "res"
+    args = ["run", "--frameworks", "null", "--workloads", "lenet5", "--modes", "infer",
+            "--batch-sizes", "4", "--variants", "default,ignored", "--variants-file", str(f),
+            "--adapter-opt", "onednn_isa=avx2", "--budget", "0.2", "--no-probe",
+            "--no-noise-check", "--results-dir", str(res), "--run-id", "k",
+            "--machine-id", "m", "--no-progress"]
+    r = cli(*args, "--repeat", "2")
+    assert r.returncode == 0, r.stderr
+    run = res / "m" / "k.jsonl"
+    rows = [json.loads(line) for line in run.read_text().splitlines()]
+    by = {(row["variant"], row["repeat"]): row for row in rows if row["mode"] != "peak"}
+    assert len(by) == 4
+    for variant in ("default", "ignored"):
+        first, second = by[(variant, 0)], by[(variant, 1)]
+        assert "probed_in" not in first["kernels"]
+        assert second["kernels"]["probed_in"] == first["cell_id"]
+        assert second["kernels"]["onednn"] == first["kernels"]["onednn"]
+        logs = [(res / "m" / "logs" / "k" / f"{row['cell_id']}.log").read_text()
+                for row in (first, second)]
+        assert [log.count("--- kernel probe ---") for log in logs] == [1, 0]
+    # the copy is checked against its own row's caps, as a probe of its own would be
+    assert "cap_ignored" in by[("ignored", 1)]["flags"]
+    assert "cap_ignored" not in by[("default", 1)]["flags"]
+    # a resumed run reuses what the file recorded: a third repeat probes nothing new
+    r = cli(*args[:-5], "--resume", "k", "--machine-id", "m", "--no-progress", "--repeat", "3")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in run.read_text().splitlines()]
+    third = next(row for row in rows if row["variant"] == "ignored" and row["repeat"] == 2)
+    assert third["kernels"]["probed_in"] == by[("ignored", 0)]["cell_id"]
+    assert "cap_ignored" in third["flags"]
+
+
 # ------------------------------------------------------------------- custom and bad variants
 
 

@@ -64,12 +64,15 @@ def test_bad_input_is_one_line(args: list[str], needle: str) -> None:
 def test_dry_run_prints_the_default_plan_and_its_estimated_wall_time() -> None:
     r = cli("run", "--dry-run")
     assert r.returncode == 0, r.stderr
-    # The default plan: every framework, 36 cells of 3 runs each, about half an hour.
-    assert "\n108 cells\n" in r.stdout
-    assert re.search(r"estimated wall time: about (2[5-9]|3[0-9]|4[0-5]) min \(108 cells \+ 4 "
-                     r"GEMM probes, 5 s budget", r.stdout), r.stdout[-600:]
+    # The default plan: every framework, 52 cells of 3 runs each (ResNet-20 on three builds:
+    # each framework's GEMM probe on each), about an hour with the kernel probes.
+    assert "\n156 cells\n" in r.stdout
+    assert re.search(r"estimated wall time: about (4[0-9]|5[0-9]|6[0-5]) min \(156 cells \+ 12 "
+                     r"GEMM probes \+ 52 kernel probes, 5 s budget", r.stdout), r.stdout[-600:]
     one = cli("run", "--dry-run", "--repeat", "1")
-    assert "\n36 cells\n" in one.stdout
+    assert "\n52 cells\n" in one.stdout
+    mine = cli("run", "--dry-run", "--repeat", "1", "--variants", "default")
+    assert "\n36 cells\n" in mine.stdout and "x86-64" not in mine.stdout
     full = cli("run", "--dry-run", "--full")
     assert "\n144 cells\n" in full.stdout and "8 s budget" in full.stdout
     assert "will be flagged over_budget" in full.stdout

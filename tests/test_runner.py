@@ -212,7 +212,7 @@ def test_interleaved_workers_warm_up_one_at_a_time(tmp_path: Path, monkeypatch) 
     other = Variant("other", "null", {})
     cells = expand(["null"], ["lenet5"], modes=["infer"], batch_sizes=[4],
                    variants=["default", "other"], options={"step_s": 0.001})
-    s = settings(tmp_path, interleave=True, variants=VariantSet([other]), probe_peak=False)
+    s = settings(tmp_path, interleave="all", variants=VariantSet([other]), probe_peak=False)
     assert run_plan(cells, s) == {"ok": 2}
     assert events[:4] == [("start", "default"), ("ready", "default"),
                           ("start", "other"), ("ready", "other")]
@@ -220,12 +220,30 @@ def test_interleaved_workers_warm_up_one_at_a_time(tmp_path: Path, monkeypatch) 
     assert rounds[:4] == ["default", "other", "other", "default"]
 
 
+def test_cells_differing_in_variant_run_side_by_side_unless_told_otherwise() -> None:
+    from cnnbench.runner import _groups
+
+    cells = [*expand(["null", "pytorch"], ["lenet5"], modes=["infer", "train"],
+                     batch_sizes=[4], variants=["default", "x86-64-v2"]),
+             *expand(["pytorch"], ["lenet5"], modes=["infer"], batch_sizes=[4],
+                     devices=["cpu*2"], variants=["default", "x86-64-v2"])]
+    by_variant = _groups(cells, "variants")
+    assert sorted(len(g) for g in by_variant) == [1, 1, 2, 2, 2, 2]
+    for g in by_variant:
+        assert len({(c.framework, c.mode, c.device) for c in g}) == 1
+    together = _groups(cells, "all")
+    assert sorted(len(g) for g in together) == [1, 1, 4, 4]
+    assert all(len(g) == 1 for g in _groups(cells, "none"))
+    with pytest.raises(ValueError, match="interleave"):
+        _groups(cells, "yes")
+
+
 def test_interleaved_cells_take_turns_round_by_round(tmp_path: Path) -> None:
     other = Variant("other", "null", {"CNNBENCH_MARK": "1"})
     broken = Variant("broken", "null", {"CNNBENCH_NULL_FAULT": "import"})
     cells = expand(["null"], ["lenet5"], modes=["infer"], batch_sizes=[4],
                    variants=["default", "other", "broken"], options={"step_s": 0.001})
-    s = settings(tmp_path, interleave=True, variants=VariantSet([other, broken]))
+    s = settings(tmp_path, interleave="all", variants=VariantSet([other, broken]))
     counts = run_plan(cells, s)
     assert counts == {"ok": 2, "unavailable": 1}
     rows = {r["variant"]: r for r in iter_rows(s.run_file, []) if r["mode"] != "peak"}
@@ -240,7 +258,7 @@ def test_interleaved_group_survives_a_worker_killed_mid_rounds(tmp_path: Path) -
     cells = expand(["null"], ["lenet5"], modes=["infer"], batch_sizes=[4],
                    variants=["default", "other"], options={"step_s": 0.001})
     killer = Variant("other", "null", {})
-    s = settings(tmp_path, interleave=True, variants=VariantSet([killer]), timeout_s=10.0)
+    s = settings(tmp_path, interleave="all", variants=VariantSet([killer]), timeout_s=10.0)
     from cnnbench.runner import WorkerProcess, run_interleaved
 
     # kill the second worker right after both are ready, from outside

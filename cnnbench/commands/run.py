@@ -95,11 +95,12 @@ def resolve_run_id(results_dir: Path, machine_id: str, run_id: str | None,
 
 
 def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str] | None,
-         modes: list[str] | None, batch_sizes: list[int] | None,
+         modes: list[str] | None, batch_sizes: list[int] | None, own_variants: bool = False,
          **axes: Any) -> list[Cell]:
     """The cells of the run. Without workload, mode or batch options it is a preset:
-    `estimate.DEFAULT_PLAN` (about 20 minutes on a 2-core laptop) or, with ``full``,
-    `estimate.FULL_PLAN`; ``quick`` is the few-minute smoke plan."""
+    `estimate.DEFAULT_PLAN` or, with ``full``, `estimate.FULL_PLAN`; ``quick`` is the
+    few-minute smoke plan. ``own_variants``: the run named no variants, so a preset's
+    entries run the variants they name (the default preset's ISA ladder on ResNet-20)."""
     from ..estimate import DEFAULT_PLAN, FULL_PLAN
 
     if quick or workloads or modes or batch_sizes:
@@ -107,7 +108,8 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
                       expand_workloads(workloads, list(QUICK_WORKLOADS) if quick else _all()),
                       modes=modes or list(MODES),
                       batch_sizes=batch_sizes or ([QUICK_BATCH] if quick else None), **axes)
-    return (FULL_PLAN if full else DEFAULT_PLAN).expand(frameworks, **axes)
+    return (FULL_PLAN if full else DEFAULT_PLAN).expand(frameworks, own_variants=own_variants,
+                                                        **axes)
 
 
 def default_budget(quick: bool, full: bool) -> float:
@@ -126,7 +128,7 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         variants_file: Path | None = None, budget: float | None = None,
         target_ci: float = 0.03, timeout: float | None = None,
         pythons: dict[str, str] | None = None, adapter_opts: dict[str, Any] | None = None,
-        repeat: int | None = None, interleave: bool = False, no_probe: bool = False,
+        repeat: int | None = None, interleave: str = "variants", no_probe: bool = False,
         no_noise_check: bool = False, memory_limit_mb: int | None = None,
         results_dir: Path = Path("results"), run_id: str | None = None,
         resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
@@ -148,7 +150,8 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
                          "every node)")
     gpu_count = len(mrec.get("gpus") or [])
     cells = plan(expand_frameworks(frameworks), quick=quick, full=full, workloads=workloads,
-                 modes=modes, batch_sizes=batch_sizes, precisions=precisions or ["fp32"],
+                 modes=modes, batch_sizes=batch_sizes, own_variants=variants is None,
+                 precisions=precisions or ["fp32"],
                  exec_modes=exec_modes or ["default"], devices=devices or ["cpu"],
                  variants=variant_names, threads=threads or [mrec["cpu"]["usable_cores"]],
                  options=adapter_opts or {}, scalings=scalings or ["weak"], gpu_count=gpu_count)
@@ -167,7 +170,8 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
             out.print(c.label(), markup=False)
         out.print(f"{len(cells)} cells", markup=False)
         probes = [] if no_probe else probe_cells(cells)
-        for line in describe_plan(cells, proto.budget_s, probes=probes, protocol=proto):
+        for line in describe_plan(cells, proto.budget_s, probes=probes, protocol=proto,
+                                  kernel_probe=not no_kernel_probe):
             out.print(line, markup=False)
         return 0
 
@@ -237,7 +241,7 @@ def _run_with_progress(cells: list[Cell], todo: list[Cell], settings: RunSetting
     # run starts from the peaks it already measured).
     recorded = list(iter_rows(settings.run_file, [])) if settings.run_file.exists() else []
     eta = Eta(todo, settings.protocol.budget_s, peaks=peaks_from_rows(recorded),
-              protocol=settings.protocol)
+              protocol=settings.protocol, kernel_probe=settings.kernel_probe)
     out.print(f"estimated wall time: {format_duration(eta.remaining_s())}", markup=False)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), eta_column(eta), console=out,
