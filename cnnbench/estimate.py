@@ -20,6 +20,7 @@ standard library plus our registries (rich only inside `eta_column`): the CLI im
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -34,6 +35,7 @@ from workloads import get_workload
 from .plan import MODES, Cell, base_device, expand
 from .timing import Protocol
 from .validity import TRAIN_FLOP_FACTOR, probe_cells, probe_peak
+from .variants import VariantSet, missing_flags
 
 # --------------------------------------------------------------------------- calibration
 #
@@ -267,8 +269,30 @@ def step_seconds(cell: Cell, peaks: Mapping[Any, float] | None = None) -> float:
     return max(MIN_STEP_S, SLOWDOWN * flops / (eff * peak_flops(cell, peaks)))
 
 
+@functools.cache
+def _builtin_variants() -> tuple[VariantSet, frozenset[str]]:
+    from .machine import cpu_flags
+
+    return VariantSet(), cpu_flags()
+
+
+def _variant_skipped(cell: Cell) -> bool:
+    """A built-in variant that the runner records without a worker: one not defined for the
+    cell's framework, or a ladder level above this CPU (variants from a file: assumed to run)."""
+    if cell.variant == "default":
+        return False
+    builtin, flags = _builtin_variants()
+    v = builtin.get(cell.framework, cell.variant)
+    if v is None:
+        return cell.variant in builtin.names()
+    return v.level is not None and bool(missing_flags(v.level, flags))
+
+
 def _declared_unsupported(cell: Cell) -> bool:
-    """What the worker rejects before importing anything (see worker.run_cell)."""
+    """What the runner or the worker rejects before importing anything (see
+    runner.WorkerProcess._launch and worker.run_cell)."""
+    if _variant_skipped(cell):
+        return True
     info = ADAPTERS.get(cell.framework)
     if info is None:
         return False

@@ -18,6 +18,8 @@ from typing import Any
 
 from .files import write_json_atomic
 
+# What every x86-64 machine the ids were first made on had; more than this goes in the id.
+_BASE_ISA = frozenset({"sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c"})
 ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
              "avx512vl", "avx512_vnni", "avx512vnni", "avx512_bf16", "avx512bf16",
              "amx_bf16", "amx_tile", "amx_int8", "neon", "asimd", "sve")
@@ -228,10 +230,16 @@ def probe() -> dict[str, Any]:
 
 
 def machine_id(rec: dict[str, Any]) -> str:
-    """Readable and stable: host name plus a hash of the hardware that decides speed."""
+    """Readable and stable: host name plus a hash of the hardware that decides speed. The
+    CPU's vector extensions are part of it: cloud VMs of one model string ("AMD EPYC") come
+    with and without AVX-512, and their results must not land in one machine's folder."""
     host = re.sub(r"[^a-z0-9]+", "-", rec["hostname"].lower()).strip("-")[:24] or "host"
-    hw = json.dumps([rec["cpu"]["model"], rec["cpu"]["logical_cores"], rec["memory_bytes"] >> 30,
-                     [g["name"] for g in rec.get("gpus", [])]])
+    parts: list[Any] = [rec["cpu"]["model"], rec["cpu"]["logical_cores"],
+                        rec["memory_bytes"] >> 30, [g["name"] for g in rec.get("gpus", [])]]
+    isa = rec["cpu"].get("isa")
+    if isa and set(isa) - _BASE_ISA:  # an AVX2-only id stays what it was before this field
+        parts.append(sorted(isa))
+    hw = json.dumps(parts)
     return f"{host}-{hashlib.sha1(hw.encode()).hexdigest()[:6]}"
 
 

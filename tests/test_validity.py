@@ -120,3 +120,18 @@ def test_repeat_runs_each_cell_in_fresh_processes_and_report_shows_spread(tmp_pa
     assert len({x["wall_s"] for x in cells}) == 3
     text = html.read_text()
     assert "spread %" in text and "Measured peaks" in text
+
+
+def test_machine_ids_tell_apart_one_cpu_model_with_and_without_avx512() -> None:
+    """Cloud VMs of one model string come in both kinds; their results must not share a
+    folder. An AVX2-only machine keeps the id it had before extensions were in it."""
+    from cnnbench.machine import machine_id
+
+    avx2 = ["sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c"]
+    rec = {"hostname": "vm", "cpu": {"model": "AMD EPYC", "logical_cores": 2, "isa": avx2},
+           "memory_bytes": 23 << 30, "gpus": []}
+    wide = {**rec, "cpu": {**rec["cpu"], "isa": [*avx2, "avx512f", "avx512_vnni"]}}
+    old = {**rec, "cpu": {k: v for k, v in rec["cpu"].items() if k != "isa"}}
+    assert machine_id(rec) == machine_id(old) == "vm-793cd1"
+    assert machine_id(wide) != machine_id(rec)
+    assert machine_id(wide).startswith("vm-")
