@@ -101,6 +101,13 @@ _COLUMNS = [*GROUP, "variant", "variant_kind", "isa_level", "status", "ratio", "
             "default_version", "across_versions", "custom", "note", "claim_ratio", "claim"]
 
 
+def _not_defined(v: pd.DataFrame) -> bool:
+    """Rows of a variant the runner found no definition of for their framework: it records
+    them `unsupported` before resolving the variant, so they have no `variant_kind`."""
+    kind = v["variant_kind"] if "variant_kind" in v else pd.Series(None, index=v.index)
+    return bool(kind.isna().all() and (v["status"] == "unsupported").all())
+
+
 def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.DataFrame:
     """Every variant and alternative build against ``default`` in the same group (see
     ``GROUP``), one row each, ladder levels in ladder order. Variants that did not run
@@ -124,6 +131,8 @@ def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.Da
         base_last = base.sort_values("started_at").iloc[-1]
         base_runs = samples.get((*gkey, BASELINE))
         for variant, v in g[g["variant"] != BASELINE].groupby("variant", sort=False):
+            if _not_defined(v):
+                continue  # another framework's variant (intel-tensorflow for PyTorch): no row
             ok = v[v["status"] == "ok"].sort_values("started_at")
             last = (ok if not ok.empty else v.sort_values("started_at")).iloc[-1]
             rec: dict[str, Any] = dict(zip(group, gkey, strict=True))

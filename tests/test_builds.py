@@ -330,6 +330,9 @@ def test_build_gains_compares_every_variant_with_default() -> None:
         row("intel-tensorflow", 0.008, seed=3, variant_kind="build", framework_version="2.14.0"),
         row("mine", 0.005, seed=4, variant_kind="custom", framework_version="2.21.0"),
         row("default", 0.004, mode="infer"),  # another group: no variant, no row
+        # another framework's build, as the runner records it: no row either
+        row("mxnet-native", None, variant_kind=None,
+            error="variant 'mxnet-native' is not defined for tensorflow"),
     ])
     g = build_gains(df).set_index("variant")
     assert list(g.index) == ["x86-64-v2", "x86-64-v3", "x86-64-v4", "intel-tensorflow", "mine"]
