@@ -32,12 +32,13 @@ _ISA_TOKEN = re.compile(r"(?<![a-z0-9])(" + "|".join(
     sorted((k for k in ISA_RANK if k != "all"), key=len, reverse=True)) + r")(?![a-z0-9_])")
 _VERBOSE_PREFIXES = ("onednn_verbose", "dnnl_verbose", "mkldnn_verbose")
 # oneDNN's "info,cpu,isa:" line names the highest ISA its dispatcher will use (after any
-# cap), in words; most specific first.
+# cap), in words; most specific first. "bfloat16" contains "float16", so the fp16 level needs
+# "float16" as a word of its own ("Intel AVX-512 with float16, Intel DL Boost and bfloat16").
 _ISA_WORDS = (
-    ("AMX", "avx512_core_amx"), ("float16", "avx512_core_fp16"),
-    ("bfloat16", "avx512_core_bf16"), ("AVX-512 with Intel DL Boost", "avx512_core_vnni"),
-    ("AVX-512", "avx512_core"), ("AVX2 with Intel DL Boost", "avx2_vnni"), ("AVX2", "avx2"),
-    ("AVX", "avx"), ("SSE4.1", "sse41"),
+    (r"AMX", "avx512_core_amx"), (r"(?<![a-z])float16", "avx512_core_fp16"),
+    (r"bfloat16", "avx512_core_bf16"), (r"AVX-512 with Intel DL Boost", "avx512_core_vnni"),
+    (r"AVX-512", "avx512_core"), (r"AVX2 with Intel DL Boost", "avx2_vnni"),
+    (r"AVX2", "avx2"), (r"AVX", "avx"), (r"SSE4\.1", "sse41"),
 )
 
 
@@ -45,7 +46,7 @@ def dispatch_isa(max_isa: str | None) -> str | None:
     """The oneDNN ISA name of the 'info,cpu,isa:' words ('Intel AVX2' -> 'avx2')."""
     if not max_isa:
         return None
-    return next((name for words, name in _ISA_WORDS if words in max_isa), None)
+    return next((name for words, name in _ISA_WORDS if re.search(words, max_isa)), None)
 
 
 def parse_onednn_verbose(text: str) -> dict[str, Any] | None:
@@ -136,21 +137,24 @@ def cap_ignored(framework: str, env: dict[str, str], kernels: dict[str, Any]) ->
     if framework == "pytorch" and aten and got is not None and got.lower() != aten.lower():
         reasons.append(f"ATEN_CPU_CAPABILITY={aten} but PyTorch runs its {got} kernels")
     onednn = kernels.get("onednn") or {}
-    # What ran (the ISA named in the implementations), else what the dispatcher allowed
-    # itself (its info line): GEMM-based and reorder kernels name no ISA.
-    top, what = onednn.get("top_isa"), "ran {} kernels"
-    if top is None:
-        top, what = onednn.get("dispatch_isa"), "dispatched up to {}"
+    # What ran (the ISA named in the implementations) is the proof; the dispatcher's own limit
+    # (its info line) also counts, since GEMM-based and reorder kernels name no ISA. The reason
+    # names what ran, and the dispatcher's limit only where nothing named ran above the cap:
+    # on an AVX-512 BF16 CPU an uncapped oneDNN runs avx512_core kernels while its dispatcher
+    # allows avx512_core_bf16, and the reason must not claim bf16 kernels ran.
+    ran, allowed = onednn.get("top_isa"), onednn.get("dispatch_isa")
     for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
         cap = _env_cap(env, var)
-        if not cap or top is None:
+        if not cap or (ran is None and allowed is None):
             continue
         limit = ISA_RANK.get(cap.lower())
         if limit is None:
-            reasons.append(f"{var}={cap} is no oneDNN ISA; oneDNN {what.format(top)}")
-        elif ISA_RANK[top] > limit or ISA_RANK.get(onednn.get("dispatch_isa") or "", 0) > limit:
-            worst = max(top, onednn.get("dispatch_isa") or top, key=ISA_RANK.__getitem__)
-            reasons.append(f"{var}={cap} but oneDNN {what.format(worst)}")
+            seen = f"ran {ran} kernels" if ran else f"dispatched up to {allowed}"
+            reasons.append(f"{var}={cap} is no oneDNN ISA; oneDNN {seen}")
+        elif ran is not None and ISA_RANK[ran] > limit:
+            reasons.append(f"{var}={cap} but oneDNN ran {ran} kernels")
+        elif allowed is not None and ISA_RANK[allowed] > limit:
+            reasons.append(f"{var}={cap} but oneDNN dispatched up to {allowed}")
     flags = env.get("XLA_FLAGS", "")
     m = re.search(r"--xla_cpu_max_isa=(\S+)", flags)
     xla = kernels.get("xla") or {}

@@ -117,7 +117,7 @@ kernels | dict | the kernels that ran, from a probe of one step (CPU cells): `on
     log reduced to executions per ISA, `top_isa`, `max_isa`, version), `cpu_capability` (PyTorch's
     ATen kernel set), `inductor_vec_isa` (compiled PyTorch), `xla` (the cap XLA took, preferred
     vector width, precompiled convolutions and a `note`), `cap_ignored` (why a requested cap did not
-    take effect), or `error`
+    take effect), `probed_in` (a later repeat's copy: the cell id whose probe ran), or `error`
 env | dict | environment variables set for the cell (variant, threads)
 python | str/null | interpreter that ran the worker
 options | dict | adapter options: the variant's, overridden by `--adapter-opt`

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from cnnbench.builds import SEED_CLAIMS, build_gains, isa_matrix, jax_note, kernel_isa
-from cnnbench.kernels import JAX_NOTE, cap_ignored, parse_onednn_verbose, parse_xla_dump
+from cnnbench.kernels import JAX_NOTE, cap_ignored, dispatch_isa, parse_onednn_verbose, parse_xla_dump
 from cnnbench.machine import cpu_flags
 from cnnbench.plan import expand
 from cnnbench.runner import RunSettings, run_cell
@@ -140,6 +140,13 @@ dnnl_verbose,exec,cpu,convolution,jit:sse41,forward_inference,src_f32::blocked:a
 dnnl_verbose,exec,cpu,convolution,jit:avx512_core_bf16,forward_inference,src,,,0.1
 """
 
+V2_AVX512_LOG = """\
+dnnl_verbose,info,oneDNN v2.4.4 (commit 5818c40f07bdb6307f9bc64e929836fe036da644)
+dnnl_verbose,info,cpu,isa:Intel AVX-512 with Intel DL Boost and bfloat16 support
+dnnl_verbose,exec,cpu,convolution,jit:avx512_core,forward_inference,src_f32::blocked:aBcd16b,,,0.2
+dnnl_verbose,exec,cpu,pooling,jit:avx512_core,forward_inference,src_f32::blocked:aBcd16b,,,0.1
+"""
+
 
 def test_onednn_verbose_logs_reduce_to_the_isa_that_ran() -> None:
     v3 = parse_onednn_verbose(V3_LOG)
@@ -167,6 +174,27 @@ def test_a_cap_that_did_not_take_is_named() -> None:
         "ONEDNN_MAX_CPU_ISA=SSE4 is no oneDNN ISA")
     # nothing ran through oneDNN: nothing to judge, nothing claimed
     assert cap_ignored("tensorflow", {"ONEDNN_MAX_CPU_ISA": "SSE41"}, {}) == []
+    # The AVX-512 BF16 kind (CI's EPYC): MXNet's oneDNN v2 runs avx512_core kernels while its
+    # dispatcher allows bf16; the reason names what ran, not what was allowed
+    ran_avx512 = {"onednn": parse_onednn_verbose(V2_AVX512_LOG)}
+    assert ran_avx512["onednn"]["dispatch_isa"] == "avx512_core_bf16"  # not fp16: "bfloat16"
+    assert dispatch_isa("Intel AVX-512 with float16, Intel DL Boost and bfloat16 support") == (
+        "avx512_core_fp16")
+    assert dispatch_isa("Intel AVX-512 with Intel DL Boost") == "avx512_core_vnni"
+    assert dispatch_isa("Intel AVX2 with Intel DL Boost") == "avx2_vnni"
+    assert dispatch_isa("Intel SSE4.1") == "sse41"
+    assert cap_ignored("mxnet", {"ONEDNN_MAX_CPU_ISA": "SSE41"}, ran_avx512) == [
+        "ONEDNN_MAX_CPU_ISA=SSE41 but oneDNN ran avx512_core kernels"]
+    assert cap_ignored("mxnet", {"DNNL_MAX_CPU_ISA": "AVX512_CORE"}, ran_avx512) == [
+        "DNNL_MAX_CPU_ISA=AVX512_CORE but oneDNN dispatched up to avx512_core_bf16"]
+    # only GEMM kernels ran (no ISA in their names): the dispatcher's limit is the evidence
+    gemm_only = {"onednn": parse_onednn_verbose(V2_AVX512_LOG.replace("jit:avx512_core",
+                                                                      "gemm:jit"))}
+    assert gemm_only["onednn"]["top_isa"] is None
+    assert cap_ignored("mxnet", {"ONEDNN_MAX_CPU_ISA": "SSE41"}, gemm_only) == [
+        "ONEDNN_MAX_CPU_ISA=SSE41 but oneDNN dispatched up to avx512_core_bf16"]
+    assert cap_ignored("mxnet", {"ONEDNN_MAX_CPU_ISA": "SSE4"}, gemm_only) == [
+        "ONEDNN_MAX_CPU_ISA=SSE4 is no oneDNN ISA; oneDNN dispatched up to avx512_core_bf16"]
     xla = {"xla": {"xla_cpu_max_isa": ["AVX2"]}}
     assert cap_ignored("jax", {"XLA_FLAGS": "--xla_cpu_max_isa=AVX"}, xla) == [
         "--xla_cpu_max_isa=AVX but XLA compiled with ['AVX2']"]

@@ -122,29 +122,38 @@ def test_sgd_step_in_every_exec_mode(tfa, name: str, dtype: str, exec_mode: str)
 # machine, fixture batch, fp32:
 #   oneDNN off: graph == eager bitwise, xla 7.1e-7 (layer1.1.bn2/running_mean)   -> 5e-6
 #   oneDNN on:  graph == eager bitwise, xla 1.1e-6 (also with ONEDNN_MAX_CPU_ISA=SSE41,
-#               whose kernels sum in another order: graph 2.3e-7, xla 1.1e-6); on the AVX-512
-#               kind (FACTS.md, 2026-11) graph and eager differed by 2.75e-5 already in
-#               conv1/weight, the first key checked. That is the batch's ReLU input at +7.9e-6
-#               (FP32_STEP_TOL in test_conformance.py) flipping in one mode only: a flip moves
-#               weights by up to 3.9e-4 of their scale (measured here: fp32 step vs float64
-#               fixture, every mode). oneDNN's kernels differ by ISA, so on that path the
-#               modes agree only to the flip                                   -> 2e-3
+#               whose kernels sum in another order: graph 2.3e-7, xla 1.1e-6). On the AVX-512
+#               kind graph and eager differed by 2.75e-5 already in conv1/weight (FACTS.md,
+#               2026-11), and CI's AVX-512 EPYC (2026-12-02) failed the 2e-3 this test had:
+#               the batch's ReLU input at +7.9e-6 flips in one mode only, and oneDNN's kernels
+#               (which XLA does not use) sum in an order that depends on the ISA. So on that
+#               path each mode is held to the shared suite's fp32 step tolerance against the
+#               float64 reference (FP32_STEP_TOL; the default mode met it on CI's AVX-512
+#               EPYC), and the modes to twice that against each other           -> 1e-2
 # float64 (oneDNN has no float64 kernels; both paths): every mode equals the fixture's
 # float32 export bitwise                                                        -> 1e-6
-# Running statistics against the float64 fixture, fp32: 9.1e-7 (on), 4.2e-7 (off) -> 1e-5.
-MODE_TOL = {("float32", False): 5e-6, ("float32", True): 2e-3, ("float64", False): 1e-6,
-            ("float64", True): 1e-6}
+# Running statistics against the float64 fixture, fp32: 9.1e-7 (on), 4.2e-7 (off); the
+# oneDNN path gets the suite's fp32 forward tolerance, since its batch norm sums by ISA
+#                                                                   -> 1e-4 (on), 1e-5 (off)
+RESNET20_FP32_STEP_TOL = 5e-3  # FP32_STEP_TOL["resnet20"] in test_conformance.py
+MODE_TOL = {("float32", False): 5e-6, ("float32", True): 2 * RESNET20_FP32_STEP_TOL,
+            ("float64", False): 1e-6, ("float64", True): 1e-6}
+STATS_TOL = {("float32", False): 1e-5, ("float32", True): 1e-4, ("float64", False): 1e-6,
+             ("float64", True): 1e-6}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_resnet20_step_batchnorm_statistics_and_modes_agree(tfa, dtype: str) -> None:
     """Running statistics follow PyTorch's convention (unbiased variance, momentum = weight of
     the batch) exactly; the three execution modes take the same step, to the tolerance of
-    this run's path (oneDNN on or off: the switch, else the CPU; see MODE_TOL)."""
+    this run's path (oneDNN on or off: the switch, else the CPU; see MODE_TOL). Every error
+    over its tolerance is listed, with the worst of each comparison, so a failure on another
+    CPU kind says by how much."""
     fixture = np.load(FIXTURES / "sgd_step_resnet20.npz")
     spec = get_workload("resnet20")
     weights = init_weights(spec)
-    tol = MODE_TOL[dtype, paths.tf_onednn_expected()]
+    path = (dtype, paths.tf_onednn_expected())
+    tol, stats_tol = MODE_TOL[path], STATS_TOL[path]
     results = []
     for mode in MODES:
         model = tfa.build(spec, weights, BuildOptions(
@@ -152,13 +161,27 @@ def test_resnet20_step_batchnorm_statistics_and_modes_agree(tfa, dtype: str) -> 
             momentum=float(fixture["momentum"]), dtype=dtype))
         tfa.train_step(model, fixture["x"], fixture["y"])
         results.append(tfa.export_weights(model))
+    over: list[str] = []
+    worst: dict[str, tuple[float, str]] = {}
+
+    def check(what: str, key: str, err: float, limit: float) -> None:
+        if err > worst.get(what, (-1.0, ""))[0]:
+            worst[what] = (err, key)
+        if err > limit:
+            over.append(f"{what} {key}: {err:.2e} > {limit}")
+
     for k in weights:
         if "running_" in k:
-            err = max_rel_error(results[0][k], fixture[f"w:{k}"])
-            assert err <= (1e-5 if dtype == "float32" else 1e-6), f"{k}: {err:.2e}"
+            check("statistics vs fixture", k, max_rel_error(results[0][k], fixture[f"w:{k}"]),
+                  stats_tol)
+        if path == ("float32", True):
+            for mode, res in zip(MODES, results, strict=True):
+                check(f"{mode} vs fixture", k, max_rel_error(res[k], fixture[f"w:{k}"]),
+                      RESNET20_FP32_STEP_TOL)
         for mode, other in zip(MODES[1:], results[1:], strict=True):
-            err = max_rel_error(other[k], results[0][k])
-            assert err <= tol, f"{k}: {mode} vs eager {err:.2e} > {tol}"
+            check(f"{mode} vs eager", k, max_rel_error(other[k], results[0][k]), tol)
+    summary = "; ".join(f"{w}: {e:.2e} ({k})" for w, (e, k) in sorted(worst.items()))
+    assert not over, f"{over[:8]} (worst: {summary})"
 
 
 def _attach_loss_scale(model, value: float) -> None:
