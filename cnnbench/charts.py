@@ -144,3 +144,44 @@ def lines(df: pd.DataFrame, x: str, y: str, low: str, high: str, series: str, ti
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
+
+
+def ladder(df: pd.DataFrame, levels: Sequence[str], panels: Sequence[str], title: str,
+           missing: dict[str, str] | None = None) -> Any:
+    """Throughput against the ISA ladder: one panel per ``panels`` value (column ``panel``),
+    one line per framework (column ``series``), x the ladder's ``levels`` in order, y
+    ``ratio`` to the default build with whiskers [``low``, ``high``]; a line at 1 (the
+    default build). ``missing``: tick label notes (e.g. "not on this CPU") by level."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH_IN, 4.0), sharey=True,
+                             squeeze=False)
+    pos = {lv: i for i, lv in enumerate(levels)}
+    names = sorted(set(df["series"]))
+    colors = plt.get_cmap("tab10")
+    top = np.nanmax(df["high"].to_numpy(float), initial=1.0)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        sub = df[df["panel"] == panel]
+        for i, name in enumerate(names):
+            s = sub[sub["series"] == name].copy()
+            s["x"] = s["level"].map(pos)
+            s = s.dropna(subset=["x", "ratio"]).sort_values("x")
+            if s.empty:
+                continue
+            v = s["ratio"].to_numpy(float)
+            err = [np.clip(v - s["low"].to_numpy(float), 0, None),
+                   np.clip(s["high"].to_numpy(float) - v, 0, None)]
+            ax.errorbar(s["x"] + (i - (len(names) - 1) / 2) * 0.06, v,
+                        yerr=np.nan_to_num(err), marker="o", capsize=3,
+                        label=short(name, 30), color=colors(i % colors.N))
+        ax.axhline(1.0, color="#b00020", lw=1, ls="--")
+        ax.set_xticks(range(len(levels)), [
+            lv + (f"\n({missing[lv]})" if missing and lv in missing else "") for lv in levels],
+            rotation=30, ha="right", fontsize="small")
+        ax.set_title(short(panel, 40))
+        ax.set_ylim(0, min(max(1.3, 1.1 * top), 4.0))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("images/s ÷ default build (95% CI)")
+    axes[0][-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       frameon=False)
+    fig.suptitle(short(title, 100))
+    fig.tight_layout()
+    return fig

@@ -549,6 +549,8 @@ def builds(inp: Inputs) -> Section:
                                    f"{fw(r['framework'])} {r['variant']}"
                                    for r in recs_of(measured)],
                         "Variant or build / the default build"))
+    for fig_ in _ladder_charts(gains):
+        sec.add(fig_)
     t = pd.DataFrame({
         "machine / device": [system(m, d) for m, d in zip(gains["machine_id"], gains["device"],
                                                          strict=True)],
@@ -579,6 +581,31 @@ def builds(inp: Inputs) -> Section:
     return sec
 
 
+def _ladder_charts(gains: pd.DataFrame) -> list[Markup]:
+    """Throughput against the ISA ladder, per framework: one chart per machine, workload,
+    batch and precision, train and infer side by side; levels this CPU lacks are on the axis,
+    marked, with no point."""
+    from .builds import LADDER_ORDER
+
+    lad = gains[gains["isa_level"].notna() & gains["isa_level"].isin(list(LADDER_ORDER))]
+    out: list[Markup] = []
+    keys = ["machine_id", "device", "workload", "batch_size", "precision", "threads"]
+    for i, (k, sub) in enumerate(lad.groupby(keys, sort=True)):
+        if i >= MAX_CHARTS:
+            break
+        levels = sorted(set(sub["isa_level"]), key=LADDER_ORDER.__getitem__)
+        missing = {lv: "not on this CPU" for lv in levels
+                   if not (sub[sub["isa_level"] == lv]["status"] != "unsupported").any()}
+        data = pd.DataFrame({"panel": sub["mode"], "series": sub["framework"].map(fw),
+                             "level": sub["isa_level"], "ratio": sub["ratio"],
+                             "low": sub["low"], "high": sub["high"]})
+        title = (f"{system(k[0], k[1])} {k[2]} b{int(k[3])} {k[4]}: throughput against the "
+                 "ISA ladder")
+        panels = [m for m in ("train", "infer") if m in set(sub["mode"])]
+        out.append(figure(charts.ladder(data, levels, panels, title, missing), title))
+    return out
+
+
 def _scaling_table(t: pd.DataFrame, what: str) -> pd.DataFrame:
     return pd.DataFrame({
         "cell": [f"{r['machine_id']} {r['workload']} {r['mode']} {fw(r['framework'])} "
@@ -604,9 +631,8 @@ def _curves(sec: Section, curves: pd.DataFrame, by: list[str], what: str) -> Non
         if i >= MAX_CHARTS:
             sec.add(f"{curves.groupby(by).ngroups - MAX_CHARTS} more curves are in the table.")
             break
+        # scaling_figure says "simulated" in the title itself
         title = " ".join(str(v) for v in k if v not in ("", None, False, True))
-        if "simulated" in by and bool(sub["simulated"].iloc[0]):
-            title += " (simulated devices: overhead, not speedup)"
         fig = scaling_figure(sub, title=f"{what}: {title}",
                              seed_claim=what == "Data-parallel scaling")
         sec.add(figure(fig, f"{what} {title}"))
@@ -657,7 +683,8 @@ def scaling(inp: Inputs) -> Section:
             "efficiency is t1 / (N·tN) against the same framework's one-device run in the same "
             "results, with the comparison layer's interval. Simulated devices (cpu*N) share "
             "the same cores: they measure the overhead of the data-parallel path, never "
-            f"hardware scaling, and are kept apart. The seed's claim: {SEED_CLAIM['label']}.")
+            f"hardware scaling, and are kept apart. The seed's claim, drawn as a star on "
+            f"hardware charts: {str(SEED_CLAIM['label']).removeprefix('seed claim: ')}.")
     for sim in (False, True):
         part = t[t["simulated"] == sim]
         if part.empty:
