@@ -101,6 +101,33 @@ def jax_row_note(kernels: Any = None) -> str:
             f"{xla['convolutions']} convolutions ran precompiled kernels")
 
 
+def _latest(rows: pd.DataFrame) -> pd.Series:
+    """The newest of ``rows``, preferring one whose kernels were probed: a later run with
+    ``--no-kernel-probe`` (a scaling sweep) measures the same cell without saying what ran."""
+    rows = rows.sort_values("started_at")
+    probed = rows["kernels"].map(lambda k: isinstance(k, dict) and bool(k)) if (
+        "kernels" in rows) else pd.Series(False, index=rows.index)
+    return (rows[probed] if probed.any() else rows).iloc[-1]
+
+
+def _onednn_enabled(build: Any) -> bool | None:
+    onednn = build.get("onednn") if isinstance(build, dict) else None
+    enabled = onednn.get("enabled") if isinstance(onednn, dict) else None
+    return enabled if isinstance(enabled, bool) else None
+
+
+def _onednn_switched(default_build: Any, build: Any) -> str | None:
+    """A note where the variant runs oneDNN and the default build does not, or the reverse:
+    TensorFlow's ladder turns oneDNN on to cap it, and TensorFlow leaves it off by default on
+    CPUs without AVX512_VNNI/BF16 or AMX, so there the ratio is oneDNN's kernels against
+    Eigen's as much as one ISA against another."""
+    base, this = _onednn_enabled(default_build), _onednn_enabled(build)
+    if base is None or this is None or base == this:
+        return None
+    return (f"oneDNN {'on' if this else 'off'} here, {'on' if base else 'off'} in the default "
+            "build: the ratio includes oneDNN against the default's own kernels")
+
+
 def _version(v: Any) -> str | None:
     return v if isinstance(v, str) and v else None
 
@@ -138,13 +165,13 @@ def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.Da
         base = g[(g["variant"] == BASELINE) & (g["status"] == "ok")]
         if base.empty:
             continue
-        base_last = base.sort_values("started_at").iloc[-1]
+        base_last = _latest(base)
         base_runs = samples.get((*gkey, BASELINE))
         for variant, v in g[g["variant"] != BASELINE].groupby("variant", sort=False):
             if _not_defined(v):
                 continue  # another framework's variant (intel-tensorflow for PyTorch): no row
             ok = v[v["status"] == "ok"].sort_values("started_at")
-            last = (ok if not ok.empty else v.sort_values("started_at")).iloc[-1]
+            last = _latest(ok if not ok.empty else v)
             rec: dict[str, Any] = dict(zip(group, gkey, strict=True))
             kernels = last.get("kernels")
             raw_flags = last.get("flags")
@@ -177,6 +204,9 @@ def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.Da
             if rec["across_versions"]:
                 notes.append(f"across versions: {rec['build_version']} vs "
                              f"{rec['default_version']}")
+            switched = _onednn_switched(base_last.get("build"), last.get("build"))
+            if switched:
+                notes.append(switched)
             if rec["framework"] == "jax" and rec["isa_level"]:
                 notes.append(jax_row_note(kernels))
             rec["note"] = "; ".join(notes)

@@ -80,9 +80,11 @@ def forest(labels: Sequence[str], ratio: Sequence[float], low: Sequence[float],
     if np.nanmax(hi) / max(np.nanmin(lo), 1e-12) > 10:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_title(short(title, 100))
+    ax.set_title(short(title, 70), loc="left")
     ax.grid(axis="x", which="both", alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
+    # above the axes, right of the title, not inside: any corner of the plot can hold a point
+    ax.legend(fontsize="small", loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2,
+              frameon=False)
     return fig
 
 

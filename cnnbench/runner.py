@@ -52,7 +52,7 @@ class RunSettings:
     # "variants" (the cells that differ only in variant: a build comparison meets its
     # baseline under the same drift), "all" (also framework and execution mode) or "none".
     interleave: str = "variants"
-    check_noise: bool = True  # sample other busy processes before each cell
+    check_noise: bool = True  # sample other busy processes before and after each cell
     # GPUs on this machine (NVML, from the machine record) and why there are none; None:
     # not known, the worker's framework decides.
     gpu_count: int | None = None
@@ -456,6 +456,10 @@ class WorkerProcess:
         self._cleanup()
         row["wall_s"] = time.monotonic() - self.t_start
         row["load_end"] = list(os.getloadavg())
+        if self.settings.check_noise and rec is not None:
+            # Sampled again at the end: a job that starts during the cell (a test run beside
+            # a sweep) slows its rounds as much as one already running when it started.
+            row["busy"] = [*row["busy"], *(f"{p} (at end)" for p in _busy_processes())]
         if rec is not None and rec.get("follower"):
             # Another node holds rank 0 and records the row; this node's part is in it.
             row["_follower"] = True

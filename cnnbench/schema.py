@@ -105,7 +105,7 @@ peak_flops_per_s | float/null | the device's measured GEMM peak at this precisio
 mfu | float/null | `achieved_flops_per_s / peak_flops_per_s`
 load_start | list[float]/null | 1/5/15-minute load average when the cell started
 load_end | list[float]/null | load average when the cell ended
-busy | list[str] | other processes using the CPU when the cell started
+busy | list[str] | other processes using the CPU when the cell started (and, marked `(at end)`, when it ended)
 repeat | int | repeat index with `--repeat` (0 for the first)
 params | int | trainable parameters of the spec (analytic)
 model_params | int/null | trainable parameters as the framework counts them

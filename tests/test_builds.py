@@ -381,6 +381,33 @@ def test_build_gains_compares_every_variant_with_default() -> None:
     assert mine["claim_ratio"] == 1.30 and "30%" in mine["claim"]
 
 
+def test_a_variant_that_switches_onednn_says_so() -> None:
+    """TensorFlow's ladder turns oneDNN on to cap it; on an AVX2 CPU its default build runs
+    without oneDNN, so the ratio is not the ISA's alone and the row says so."""
+    on, off = {"onednn": {"enabled": True}}, {"onednn": {"enabled": False}}
+    df = pd.DataFrame([row("default", 0.010, build=off),
+                       row("x86-64-v3", 0.006, seed=1, isa_level="x86-64-v3", build=on),
+                       row("x86-64-v2", 0.020, seed=2, isa_level="x86-64-v2", build=off),
+                       row("default", 0.010, mode="infer", build=on),
+                       row("x86-64-v3", 0.008, mode="infer", seed=3, build=on)])
+    g = build_gains(df).set_index(["mode", "variant"])
+    assert g.loc[("train", "x86-64-v3"), "note"].endswith(
+        "oneDNN on here, off in the default build: the ratio includes oneDNN against the "
+        "default's own kernels")
+    assert "oneDNN" not in g.loc[("train", "x86-64-v2"), "note"]
+    assert "oneDNN" not in g.loc[("infer", "x86-64-v3"), "note"]
+
+
+def test_kernels_come_from_a_probed_run_when_a_later_one_was_not_probed() -> None:
+    avx2 = {"onednn": parse_onednn_verbose(V3_LOG)}
+    df = pd.DataFrame([row("default", 0.010, kernels=avx2),
+                       row("x86-64-v3", 0.010, seed=1, isa_level="x86-64-v3", kernels=avx2),
+                       row("default", 0.010, seed=2, run_id="r2", started_at="2026-01-02",
+                           kernels={})])  # e.g. a scaling sweep run with --no-kernel-probe
+    g = build_gains(df).iloc[0]
+    assert g["default_kernel_isa"] == "oneDNN avx2" and g["runs_baseline"] == 2
+
+
 def test_by_run_compares_each_variant_with_the_default_beside_it() -> None:
     df = pd.DataFrame([row("default", 0.010), row("x86-64-v2", 0.020, seed=1),
                        row("default", 0.030, seed=2, run_id="r2"),

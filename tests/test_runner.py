@@ -44,6 +44,31 @@ def test_ok_cell_has_every_field_and_a_ci(tmp_path: Path) -> None:
     assert row["build"]["framework"] == "null"
 
 
+def test_a_job_that_starts_during_a_cell_flags_it_busy(tmp_path: Path) -> None:
+    """The busy check samples other processes at the start and again at the end: a CPU-bound
+    job that starts mid-cell (here a detached busy loop, so it is not the runner's child)
+    is named `(at end)` and the row is flagged busy_machine."""
+    import threading
+
+    loop = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 4: pass"
+    pid_file = tmp_path / "loop.pid"
+    starter = threading.Timer(0.8, lambda: subprocess.run(
+        ["sh", "-c", f'{sys.executable} -c "{loop}" & echo $! > {pid_file}'],
+        start_new_session=True, check=True))
+    starter.start()
+    try:
+        # at least 8 rounds of 0.25 s: the cell outlasts the loop's start whatever the CI
+        row = run_cell(cell(step_s=0.001), settings(tmp_path, protocol=Protocol(
+            budget_s=3.0, min_round_s=0.25, min_rounds=8)))
+    finally:
+        starter.join()
+    assert row["status"] == "ok", row["error"]
+    loop_pid = f"[{pid_file.read_text().strip()}]"
+    named = [b for b in row["busy"] if loop_pid in b]
+    assert named and all(b.endswith("(at end)") for b in named), row["busy"]
+    assert "busy_machine" in row["flags"]
+
+
 @pytest.mark.parametrize("fault, status, reason", [
     ("kill", "crashed", "SIGKILL"),
     ("raise", "error", "RuntimeError: injected fault"),
