@@ -590,7 +590,7 @@ def _ladder_charts(gains: pd.DataFrame) -> list[Markup]:
     lad = gains[gains["isa_level"].notna() & gains["isa_level"].isin(list(LADDER_ORDER))]
     out: list[Markup] = []
     keys = ["machine_id", "device", "workload", "batch_size", "precision", "threads"]
-    for i, (k, sub) in enumerate(lad.groupby(keys, sort=True)):
+    for i, (_, sub) in enumerate(lad.groupby(keys, sort=True)):
         if i >= MAX_CHARTS:
             break
         levels = sorted(set(sub["isa_level"]), key=LADDER_ORDER.__getitem__)
@@ -599,7 +599,9 @@ def _ladder_charts(gains: pd.DataFrame) -> list[Markup]:
         data = pd.DataFrame({"panel": sub["mode"], "series": sub["framework"].map(fw),
                              "level": sub["isa_level"], "ratio": sub["ratio"],
                              "low": sub["low"], "high": sub["high"]})
-        title = (f"{system(k[0], k[1])} {k[2]} b{int(k[3])} {k[4]}: throughput against the "
+        first = sub.iloc[0]
+        title = (f"{system(first['machine_id'], first['device'])} {first['workload']} "
+                 f"b{int(first['batch_size'])} {first['precision']}: throughput against the "
                  "ISA ladder")
         panels = [m for m in ("train", "infer") if m in set(sub["mode"])]
         out.append(figure(charts.ladder(data, levels, panels, title, missing), title))

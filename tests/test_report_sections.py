@@ -81,7 +81,14 @@ def two_machines(tmp_path: Path, evil: bool = False) -> Path:
                  mode=mode, threads=2, precision="bf16", options={"note": e} if e else {})
             n += 1
             cell(f, n, 1.3 * speed, machine_id=mid, framework="tensorflow", exec_mode="graph",
-                 mode=mode, threads=2, variant="x86-64-v2" + e, options={"note": e} if e else {})
+                 mode=mode, threads=2, variant="x86-64-v2" + e, options={"note": e} if e else {},
+                 variant_kind="isa", isa_level="x86-64-v2")
+            n += 1  # a ladder level above these CPUs: on the ladder chart's axis, not run
+            append_row(f, row(cell_id=f"v4-{n}", machine_id=mid, framework="tensorflow",
+                              exec_mode="graph", mode=mode, threads=2, variant="x86-64-v4",
+                              variant_kind="isa", isa_level="x86-64-v4", status="unsupported",
+                              error="x86-64-v4 needs avx512f", images_per_s=None,
+                              samples_s=[]))
         n += 1
         append_row(f, row(cell_id=f"fail{n}", machine_id=mid, status="error",
                           error="injected" + e, images_per_s=None, framework="pytorch"))
@@ -111,9 +118,10 @@ def test_two_machines_fill_every_section_or_say_no_data(tmp_path: Path) -> None:
     assert "box-b CPU" in s["machines"] and "geomean vs reference" in s["machines"]
     assert "<img" in s["threads"] and "efficiency" in s["threads"]
     assert "compiled" in s["modes"] and "bf16" in s["modes"]
-    assert "x86-64-v2" in s["builds"]
+    assert "x86-64-v2" in s["builds"] and "unsupported: x86-64-v4 needs avx512f" in s["builds"]
+    assert s["builds"].count("throughput against the ISA ladder") == 2  # one chart a machine
     assert "images per kWh" in s["buyers"] and "hours (estimate)" in s["buyers"]
-    assert "by status: error 2." in s["not-run"] and "injected" in s["not-run"]
+    assert "by status: unsupported 4, error 2." in s["not-run"] and "injected" in s["not-run"]
     assert 'class="empty"' in s["scaling"]  # no multi-device cells: one line
     # Repeats are runs: the comparisons use the between-run test.
     assert "one run" not in re.sub(r"<[^>]+>", "", s["summary"]).split("configurations")[0]
