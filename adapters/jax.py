@@ -31,6 +31,11 @@ needs N host devices, which XLA makes only from XLA_FLAGS=--xla_force_host_platf
 read when the backend starts (the runner sets it; setup_devices adds it if no backend has
 started yet).
 
+Several processes (JAX's own multi-controller launcher, one process per host; CPU only so
+far): the same mesh, over every process's devices. See _process_group for the variables that
+ask for it. Each process puts only its own rows of the global batch on its devices, and
+replica_weights returns the copies this process holds.
+
 Nothing here initializes a JAX backend at import time: the worker imports this module before
 setup(), and the CPU client's thread count is fixed when the backend is created.
 """
@@ -61,6 +66,7 @@ from . import padding
 from .base import (
     Adapter,
     BuildOptions,
+    DeviceSet,
     Threads,
     TimeSteps,
     Unsupported,
@@ -71,6 +77,32 @@ from .base import (
 )
 
 _DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+
+# A multi-process job: every process gets the same CNNBENCH_COORDINATOR (host:port where
+# process 0 serves JAX's coordination service) and CNNBENCH_NUM_PROCESSES, and its own
+# CNNBENCH_PROCESS_ID (0 .. N-1). Unset CNNBENCH_COORDINATOR: one process, as always.
+_PROCESS_VARS = ("CNNBENCH_COORDINATOR", "CNNBENCH_NUM_PROCESSES", "CNNBENCH_PROCESS_ID")
+
+
+def _process_group() -> tuple[str, int, int] | None:
+    """(coordinator, number of processes, this process's id) from _PROCESS_VARS, or None."""
+    if not os.environ.get(_PROCESS_VARS[0]):
+        return None
+    missing = [v for v in _PROCESS_VARS if not os.environ.get(v)]
+    if missing:
+        raise Unsupported(f"{_PROCESS_VARS[0]} is set but {', '.join(missing)} is not")
+    coordinator, n, pid = (os.environ[v] for v in _PROCESS_VARS)
+    return coordinator, int(n), int(pid)
+
+
+def _put(a: np.ndarray, where: Any) -> jax.Array:
+    """A host array that is the same on every process, onto a device or a sharding. Where
+    the sharding spans other processes' devices, this process transfers only the slices its
+    own devices hold (device_put would first compare the whole array across processes, a
+    collective on every call)."""
+    if isinstance(where, NamedSharding) and not where.is_fully_addressable:
+        return jax.make_array_from_callback(a.shape, where, lambda index: a[index])
+    return jax.device_put(a, where)
 
 
 # -- layers ------------------------------------------------------------------------------
@@ -322,6 +354,9 @@ class JaxAdapter(Adapter):
     dp_batch_norm = "synced"
     # Why setup() could not apply a thread count (reported in build_facts), or None.
     _threads_not_applied: str | None = None
+    # Processes in the job (set by setup_devices from _PROCESS_VARS): more than one, and every
+    # model's mesh spans all of them.
+    _processes = 1
 
     def framework_version(self) -> str:
         return str(jax.__version__)
@@ -330,16 +365,33 @@ class JaxAdapter(Adapter):
         from jax._src import xla_bridge
 
         ds = device_set(device)
-        if not ds.simulated or ds.indices is None:
+        if ds.simulated and ds.indices is not None:
+            flag = "--xla_force_host_platform_device_count"
+            flags = os.environ.get("XLA_FLAGS", "")
+            if flag not in flags and not xla_bridge.backends_are_initialized():
+                os.environ["XLA_FLAGS"] = f"{flags} {flag}={len(ds.indices)}".strip()
+        group = _process_group()
+        if group is not None:
+            self._join(ds, *group)
+
+    def _join(self, ds: DeviceSet, coordinator: str, n: int, process_id: int) -> None:
+        """Join the other processes; before anything starts a backend, as JAX requires (it
+        raises otherwise), since the CPU client learns its peers when it is created."""
+        if ds.kind != "cpu":
+            raise Unsupported("multi-process JAX is implemented (and tested) on the CPU only")
+        if jax.distributed.is_initialized():  # a second cell in the same process
             return
-        flag = "--xla_force_host_platform_device_count"
-        flags = os.environ.get("XLA_FLAGS", "")
-        if flag not in flags and not xla_bridge.backends_are_initialized():
-            os.environ["XLA_FLAGS"] = f"{flags} {flag}={len(ds.indices)}".strip()
+        # Cross-process collectives on the CPU; gloo is jax 0.10's default, but older jaxlibs
+        # had none, and then the first all-reduce fails instead of this line.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator, n, process_id)
+        self._processes = n
 
     def _mesh_devices(self, device: str) -> list[Any] | None:
         """The devices of a data-parallel cell, or None for one device."""
         ds = device_set(device)
+        if self._processes > 1:
+            return self._process_mesh_devices(device, ds)
         if not ds.parallel:
             return None
         if ds.kind == "cpu":
@@ -359,6 +411,16 @@ class JaxAdapter(Adapter):
         if max(idx) >= len(gpus):
             raise Unsupported(f"no GPU {max(idx)} (this machine has {len(gpus)})")
         return [gpus[i] for i in idx]
+
+    def _process_mesh_devices(self, device: str, ds: DeviceSet) -> list[Any]:
+        """Every process's devices: ``device`` names one process's share (cpu: one device,
+        cpu*N: N), so the mesh holds that many times the number of processes."""
+        local = jax.local_devices(backend="cpu")
+        assert ds.indices is not None  # _join let only the CPU through
+        if len(local) != len(ds.indices):
+            raise Unsupported(f"{device} needs {len(ds.indices)} host devices in each process "
+                              f"and this one has {len(local)}")
+        return list(jax.devices("cpu"))
 
     def setup(self, threads: int | None) -> Threads:
         from jax._src import xla_bridge
@@ -439,10 +501,9 @@ class JaxAdapter(Adapter):
     def _put_batch(self, model: JaxModel, x: np.ndarray,
                    y: np.ndarray | None = None) -> tuple[jax.Array, jax.Array | None]:
         # One NCHW -> NHWC transpose on the host; int32 labels because JAX runs without x64.
-        xd = jax.device_put(np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=model.host_dtype),
-                            model.batch_device)
-        yd = None if y is None else jax.device_put(np.asarray(y, dtype=np.int32),
-                                                   model.batch_device)
+        xd = _put(np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=model.host_dtype),
+                  model.batch_device)
+        yd = None if y is None else _put(np.asarray(y, dtype=np.int32), model.batch_device)
         return xd, yd
 
     # -- model -------------------------------------------------------------------------
@@ -502,7 +563,8 @@ class JaxAdapter(Adapter):
         return _from_flax(model.spec, model.params, model.batch_stats)
 
     def replica_weights(self, model: JaxModel) -> list[Weights]:
-        """Every device's copy of the replicated state, read shard by shard."""
+        """Every device's copy of the replicated state, read shard by shard (in a
+        multi-process job, the copies on this process's devices)."""
         def copies(a: jax.Array) -> list[Any]:
             return [s.data for s in sorted(a.addressable_shards, key=lambda s: s.device.id)]
 
