@@ -187,7 +187,8 @@ def usl(n: np.ndarray | float, sigma: float, kappa: float) -> np.ndarray | float
 def project(n: Values, speedup: Values, low: Values | None = None,
             high: Values | None = None, *,
             to: Sequence[int] | None = None) -> dict[str, Any]:
-    """Fit the USL (or, with one N > 1, Amdahl's law: κ = 0) to measured speedups and
+    """Fit the USL (or, with one N > 1, Amdahl's law: κ = 0, 0 <= σ <= 1; where that N ran
+    slower than one device, the USL with σ = 1 and κ fitted) to measured speedups and
     project it past the largest N (default: 2×, 4× and 8× it). Returns ``model``
     ("usl" or "amdahl"), ``params`` ({"sigma", "kappa"}), ``label`` (for a chart), the
     measured ``n_max``, and ``n``/``speedup``/``efficiency`` of the projection (from N = 1,
@@ -214,11 +215,22 @@ def project(n: Values, speedup: Values, low: Values | None = None,
         def f1(x: np.ndarray, sigma: float) -> np.ndarray:
             return np.asarray(usl(x, sigma, 0.0))
 
-        (sig,), _ = curve_fit(f1, ns, ss, p0=[0.1], sigma=sigma_w, bounds=([0.0], [np.inf]))
+        (sig,), _ = curve_fit(f1, ns, ss, p0=[0.1], sigma=sigma_w, bounds=([0.0], [1.0]))
         params = {"sigma": float(sig), "kappa": 0.0}
-        # Amdahl's serial fraction is σ when σ <= 1; above 1 (slower than one device) only
-        # the USL's reading, contention, is left.
         label = f"projection: Amdahl's law (USL with κ = 0), σ = {sig:.3f}"
+        if np.all(ss[ns > 1] < 1.0):
+            # Slower than one device: Amdahl's law bottoms out at S = 1 (σ = 1, all serial),
+            # so what is left is the USL's crosstalk term. With σ = 1 and κ fitted, S(N) =
+            # 1 / (1 + κ(N - 1)): throughput keeps falling as devices are added.
+            model = "usl"
+
+            def f1k(x: np.ndarray, kappa: float) -> np.ndarray:
+                return np.asarray(usl(x, 1.0, kappa))
+
+            (kap,), _ = curve_fit(f1k, ns, ss, p0=[0.1], sigma=sigma_w,
+                                  bounds=([0.0], [np.inf]))
+            params = {"sigma": 1.0, "kappa": float(kap)}
+            label = f"projection: USL, σ = 1 (slower than one device), κ = {kap:.3f}"
     else:
         model = "usl"
 

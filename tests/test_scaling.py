@@ -112,6 +112,19 @@ def test_amdahl_projection_from_one_point_recovers_the_serial_fraction() -> None
     assert "projection" in p["label"] and "0.250" in p["label"]
 
 
+def test_one_point_slower_than_one_device_is_crosstalk_not_a_serial_fraction_above_one(
+        ) -> None:
+    # S(2) = 0.8: Amdahl's σ would have to be 1.5 (no such serial fraction). With σ = 1 the
+    # USL gives S(2) = 1 / (1 + κ), so κ = 0.25, and throughput keeps falling past N = 2.
+    p = project([1, 2], [1.0, 0.8], [0.9, 0.7], [1.1, 0.9])
+    assert p["model"] == "usl"
+    assert p["params"]["sigma"] == 1.0
+    assert p["params"]["kappa"] == pytest.approx(0.25, rel=1e-3)
+    assert p["speedup"][-1] == pytest.approx(1 / (1 + 0.25 * 15), rel=1e-3)
+    assert all(a > b for a, b in zip(p["speedup"][1:], p["speedup"][2:], strict=False))
+    assert "σ = 1" in p["label"] and "0.250" in p["label"]
+
+
 def test_usl_projection_recovers_planted_parameters() -> None:
     n = np.array([1, 2, 4, 8])
     s = usl(n, 0.05, 0.02)
