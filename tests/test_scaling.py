@@ -64,9 +64,23 @@ def test_weak_and_strong_efficiency_against_the_one_device_run() -> None:
         r = two.loc[s]
         assert r["efficiency_low"] < r["efficiency"] < r["efficiency_high"]
         assert r["significant"] and not r["simulated"] and r["kind"] == "gpu"
+        # The weak cell's step is slower (0.125 s against 0.1 s) but carries twice the images.
+        assert r["verdict"] == "faster", s
     ones = t[t["n"] == 1]
     assert set(ones["scaling"]) == {"weak", "strong"}
     assert ones["speedup"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_weak_scaling_verdict_is_about_throughput_not_step_time() -> None:
+    # Two devices, twice the global batch, twice the step time (the same rounds, scaled):
+    # the same images/s.
+    t = device_scaling(pd.DataFrame([row("gpu:0", 32, 0.1, seed=1),
+                                     row("gpu:0+1", 64, 0.2, "weak", seed=1)]))
+    two = t[t["n"] == 2].iloc[0]
+    assert two["speedup_low"] < 1 < two["speedup_high"]
+    assert two["verdict"] == "no clear difference" and not two["significant"]
+    assert two["images_per_s"] == pytest.approx(320, rel=0.03)
+    assert two["ips_low"] < two["images_per_s"] < two["ips_high"]
 
 
 def test_simulated_devices_stay_apart_from_hardware() -> None:
