@@ -24,6 +24,7 @@ import functools
 import math
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -427,6 +428,11 @@ class Eta:
     * **steps**: what is left over for step-bound cells once their speed is accounted for.
 
     A finished probe's peak re-estimates the cells still to run too.
+
+    rich's progress display calls ``remaining_s`` from its own refresh thread while the
+    runner records cells, so every method holds one lock: iterating the estimates while a
+    finished cell is popped from them raised "dictionary changed size during iteration" and
+    killed the display's thread mid-sweep.
     """
 
     cells: list[Cell]
@@ -440,6 +446,7 @@ class Eta:
     _done: dict[str, float] = field(init=False, default_factory=dict)
     _ratios: dict[str, list[float]] = field(init=False)
     _running: dict[str, float] = field(init=False, default_factory=dict)  # cell id -> start
+    _lock: threading.RLock = field(init=False, default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
         self._ratios = {"speed": [], "setup": [], "budget": [], "steps": []}
@@ -456,7 +463,8 @@ class Eta:
 
     def estimated_total_s(self) -> float:
         """Observed seconds of the finished cells + the (uncorrected) estimate of the rest."""
-        return sum(e.total_s for e in self.estimates.values()) + sum(self._done.values())
+        with self._lock:
+            return sum(e.total_s for e in self.estimates.values()) + sum(self._done.values())
 
     def ratio(self, part: str) -> float:
         """Current correction of "speed", "setup", "budget" or "steps" (1.0 = as estimated)."""
@@ -464,7 +472,8 @@ class Eta:
 
     def start(self, cell: Cell) -> None:
         """A cell started (`run_plan`'s ``on_start``; interleaved cells start together)."""
-        self._running[cell.cell_id] = self.clock()
+        with self._lock:
+            self._running[cell.cell_id] = self.clock()
 
     def done(self, cell: Cell, wall_s: float, timed_s: float | None = None,
              ok: bool = True, step_s: float | None = None) -> None:
@@ -472,6 +481,11 @@ class Eta:
         splits setup from the timed part, ``step_s`` (its median round step) gives its speed;
         without them the ratio of totals is used. Cells that did not run to the end
         (``ok=False``) tell nothing about speed."""
+        with self._lock:
+            self._record(cell, wall_s, timed_s, ok, step_s)
+
+    def _record(self, cell: Cell, wall_s: float, timed_s: float | None, ok: bool,
+                step_s: float | None) -> None:
         est = self.estimates.pop(cell.cell_id, None)
         self._done[cell.cell_id] = float(wall_s)
         self._running.pop(cell.cell_id, None)
@@ -500,13 +514,14 @@ class Eta:
         timed = sum(float(p) for p in parts if p is not None) if ok and None not in parts else None
         samples = row.get("samples_s") or []
         step = statistics.median(samples) if ok and samples else None
-        self.done(cell, float(row.get("wall_s") or 0.0), timed, ok, step)
-        if ok and cell.mode == "peak" and samples:
-            peak = 2.0 * cell.batch_size**3 / min(samples)
-            key = (cell.device, cell.threads, cell.precision)
-            if peak > self.peaks.get(key, 0.0):
-                self.peaks[key] = peak
-                self._reestimate()
+        with self._lock:
+            self._record(cell, float(row.get("wall_s") or 0.0), timed, ok, step)
+            if ok and cell.mode == "peak" and samples:
+                peak = 2.0 * cell.batch_size**3 / min(samples)
+                key = (cell.device, cell.threads, cell.precision)
+                if peak > self.peaks.get(key, 0.0):
+                    self.peaks[key] = peak
+                    self._reestimate()
 
     def _corrected(self, est: CellEstimate) -> float:
         timed = self.ratio("steps" if est.step_bound else "budget") * est.timed_s
@@ -516,15 +531,16 @@ class Eta:
         """Seconds until the plan ends: the cells not finished, corrected, less the time
         the running ones have spent (they run side by side when interleaved, so that time
         counts once; never below a second while one runs)."""
-        waiting = running = 0.0
-        for cid, est in self.estimates.items():
-            if cid in self._running:
-                running += self._corrected(est)
-            else:
-                waiting += self._corrected(est)
-        if self._running:
-            running = max(1.0, running - (self.clock() - min(self._running.values())))
-        return waiting + running
+        with self._lock:
+            waiting = running = 0.0
+            for cid, est in self.estimates.items():
+                if cid in self._running:
+                    running += self._corrected(est)
+                else:
+                    waiting += self._corrected(est)
+            if self._running:
+                running = max(1.0, running - (self.clock() - min(self._running.values())))
+            return waiting + running
 
 
 def format_duration(s: float) -> str:

@@ -248,6 +248,44 @@ def test_eta_starts_at_the_plan_estimate_and_counts_down_while_a_cell_runs() -> 
     assert eta.remaining_s() == pytest.approx(start - eta.estimates[cells[0].cell_id].total_s + 1)
 
 
+def test_eta_is_read_by_the_display_thread_while_cells_finish() -> None:
+    # rich refreshes the ETA column from its own thread while the runner records cells: the
+    # reader must never see the estimates change under it (it raised and killed the display).
+    import sys
+    import threading
+
+    cells = _budget_cells(300)
+    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def display() -> None:
+        while not stop.is_set():
+            try:
+                eta.remaining_s()
+                eta.estimated_total_s()
+            except Exception as exc:  # what would end rich's refresh thread
+                errors.append(exc)
+                return
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as possible
+    reader = threading.Thread(target=display)
+    reader.start()
+    try:
+        for c in cells:
+            eta.start(c)
+            eta.done(c, 1.0)
+            if errors:
+                break
+    finally:
+        stop.set()
+        reader.join()
+        sys.setswitchinterval(switch)
+    assert errors == []
+    assert eta.remaining_s() == 0.0
+
+
 def test_eta_counts_interleaved_cells_time_once() -> None:
     cells = _budget_cells(3)
     clock = FakeClock()
