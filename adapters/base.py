@@ -88,6 +88,46 @@ def dist_env() -> tuple[int, int, int] | None:
             int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def tf_workers() -> tuple[int, int] | None:
+    """(this worker's index, number of workers) when TF_CONFIG names a TensorFlow cluster of
+    more than one worker; None when it is unset or names one worker. Unsupported, with the
+    reason, for a TF_CONFIG that cnnbench does not run: not JSON, no worker list, a cluster
+    with chief, ps or evaluator tasks, or a task that is not one of its workers."""
+    import json
+    import os
+
+    raw = os.environ.get("TF_CONFIG", "").strip()
+    if not raw:
+        return None
+    try:
+        conf = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise Unsupported(f"TF_CONFIG is not JSON ({exc})") from None
+    cluster = conf.get("cluster") if isinstance(conf, dict) else None
+    if not isinstance(cluster, dict):
+        raise Unsupported("TF_CONFIG has no 'cluster' object")
+    # Peers only: worker i feeds rows i*B/W.. of the batch. A chief also takes a replica and
+    # ps/evaluator tasks none, and neither layout is written or tested here.
+    others = sorted(set(cluster) - {"worker"})
+    if others:
+        raise Unsupported(f"TF_CONFIG's cluster has {', '.join(others)} tasks; cnnbench runs "
+                          "clusters of 'worker' tasks only")
+    workers = cluster.get("worker")
+    if not isinstance(workers, list) or not workers:
+        raise Unsupported("TF_CONFIG's cluster lists no workers")
+    task = conf.get("task")
+    if not isinstance(task, dict):
+        raise Unsupported("TF_CONFIG has no 'task' object (this process's type and index)")
+    if task.get("type") != "worker":
+        raise Unsupported(f"TF_CONFIG's task type is {task.get('type')!r}; cnnbench runs "
+                          "'worker' tasks only (no chief, ps or evaluator)")
+    index = task.get("index")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(workers):
+        raise Unsupported(f"TF_CONFIG's task index {index!r} is not one of its "
+                          f"{len(workers)} workers")
+    return (index, len(workers)) if len(workers) > 1 else None
+
+
 @dataclass
 class BuildOptions:
     device: str = "cpu"  # "cpu", "gpu:N", or a device set run data parallel (device_set)

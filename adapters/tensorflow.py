@@ -22,6 +22,20 @@ all_reduce and applied to its own copy, so the copies stay identical. Batch norm
 each replica's shard; the running statistics are MEAN-aggregated variables, so every replica
 holds the mean of the replicas' updates.
 
+Several workers (TF_CONFIG naming a cluster of W > 1 'worker' tasks, one process each, on one
+machine or several; see adapters.base.tf_workers): tf.distribute.MultiWorkerMirroredStrategy
+with RING collectives (gRPC on the CPU), made in setup() because TF configures collectives
+and joins the cluster only before its runtime starts. Each worker's device is plain ``cpu``
+(one CPU device per worker is what is tested). The global batch is split as above, over all
+W replicas: worker i feeds only rows [i*B/W, (i+1)*B/W), the gradients are averaged over
+every worker's replica by the same all_reduce (the mean of W shard means of equal size is the
+global batch's mean gradient, so one step equals one single-device step on the global
+batch), train_step's loss is the mean over all workers (a collective too), and
+replica_weights returns the copy this worker holds. The runner does not launch such cells
+(a --nnodes > 1 sweep records TensorFlow's unsupported), and dp_rank stays 0: a worker that
+answered its index would be sent to dp_follow, which this adapter does not implement, and
+its peers would wait in their next collective for a step it never takes.
+
 Environment: tensorflow-cpu in its own tox env. On a CUDA machine install `tensorflow[and-cuda]`
 of the same version instead (it bundles the CUDA and cuDNN wheels) and run with gpu:N.
 """
@@ -59,6 +73,7 @@ from .base import (
     cpu_model_name,
     device_set,
     gpu_index,
+    tf_workers,
 )
 
 if os.environ.get("CNNBENCH_VERBOSE") != "1":
@@ -376,7 +391,7 @@ class TFModel:
         self.net = net
         self.opts = opts
         self.device = device
-        self.strategy = strategy  # MirroredStrategy of a data-parallel cell
+        self.strategy = strategy  # (MultiWorker)MirroredStrategy of a data-parallel cell
         self.accums: list[tf.Variable] = []  # SGD momentum buffers, made with the train step
         # fp16: dynamic loss scale as Keras' LossScaleOptimizer (start 2^15, x2 per 2000 good
         # steps, /2 and skip the update on overflow).
@@ -420,7 +435,9 @@ class TFModel:
         return self._train
 
     def distribute(self, a: np.ndarray) -> Any:
-        """A global batch on the model's device, or split over the replicas in order."""
+        """A global batch on the model's device, or split over the replicas in order. Under
+        MultiWorkerMirroredStrategy the replica ids and count span every worker, so each
+        worker puts only its own rows on its device."""
         strategy = self.strategy
         if strategy is None:
             with tf.device(self.device):
@@ -532,6 +549,9 @@ class TensorFlowAdapter(Adapter):
         return str(tf.__version__)
 
     def setup_devices(self, device: str) -> None:
+        if tf_workers() is not None:
+            self._check_worker_device(device)
+            return
         ds = device_set(device)
         if ds.simulated and ds.indices is not None:
             # Logical CPU devices exist only if made before the runtime starts (the first op).
@@ -539,7 +559,36 @@ class TensorFlowAdapter(Adapter):
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * len(ds.indices))
 
+    @staticmethod
+    def _check_worker_device(device: str) -> None:
+        """Unsupported unless ``device`` is what a TF_CONFIG worker runs on here: ``cpu``."""
+        if device == "cpu":
+            return
+        why = ("several CPU devices per worker are not" if device_set(device).kind == "cpu"
+               else "GPU workers are not")
+        raise Unsupported(f"under TF_CONFIG each worker runs on device cpu (one CPU device per "
+                          f"worker is what is tested; {why} tested here), not {device}")
+
+    def _worker_strategy(self) -> tf.distribute.Strategy:
+        """The MultiWorkerMirroredStrategy of the TF_CONFIG cluster, made once per process
+        (it joins the cluster; a second one would configure the collectives again)."""
+        key = ("TF_CONFIG",)
+        if key not in self._strategies:
+            # RING: TF's own collectives over gRPC, which run on the CPU (NCCL needs GPUs).
+            options = tf.distribute.experimental.CommunicationOptions(
+                implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+            try:
+                self._strategies[key] = tf.distribute.MultiWorkerMirroredStrategy(
+                    communication_options=options)
+            except RuntimeError as exc:  # the runtime had started: too late to configure
+                raise Unsupported("MultiWorkerMirroredStrategy must be made before TensorFlow's "
+                                  f"runtime starts (setup() does): {exc}") from None
+        return self._strategies[key]
+
     def _strategy(self, device: str) -> tf.distribute.Strategy | None:
+        if tf_workers() is not None:
+            self._check_worker_device(device)
+            return self._worker_strategy()
         ds = device_set(device)
         if not ds.parallel:
             return None
@@ -574,6 +623,10 @@ class TensorFlowAdapter(Adapter):
             # first. A single model has no inter-op parallelism worth a second pool.
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
+        if tf_workers() is not None:
+            # After the thread counts (the strategy copies the config into its server) and
+            # before the first op; this waits until every worker has joined.
+            self._worker_strategy()
         return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
@@ -693,7 +746,11 @@ class TensorFlowAdapter(Adapter):
         step = model.train_fn()
         with tf.device(model.device):
             loss = step(model.distribute(self._nhwc(x)), model.distribute(y))
-        return float(np.mean([t.numpy() for t in model.local(loss)]))
+        if model.strategy is None:
+            return float(loss.numpy())
+        # The global batch's loss: the mean of the replicas' shard losses (equal shards), over
+        # every worker's replica under TF_CONFIG, which makes it a collective there.
+        return float(model.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None).numpy())
 
     # -- benchmark ---------------------------------------------------------------------
     def prepare(self, model: TFModel, x: np.ndarray, y: np.ndarray,

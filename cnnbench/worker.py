@@ -84,12 +84,20 @@ def _refusal(cell: dict[str, Any]) -> str | None:
 
 
 def _replicas(cell: dict[str, Any]) -> int:
-    """Data-parallel replicas of the cell: its devices, times the nodes under torchrun."""
-    from adapters.base import dist_env
+    """Data-parallel replicas of the cell: its devices, times the nodes under torchrun, or
+    the workers of a TensorFlow cell under TF_CONFIG (one CPU device each)."""
+    from adapters.base import Unsupported, dist_env, tf_workers
 
     dist = dist_env()
     if dist is not None:
         return dist[1]
+    if cell["framework"] == "tensorflow":
+        try:
+            workers = tf_workers()
+        except Unsupported:
+            workers = None  # the adapter refuses the cell, with the reason
+        if workers is not None:
+            return workers[1]
     dev = cell["device"]
     if dev.startswith("cpu*"):
         return int(dev[4:])

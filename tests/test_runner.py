@@ -305,3 +305,63 @@ def test_interleaved_group_survives_a_worker_killed_mid_rounds(tmp_path: Path) -
         WorkerProcess.recv = real_recv  # type: ignore[method-assign]
     assert rows[0]["status"] == "ok" and len(rows[0]["samples_s"]) >= 8
     assert rows[1]["status"] == "crashed" and "SIGKILL" in rows[1]["error"]
+
+
+TWO_WORKERS = ["10.0.0.1:2222", "10.0.0.2:2222"]
+
+
+def _tf_config(cluster: dict | None = None, task: dict | None = None) -> str:
+    conf: dict = {"cluster": {"worker": TWO_WORKERS} if cluster is None else cluster}
+    if task is not None:
+        conf["task"] = task
+    return json.dumps(conf)
+
+
+def test_a_tensorflow_cell_under_tf_config_has_one_replica_per_worker(monkeypatch) -> None:
+    from cnnbench.worker import _refusal, _replicas
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    tf_cell = {"framework": "tensorflow", "device": "cpu", "exec_mode": "graph",
+               "precision": "fp32", "batch_size": 8}
+    assert _replicas(tf_cell) == 1
+    monkeypatch.setenv("TF_CONFIG", _tf_config(task={"type": "worker", "index": 1}))
+    assert _replicas(tf_cell) == 2
+    assert _refusal(tf_cell) is None
+    assert "does not split evenly over 2" in (_refusal({**tf_cell, "batch_size": 7}) or "")
+    assert _replicas({**tf_cell, "framework": "jax"}) == 1  # TF_CONFIG is TensorFlow's alone
+    # A TF_CONFIG the adapter refuses counts one replica here; the adapter says why.
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    assert _replicas(tf_cell) == 1
+
+
+@pytest.mark.parametrize("config, answer", [
+    ("", None),
+    (_tf_config(task={"type": "worker", "index": 1}), (1, 2)),
+    (_tf_config({"worker": TWO_WORKERS[:1]}, {"type": "worker", "index": 0}), None),
+])
+def test_tf_workers_reads_index_and_count_from_tf_config(monkeypatch, config, answer) -> None:
+    from adapters.base import tf_workers
+
+    monkeypatch.setenv("TF_CONFIG", config)
+    assert tf_workers() == answer
+
+
+@pytest.mark.parametrize("config, reason", [
+    ("{not json", "not JSON"),
+    ('["worker"]', "no 'cluster'"),
+    (_tf_config({"worker": TWO_WORKERS, "chief": ["10.0.0.3:2222"]},
+                {"type": "worker", "index": 0}), "has chief tasks"),
+    (_tf_config({"worker": []}, {"type": "worker", "index": 0}), "lists no workers"),
+    (_tf_config(), "no 'task'"),
+    (_tf_config(task={"type": "evaluator", "index": 0}), "task type is 'evaluator'"),
+    (_tf_config(task={"type": "worker", "index": 2}), "index 2 is not one of its 2"),
+    (_tf_config(task={"type": "worker", "index": True}), "index True"),
+    (_tf_config(task={"type": "worker"}), "index None"),
+])
+def test_tf_config_cnnbench_does_not_run_is_refused(monkeypatch, config, reason) -> None:
+    from adapters.base import Unsupported, tf_workers
+
+    monkeypatch.setenv("TF_CONFIG", config)
+    with pytest.raises(Unsupported, match=reason):
+        tf_workers()

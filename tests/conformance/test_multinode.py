@@ -4,9 +4,11 @@ Two launcher processes on 127.0.0.1, one rank each, take one data-parallel step 
 and must agree on the replica weights. Launchers whose rendezvous ids differ wait for each
 other forever without a word, so both run under a timeout with one fresh id.
 
-JAX (``jax.distributed.initialize``), TensorFlow (``MultiWorkerMirroredStrategy`` with
-``TF_CONFIG``) and MXNet's dist kvstore are not implemented in cnnbench: the README says
-what each needs, and a multi-node sweep records their cells ``unsupported``.
+The other frameworks' launchers are tested in files of their own: JAX's
+``jax.distributed.initialize`` in test_multinode_jax.py, TensorFlow's ``TF_CONFIG`` with
+``MultiWorkerMirroredStrategy`` in test_multinode_tf.py. The runner launches neither (a
+``--nnodes`` > 1 sweep records their cells ``unsupported``), and MXNet's dist kvstore is
+documented in the README only.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _free_port() -> int:
 
 def test_two_nodes_agree_on_replica_weights(framework: str, tmp_path: Path) -> None:
     if framework != "pytorch":
-        pytest.skip(f"multi-node is implemented for PyTorch only, not {framework} (README)")
+        pytest.skip(f"torchrun's multi-node launch is PyTorch's; this run is {framework}'s")
     port, rid = _free_port(), f"cnnbench-test-{uuid.uuid4().hex[:12]}"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     procs = []

@@ -6,6 +6,7 @@ Run inside the tensorflow environment: pytest tests/conformance --framework tens
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -244,6 +245,26 @@ def test_unsupported_combinations_say_why(tfa) -> None:
     if not tf.config.list_physical_devices("GPU"):
         with pytest.raises(Unsupported, match="no GPU"):
             tfa.build(spec, init_weights(spec), BuildOptions(device="gpu:0"))
+
+
+def test_tf_config_workers_refuse_what_is_not_tested(tfa, monkeypatch) -> None:
+    import tensorflow as tf
+
+    spec = get_workload("lenet5")
+    workers = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": workers, "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(Unsupported, match="several CPU devices per worker"):
+        tfa.setup_devices("cpu*2")
+    with pytest.raises(Unsupported, match="GPU workers"):
+        tfa.build(spec, init_weights(spec), BuildOptions(device="gpu:0"))
+    (tf.constant(1.0) + 1.0).numpy()  # this process's runtime has started: too late to join
+    with pytest.raises(Unsupported, match="before TensorFlow's runtime starts"):
+        tfa.build(spec, init_weights(spec), BuildOptions(mode="train", exec_mode="graph"))
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": workers, "task": {"type": "chief", "index": 0}}))
+    with pytest.raises(Unsupported, match="task type is 'chief'"):
+        tfa.setup_devices("cpu")
 
 
 def test_gemm_probe(tfa) -> None:
