@@ -36,34 +36,44 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_two_nodes_agree_on_replica_weights(framework: str, tmp_path: Path) -> None:
-    if framework != "pytorch":
-        pytest.skip(f"torchrun's multi-node launch is PyTorch's; this run is {framework}'s")
-    port, rid = _free_port(), f"cnnbench-test-{uuid.uuid4().hex[:12]}"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+def run_together(jobs: list[tuple[list[str], dict[str, str]]], logs: Path, what: str,
+                 timeout_s: float = TIMEOUT_S) -> None:
+    """Start every (command, environment) at once, each in its own process group with its
+    log in ``logs``/{i}.log, and wait for all under one timeout. Peers that never meet wait
+    silently, so what is left at the timeout is killed with its group and the test fails;
+    so it does, with the end of every log, unless each exits 0."""
     procs = []
-    for node in range(2):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
-               "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-               "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rid,
-               str(HERE / "dp_step.py"), "--framework", "pytorch", "--device", "cpu",
-               "--workloads", "lenet5", "--out", str(tmp_path / f"node{node}.npz")]
-        log = open(tmp_path / f"node{node}.log", "wb")  # closed below
+    for i, (cmd, env) in enumerate(jobs):
+        log = open(logs / f"{i}.log", "wb")  # closed below
         procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=log,
                                        stdin=subprocess.DEVNULL, start_new_session=True), log))
     try:
         for p, _ in procs:
-            p.wait(timeout=TIMEOUT_S)
+            p.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"the two launchers did not finish within {TIMEOUT_S} s")
+        pytest.fail(f"{what} did not finish within {timeout_s} s (logs in {logs})")
     finally:
         for p, log in procs:
             if p.poll() is None:
                 os.killpg(p.pid, 9)
                 p.wait()
             log.close()
-    logs = [(tmp_path / f"node{n}.log").read_text(errors="replace")[-2000:] for n in range(2)]
-    assert [p.returncode for p, _ in procs] == [0, 0], logs
+    tails = [(logs / f"{i}.log").read_text(errors="replace")[-2000:] for i in range(len(jobs))]
+    assert [p.returncode for p, _ in procs] == [0] * len(jobs), tails
+
+
+def test_two_nodes_agree_on_replica_weights(framework: str, tmp_path: Path) -> None:
+    if framework != "pytorch":
+        pytest.skip(f"torchrun's multi-node launch is PyTorch's; this run is {framework}'s")
+    port, rid = _free_port(), f"cnnbench-test-{uuid.uuid4().hex[:12]}"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    jobs = [([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+              "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+              "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rid,
+              str(HERE / "dp_step.py"), "--framework", "pytorch", "--device", "cpu",
+              "--workloads", "lenet5", "--out", str(tmp_path / f"node{node}.npz")], env)
+            for node in range(2)]
+    run_together(jobs, tmp_path, "the two launchers")
     # The rank-0 process writes the file; which node it lands on is the rendezvous' choice.
     files = [f for f in (tmp_path / "node0.npz", tmp_path / "node1.npz") if f.exists()]
     assert len(files) == 1, files

@@ -12,7 +12,6 @@ minutes), so both run under a timeout and are killed with their process groups.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 
 from tests.conformance.fixture_step import FIXTURES
 from tests.conformance.test_data_parallel import FP32_TOL, HERE
-from tests.conformance.test_multinode import _free_port
+from tests.conformance.test_multinode import _free_port, run_together
 from workloads.reference import max_rel_error
 
 pytestmark = pytest.mark.conformance
@@ -44,26 +43,9 @@ def _env(coordinator: str, process_id: int) -> dict[str, str]:
 
 def _run_processes(tmp_path: Path) -> list[dict[str, np.ndarray]]:
     coordinator = f"127.0.0.1:{_free_port()}"
-    procs = []
-    for i in range(N):
-        cmd = [sys.executable, str(HERE / "multiworker_step_jax.py"),
-               "--out", str(tmp_path / f"p{i}.npz")]
-        log = open(tmp_path / f"p{i}.log", "wb")  # closed below
-        procs.append((subprocess.Popen(cmd, env=_env(coordinator, i), stdout=log, stderr=log,
-                                       stdin=subprocess.DEVNULL, start_new_session=True), log))
-    try:
-        for p, _ in procs:
-            p.wait(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the {N} JAX processes did not finish within {TIMEOUT_S} s")
-    finally:
-        for p, log in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, 9)
-                p.wait()
-            log.close()
-    logs = [(tmp_path / f"p{i}.log").read_text(errors="replace")[-2000:] for i in range(N)]
-    assert [p.returncode for p, _ in procs] == [0] * N, logs
+    jobs = [([sys.executable, str(HERE / "multiworker_step_jax.py"),
+              "--out", str(tmp_path / f"p{i}.npz")], _env(coordinator, i)) for i in range(N)]
+    run_together(jobs, tmp_path, f"the {N} JAX processes", TIMEOUT_S)
     return [dict(np.load(tmp_path / f"p{i}.npz")) for i in range(N)]
 
 

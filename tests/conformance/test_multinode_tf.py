@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 
 from tests.conformance.fixture_step import FIXTURES
 from tests.conformance.test_data_parallel import FP32_TOL, HERE
-from tests.conformance.test_multinode import _free_port
+from tests.conformance.test_multinode import _free_port, run_together
 from workloads.reference import max_rel_error
 
 pytestmark = pytest.mark.conformance
@@ -40,27 +39,9 @@ def _env(addresses: list[str], index: int) -> dict[str, str]:
 
 def _run_workers(tmp_path: Path) -> list[dict[str, np.ndarray]]:
     addresses = [f"127.0.0.1:{_free_port()}" for _ in range(N)]
-    procs = []
-    for i in range(N):
-        cmd = [sys.executable, str(HERE / "multiworker_step_tf.py"),
-               "--out", str(tmp_path / f"w{i}.npz")]
-        log = open(tmp_path / f"w{i}.log", "wb")  # closed below
-        procs.append((subprocess.Popen(cmd, env=_env(addresses, i), stdout=log, stderr=log,
-                                       stdin=subprocess.DEVNULL, start_new_session=True), log))
-    try:
-        for p, _ in procs:
-            p.wait(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the {N} TensorFlow workers did not finish within {TIMEOUT_S} s "
-                    f"(logs in {tmp_path})")
-    finally:
-        for p, log in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, 9)
-                p.wait()
-            log.close()
-    logs = [(tmp_path / f"w{i}.log").read_text(errors="replace")[-2000:] for i in range(N)]
-    assert [p.returncode for p, _ in procs] == [0] * N, logs
+    jobs = [([sys.executable, str(HERE / "multiworker_step_tf.py"),
+              "--out", str(tmp_path / f"w{i}.npz")], _env(addresses, i)) for i in range(N)]
+    run_together(jobs, tmp_path, f"the {N} TensorFlow workers", TIMEOUT_S)
     return [dict(np.load(tmp_path / f"w{i}.npz")) for i in range(N)]
 
 
