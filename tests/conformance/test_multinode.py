@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conformance.test_data_parallel import HERE, replicas
+from tests.conformance.fixture_step import FIXTURES
+from tests.conformance.test_data_parallel import FP32_TOL, HERE, replicas
+from workloads.reference import max_rel_error
 
 pytestmark = pytest.mark.conformance
 
@@ -60,6 +62,27 @@ def run_together(jobs: list[tuple[list[str], dict[str, str]]], logs: Path, what:
             log.close()
     tails = [(logs / f"{i}.log").read_text(errors="replace")[-2000:] for i in range(len(jobs))]
     assert [p.returncode for p, _ in procs] == [0] * len(jobs), tails
+
+
+def assert_one_device_step(outs: list[dict[str, np.ndarray]], who: str) -> None:
+    """Each process's saved replica weights (``r0:{key}``) and loss, from one LeNet-5 step
+    on its part of the fixture's batch: all finite (a process that stepped on rows not its
+    own, poisoned with NaN where a test does so, is not), identical across processes, and
+    the fixture's one-device step on the global batch within FP32_TOL; every loss is the
+    global batch's, not the process's own part of it."""
+    mine = [{k[3:]: v for k, v in out.items() if k.startswith("r0:")} for out in outs]
+    fx = np.load(FIXTURES / "sgd_step_lenet5.npz")
+    assert set(mine[0]) == {k[2:] for k in fx.files if k.startswith("w:")}
+    for i, w in enumerate(mine):
+        bad = sorted(k for k, v in w.items() if not np.isfinite(v).all())
+        assert not bad, f"{who} {i} stepped on rows not its own: {bad} not finite"
+    for k, v in mine[0].items():
+        np.testing.assert_array_equal(mine[1][k], v, err_msg=k)
+    worst = max(max_rel_error(mine[0][k], fx[f"w:{k}"]) for k in mine[0])
+    assert worst <= FP32_TOL, f"two {who}s vs the one-device step differ by {worst:.2e}"
+    for i, out in enumerate(outs):
+        err = max_rel_error(out["loss"], fx["loss"])
+        assert err <= FP32_TOL, f"{who} {i}: loss {float(out['loss'])} vs {float(fx['loss'])}"
 
 
 def test_two_nodes_agree_on_replica_weights(framework: str, tmp_path: Path) -> None:

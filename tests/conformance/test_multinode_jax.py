@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conformance.fixture_step import FIXTURES
-from tests.conformance.test_data_parallel import FP32_TOL, HERE
-from tests.conformance.test_multinode import _free_port, run_together
-from workloads.reference import max_rel_error
+from tests.conformance.test_data_parallel import HERE
+from tests.conformance.test_multinode import (
+    _free_port,
+    assert_one_device_step,
+    run_together,
+)
 
 pytestmark = pytest.mark.conformance
 
@@ -58,13 +60,4 @@ def test_two_processes_step_as_one_device_on_the_global_batch(framework: str,
         seen = {k: int(out[k]) for k in ("processes", "devices", "local_devices", "replicas")}
         # Proof that the step ran across both: otherwise each process stepped on all of it.
         assert seen == {"processes": N, "devices": N, "local_devices": 1, "replicas": 1}, i
-    mine = [{k[3:]: v for k, v in out.items() if k.startswith("r0:")} for out in outs]
-    fx = np.load(FIXTURES / "sgd_step_lenet5.npz")
-    assert set(mine[0]) == {k[2:] for k in fx.files if k.startswith("w:")}
-    for k, v in mine[0].items():
-        np.testing.assert_array_equal(mine[1][k], v, err_msg=k)
-    worst = max(max_rel_error(mine[0][k], fx[f"w:{k}"]) for k in mine[0])
-    assert worst <= FP32_TOL, f"two processes vs the one-device step differ by {worst:.2e}"
-    # The loss is the global batch's (replicated), not this process's half.
-    for out in outs:
-        assert max_rel_error(out["loss"], fx["loss"]) <= FP32_TOL
+    assert_one_device_step(outs, "process")

@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conformance.fixture_step import FIXTURES
-from tests.conformance.test_data_parallel import FP32_TOL, HERE
-from tests.conformance.test_multinode import _free_port, run_together
-from workloads.reference import max_rel_error
+from tests.conformance.test_data_parallel import HERE
+from tests.conformance.test_multinode import (
+    _free_port,
+    assert_one_device_step,
+    run_together,
+)
 
 pytestmark = pytest.mark.conformance
 
@@ -54,17 +56,4 @@ def test_two_workers_step_as_one_device_on_the_global_batch(framework: str,
         seen = {k: int(out[k]) for k in ("workers", "task_index", "replicas_in_sync", "replicas")}
         # Proof that the step ran across both: otherwise each stepped on its half alone.
         assert seen == {"workers": N, "task_index": i, "replicas_in_sync": N, "replicas": 1}, i
-    mine = [{k[3:]: v for k, v in out.items() if k.startswith("r0:")} for out in outs]
-    fx = np.load(FIXTURES / "sgd_step_lenet5.npz")
-    assert set(mine[0]) == {k[2:] for k in fx.files if k.startswith("w:")}
-    for i, w in enumerate(mine):
-        bad = sorted(k for k, v in w.items() if not np.isfinite(v).all())
-        assert not bad, f"worker {i} fed another worker's (NaN) rows: {bad} not finite"
-    for k, v in mine[0].items():
-        np.testing.assert_array_equal(mine[1][k], v, err_msg=k)
-    worst = max(max_rel_error(mine[0][k], fx[f"w:{k}"]) for k in mine[0])
-    assert worst <= FP32_TOL, f"two workers vs the one-device step differ by {worst:.2e}"
-    # The loss is the global batch's (the mean over both workers), not this worker's half.
-    for i, out in enumerate(outs):
-        err = max_rel_error(out["loss"], fx["loss"])
-        assert err <= FP32_TOL, f"worker {i}: loss {float(out['loss'])} vs {float(fx['loss'])}"
+    assert_one_device_step(outs, "worker")
