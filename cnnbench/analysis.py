@@ -54,6 +54,10 @@ NO_CLEAR = "no clear difference"
 MATCH = [k for k in KEY if k != "machine_id"]
 # What must agree for one cell to be a speedup over another (speedup_table).
 WORKLOAD_GROUP = ["machine_id", "workload", "mode", "device", "batch_size", "precision"]
+# How the report and the claims name frameworks and modes.
+FRAMEWORK_NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX",
+                   "mxnet": "MXNet", "null": "null"}
+MODE_NAMES = {"train": "training", "infer": "inference"}
 
 CellKey = tuple[Hashable, ...]
 
@@ -92,6 +96,15 @@ class Comparison:
 
     def text(self) -> str:
         return format_ratio(self.ratio, self.low, self.high, self.significant)
+
+    def inverted(self) -> Comparison:
+        """The same comparison read the other way round (baseline over contender): the
+        interval's ends swap, the test and its significance are the same ones."""
+        verdict = {"faster": "slower", "slower": "faster"}.get(self.verdict, self.verdict)
+        return replace(self, ratio=1.0 / self.ratio, low=1.0 / self.high, high=1.0 / self.low,
+                       verdict=verdict, runs_baseline=self.runs_contender,
+                       runs_contender=self.runs_baseline, baseline=self.contender,
+                       contender=self.baseline)
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ versions and says so), and whether it is a user's own build (`custom`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from .analysis import cell_samples, compare_cells
+from .analysis import Comparison, cell_samples, compare_cells
+from .claims import beside_build_row
 from .kernels import JAX_NOTE
-from .variants import LADDER
+from .variants import LADDER, onednn_enabled
 
 BASELINE = "default"
 # What must agree for a variant to be compared with the default build. Adapter options are
@@ -30,30 +30,6 @@ BASELINE = "default"
 GROUP = ["machine_id", "device", "framework", "workload", "mode", "batch_size", "precision",
          "exec_mode", "threads"]
 LADDER_ORDER = {lv.name: i for i, lv in enumerate(LADDER)}
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim of the seeds, shown beside the measured gains as the anchor."""
-
-    framework: str
-    mode: str
-    ratio: float
-    text: str
-
-
-# The seeds' most concrete CPU advice: a TensorFlow compiled for the machine (SSE4.1, SSE4.2,
-# AVX, AVX2, FMA) against the stock pip build.
-SEED_CLAIMS: tuple[Claim, ...] = (
-    Claim("tensorflow", "train", 1.30, "a TensorFlow built with SSE4/AVX/AVX2/FMA trains about "
-          "30% faster than the stock pip build"),
-    Claim("tensorflow", "infer", 2.0, "a TensorFlow built with SSE4/AVX/AVX2/FMA predicts about "
-          "2x faster than the stock pip build"),
-)
-
-
-def claim_for(framework: str, mode: str) -> Claim | None:
-    return next((c for c in SEED_CLAIMS if c.framework == framework and c.mode == mode), None)
 
 
 def kernel_isa(kernels: Any) -> str:
@@ -110,18 +86,12 @@ def _latest(rows: pd.DataFrame) -> pd.Series:
     return (rows[probed] if probed.any() else rows).iloc[-1]
 
 
-def _onednn_enabled(build: Any) -> bool | None:
-    onednn = build.get("onednn") if isinstance(build, dict) else None
-    enabled = onednn.get("enabled") if isinstance(onednn, dict) else None
-    return enabled if isinstance(enabled, bool) else None
-
-
 def _onednn_switched(default_build: Any, build: Any) -> str | None:
     """A note where the variant runs oneDNN and the default build does not, or the reverse:
     TensorFlow's ladder turns oneDNN on to cap it, and TensorFlow leaves it off by default on
     CPUs without AVX512_VNNI/BF16 or AMX, so there the ratio is oneDNN's kernels against
     Eigen's as much as one ISA against another."""
-    base, this = _onednn_enabled(default_build), _onednn_enabled(build)
+    base, this = onednn_enabled(default_build), onednn_enabled(build)
     if base is None or this is None or base == this:
         return None
     return (f"oneDNN {'on' if this else 'off'} here, {'on' if base else 'off'} in the default "
@@ -135,7 +105,8 @@ def _version(v: Any) -> str | None:
 _COLUMNS = [*GROUP, "variant", "variant_kind", "isa_level", "status", "ratio", "low", "high",
             "significant", "verdict", "text", "baseline_ips", "contender_ips", "runs_baseline",
             "runs_contender", "kernel_isa", "default_kernel_isa", "cap_ignored", "build_version",
-            "default_version", "across_versions", "custom", "note", "claim_ratio", "claim"]
+            "default_version", "across_versions", "custom", "note", "claim_ratio", "claim",
+            "claim_text"]
 
 
 def _not_defined(v: pd.DataFrame) -> bool:
@@ -190,6 +161,7 @@ def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.Da
             rec["across_versions"] = bool(rec["build_version"] and rec["default_version"]
                                           and rec["build_version"] != rec["default_version"])
             cont_runs = samples.get((*gkey, variant))
+            c: Comparison | None = None
             if last["status"] != "ok" or not base_runs or not cont_runs:
                 rec["text"] = f"{last['status']}: {last.get('error') or 'no samples'}"
             else:
@@ -210,9 +182,9 @@ def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.Da
             if rec["framework"] == "jax" and rec["isa_level"]:
                 notes.append(jax_row_note(kernels))
             rec["note"] = "; ".join(notes)
-            claim = claim_for(str(rec["framework"]), str(rec["mode"]))
-            rec["claim_ratio"] = claim.ratio if claim else math.nan
-            rec["claim"] = claim.text if claim else None
+            rec["claim_ratio"], rec["claim"], rec["claim_text"] = beside_build_row(
+                str(rec["framework"]), str(rec["mode"]), rec["variant_kind"], c,
+                switched is not None)
             records.append(rec)
     out = pd.DataFrame(records, columns=[*group, *_COLUMNS[len(GROUP):]])
     if out.empty:
@@ -256,5 +228,5 @@ def isa_matrix(df: pd.DataFrame, cpu_flags: set[str] | frozenset[str]) -> pd.Dat
                                           *extensions])
 
 
-__all__ = ["BASELINE", "GROUP", "SEED_CLAIMS", "Claim", "build_gains", "claim_for",
-           "isa_matrix", "jax_note", "jax_row_note", "kernel_isa"]
+__all__ = ["BASELINE", "GROUP", "build_gains", "isa_matrix", "jax_note", "jax_row_note",
+           "kernel_isa"]

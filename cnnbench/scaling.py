@@ -25,6 +25,7 @@ with serial fraction σ (S = 1 / (σ + (1 − σ)/N)).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,11 +33,13 @@ import numpy as np
 import pandas as pd
 
 from .analysis import cell_samples, compare_cells
+from .claims import TWO_GPUS
 from .report import KEY
 
-# The seeds' claim, shown next to measured scaling: "TensorFlow on two GPUs at about 1.5x
-# one (the more cards, the lower the ratio)".
-SEED_CLAIM: dict[str, Any] = {"n": 2, "speedup": 1.5, "label": "seed claim: 2 GPUs ≈ 1.5× one"}
+# The seed's claim as a chart draws it: a star at N = 2 on hardware GPUs' curves of training
+# with weak scaling, the setting the seed speaks of.
+SEED_LABEL = (f"seed claim: {TWO_GPUS.devices} GPUs ≈ {TWO_GPUS.ratio('train'):g}× one "
+              "(training, weak scaling)")
 Values = Sequence[float] | np.ndarray | pd.Series
 
 # What must agree between a data-parallel cell and its one-device baseline.
@@ -280,12 +283,20 @@ def projections(table: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------- figure
 
 
+def _seed_setting(table: pd.DataFrame) -> bool:
+    """Curves of the seed's two-GPU claim: hardware GPUs, training, weak scaling."""
+    return bool(not table.empty and not table["simulated"].any()
+                and (table["kind"] == "gpu").all() and (table["mode"] == "train").all()
+                and (table["scaling"] == "weak").all())
+
+
 def scaling_figure(table: pd.DataFrame, *, title: str | None = None,
                    project_curves: bool = True, seed_claim: bool = True) -> Any:
     """Throughput and efficiency against N for the curves of ``table`` (a subset of
     ``device_scaling`` or ``thread_scaling``: typically one workload, mode and scaling kind,
     one line per framework), with the ideal line, each curve's projection dashed and
-    labelled with its fitted parameters, and the seed's claim (device scaling of GPUs).
+    labelled with its fitted parameters, and the seed's claim (on hardware GPUs' curves of
+    training with weak scaling).
     "simulated" is in the title when any curve is. Returns a ``matplotlib.figure.Figure``
     (Agg backend; nothing is shown or saved)."""
     from matplotlib.figure import Figure
@@ -324,9 +335,9 @@ def scaling_figure(table: pd.DataFrame, *, title: str | None = None,
         ax_t.plot(ideal_n, ips1 * ideal_n / n0, ":", color=color, alpha=0.6,
                   label=f"{name}: ideal (linear)")
     ax_e.axhline(1.0, color="gray", linestyle=":", label="ideal (efficiency 1)")
-    if seed_claim and axis == "devices" and not simulated:
-        ax_e.plot([SEED_CLAIM["n"]], [SEED_CLAIM["speedup"] / SEED_CLAIM["n"]], "k*",
-                  markersize=12, label=str(SEED_CLAIM["label"]))
+    if seed_claim and axis == "devices" and _seed_setting(table):
+        seed_n, seed_s = TWO_GPUS.devices, TWO_GPUS.ratio("train") or math.nan
+        ax_e.plot([seed_n], [seed_s / seed_n], "k*", markersize=12, label=SEED_LABEL)
     what = "devices" if axis == "devices" else "threads"
     ax_t.set_xlabel(f"N ({what})")
     # log throughput: the ideal and projected lines run far above the measured points, which a

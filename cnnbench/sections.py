@@ -22,6 +22,7 @@ from adapters import ADAPTERS
 
 from . import analysis as an
 from . import charts
+from .claims import TF_BUILD, check_claims
 from .htmlkit import Section, bullets, details, esc, figure, para, table
 from .prices import Price, price_for
 from .report import KEY, peaks
@@ -32,9 +33,7 @@ MAX_CHART_BARS = 60  # bars in one throughput chart before it charts the best pe
 MAX_CHARTS = 8  # charts of one kind in a section
 N_RESAMPLES = 2000
 
-FRAMEWORK_NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX",
-                   "mxnet": "MXNet", "null": "null"}
-MODE_NAMES = {"train": "training", "infer": "inference"}
+FRAMEWORK_NAMES, MODE_NAMES = an.FRAMEWORK_NAMES, an.MODE_NAMES
 SYSTEM = ["machine_id", "device"]
 BUILDERS: tuple[Callable[[Inputs], Section], ...] = ()  # set at the end of the module
 GROUP = ["machine_id", "device", "workload", "mode"]
@@ -541,8 +540,9 @@ def builds(inp: Inputs) -> Section:
             "build at the same workload, mode, batch, precision, execution mode and threads, "
             "with the kernels that actually ran (from oneDNN's verbose log, ATen's CPU "
             "capability, XLA's flags). A level above this CPU is not run: it shows as "
-            "unsupported. Beside it, the seeds' anchor: "
-            + "; ".join(c.text for c in B.SEED_CLAIMS) + ".")
+            "unsupported. Beside it, the seeds' anchor: " + TF_BUILD.text + " It is stated in "
+            "the direction of the seed's figure, the build for the CPU over the stock one: the "
+            "default over a capped level, an alternative or custom build over the default.")
     measured = gains[gains["ratio"].notna()]
     if not measured.empty:
         sec.add(_forest(measured, [f"{r['workload']} {r['mode']} b{int(r['batch_size'])}: "
@@ -564,7 +564,7 @@ def builds(inp: Inputs) -> Section:
                              for a, b, c in zip(gains["kernel_isa"], gains["default_kernel_isa"],
                                                 gains["cap_ignored"], strict=True)],
         "version": gains["build_version"].fillna(""),
-        "seed claim": [f"{r:.1f}×" if r == r else "" for r in gains["claim_ratio"]],
+        "against the seed's claim": gains["claim_text"].fillna(""),
         "note": gains["note"].fillna(""),
     })
     sec.add(table(t, download="builds.csv.gz"))
@@ -673,7 +673,7 @@ def threads(inp: Inputs) -> Section:
 
 
 def scaling(inp: Inputs) -> Section:
-    from .scaling import SEED_CLAIM, device_scaling
+    from .scaling import SEED_LABEL, device_scaling
 
     sec = Section("scaling", "Data-parallel scaling")
     t = device_scaling(inp.df) if not inp.cells.empty else pd.DataFrame()
@@ -685,8 +685,9 @@ def scaling(inp: Inputs) -> Section:
             "efficiency is t1 / (N·tN) against the same framework's one-device run in the same "
             "results, with the comparison layer's interval. Simulated devices (cpu*N) share "
             "the same cores: they measure the overhead of the data-parallel path, never "
-            f"hardware scaling, and are kept apart. The seed's claim, drawn as a star on "
-            f"hardware charts: {str(SEED_CLAIM['label']).removeprefix('seed claim: ')}.")
+            "hardware scaling, and are kept apart. The seed's claim, drawn as a star on "
+            f"hardware GPUs' charts of training with weak scaling: "
+            f"{SEED_LABEL.removeprefix('seed claim: ')}.")
     for sim in (False, True):
         part = t[t["simulated"] == sim]
         if part.empty:
@@ -871,110 +872,19 @@ def buyers(inp: Inputs) -> Section:
 # ------------------------------------------------------------------- 8 claims
 
 
-@dataclass(frozen=True)
-class Claim:
-    text: str
-    compared: str
-
-
-CLAIMS = (
-    Claim("The TensorFlow CIFAR-10 demo trains at 770 img/s on an i7 and 2,200 img/s on a GTX "
-          "1080 Ti: about 2.9× GPU over CPU.",
-          "TensorFlow cifar10_tutorial training, best GPU cell vs best CPU cell"),
-    Claim("A production model runs about 25× faster on a GPU than on the CPU.",
-          "ResNet-50 training (else inference), best GPU cell vs best CPU cell"),
-    Claim("Two GPUs train at about 1.5× one (\"the more cards, the lower the ratio\").",
-          "the same cell on 2 GPUs vs 1 GPU (hardware, not simulated)"),
-    Claim("A TensorFlow built with SSE4/AVX/AVX2/FMA trains about 30% faster and predicts "
-          "about 2× faster than the stock build.",
-          "TensorFlow's default build vs the same build capped to x86-64-v2 (SSE4.2, what a "
-          "build without AVX runs), ResNet-20 (else any workload), train and infer"),
-)
-
-
-def _best(cells: pd.DataFrame, **match: Any) -> pd.DataFrame:
-    sel = cells
-    for k, v in match.items():
-        sel = sel[sel[k].isin(v) if isinstance(v, (list, tuple)) else sel[k] == v]
-    return sel.sort_values("ips", ascending=False)
-
-
-def _gpu_vs_cpu(inp: Inputs, **match: Any) -> str:
-    cells = inp.cells
-    sel = _best(cells, **match)
-    gpu = sel[sel["device"].str.startswith("gpu")]
-    cpu = sel[sel["device"] == "cpu"]
-    if gpu.empty:
-        first = recs_of(cpu.iloc[[0]])[0] if not cpu.empty else {}
-        got = (f"; on the CPU: {num(first['ips'])} img/s ({nice_label(first)})"
-               if not cpu.empty else "")
-        return "not measured on this machine (no GPU results)" + got
-    if cpu.empty:
-        return "not measured on this machine (no CPU result for the same workload)"
-    g, c = recs_of(gpu.iloc[[0]])[0], recs_of(cpu.iloc[[0]])[0]
-    cmp = _compare(inp, c, g)
-    return (f"{num(g['ips'])} img/s on {system(g['machine_id'], g['device'])} vs "
-            f"{num(c['ips'])} on {system(c['machine_id'], 'cpu')}: "
-            + (cmp.text() if cmp else "n/a"))
-
-
 def claims(inp: Inputs) -> Section:
-    sec = Section("claims", "The seeds' claims checked")
-    cells = inp.cells
-    results: list[str] = []
-    if cells.empty:
-        results = ["not measured on this machine"] * len(CLAIMS)
-    else:
-        results.append(_gpu_vs_cpu(inp, framework="tensorflow", workload="cifar10_tutorial",
-                                   mode="train"))
-        r50 = "train" if not _best(cells, workload="resnet50", mode="train").empty else "infer"
-        results.append(_gpu_vs_cpu(inp, workload="resnet50", mode=r50)
-                       + ("" if r50 == "train" else " (inference: no ResNet-50 training cells)"))
-        results.append(_two_gpus_claim(inp))
-        results.append(_tf_build_claim(inp))
-    t = pd.DataFrame({"claim": [c.text for c in CLAIMS], "compared here": [c.compared for c in CLAIMS],
-                      "what these results show": results})
-    sec.add("Each claim from the seeds beside what these results show, like for like (the same "
-            "workload and mode). A ratio whose interval crosses 1 reads \"no clear "
-            "difference\".")
-    sec.add(table(t))
-    return sec
-
-
-def _two_gpus_claim(inp: Inputs) -> str:
     from .scaling import device_scaling
 
-    t = device_scaling(inp.df)
-    if not t.empty:
-        t = t[(~t["simulated"]) & (t["kind"] == "gpu") & (t["n"] == 2)]
-    if t.empty:
-        return "not measured on this machine (no 2-GPU cells with a 1-GPU baseline)"
-    return "; ".join(f"{r['workload']} {r['mode']} {fw(r['framework'])} ({r['scaling']}): "
-                     f"{r['speedup']:.2f}× [{r['speedup_low']:.2f}, {r['speedup_high']:.2f}] "
-                     "one GPU" for r in recs_of(t.head(6)))
-
-
-def _tf_build_claim(inp: Inputs) -> str:
-    cells = inp.cells
-    tf = cells[cells["framework"] == "tensorflow"]
-    capped = tf[tf["variant"].isin(["x86-64-v2", "isa-generic", "sse4"])]
-    if capped.empty:
-        return "not measured on this machine (no TensorFlow ISA-capped variant: run --variants " \
-               "default,x86-64-v2)"
-    out = []
-    for mode in ("train", "infer"):
-        for c in recs_of(capped[capped["mode"] == mode]):
-            same = tf[(tf["variant"] == "default") & (tf["workload"] == c["workload"])
-                      & (tf["mode"] == mode) & (tf["batch_size"] == c["batch_size"])
-                      & (tf["exec_mode"] == c["exec_mode"]) & (tf["precision"] == c["precision"])
-                      & (tf["threads"] == c["threads"]) & (tf["machine_id"] == c["machine_id"])]
-            if same.empty:
-                continue
-            cmp = _compare(inp, c, recs_of(same.iloc[[0]])[0])
-            if cmp is not None:
-                out.append(f"{c['workload']} {mode}: default vs {c['variant']} {cmp.text()}")
-                break
-    return "; ".join(out) or "not measured on this machine (no default cell to pair with)"
+    sec = Section("claims", "The seeds' claims checked")
+    scaling = device_scaling(inp.df) if not inp.cells.empty else None
+    t = check_claims(inp.df, inp.cells, scaling, inp.machines)
+    sec.add("Each claim from the seeds beside what these results show, like for like: one GPU "
+            "against the CPU at the same framework, batch, precision and execution mode, "
+            "builds that differ in one thing only, two GPUs training with weak scaling; and "
+            "this CPU's own figures beside the seeds', with what is not like for like. A ratio "
+            "whose interval crosses 1 reads \"no clear difference\".")
+    sec.add(table(t))
+    return sec
 
 
 # ------------------------------------------------------------------- 9 method

@@ -100,6 +100,24 @@ def missing_flags(level: IsaLevel, cpu_flags: frozenset[str]) -> list[str]:
     return [f for f in level.flags if f not in have]
 
 
+def top_level(cpu_flags: frozenset[str] | set[str]) -> IsaLevel | None:
+    """The highest ladder level this CPU has in full (None for a CPU below the ladder): a cap
+    at that level caps nothing."""
+    have = [lv for lv in LADDER if not missing_flags(lv, frozenset(cpu_flags))]
+    return have[-1] if have else None
+
+
+def onednn_enabled(build: Any, env: Any = None) -> bool | None:
+    """Whether a row ran with oneDNN on: the build facts the adapter reported, else
+    TensorFlow's switch in the row's environment; None where neither says."""
+    onednn = build.get("onednn") if isinstance(build, dict) else None
+    enabled = onednn.get("enabled") if isinstance(onednn, dict) else None
+    if isinstance(enabled, bool):
+        return enabled
+    switch = env.get("TF_ENABLE_ONEDNN_OPTS") if isinstance(env, dict) else None
+    return {"1": True, "0": False}.get(str(switch)) if switch is not None else None
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str

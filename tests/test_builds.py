@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cnnbench.builds import SEED_CLAIMS, build_gains, isa_matrix, jax_note, kernel_isa
+from cnnbench.builds import build_gains, isa_matrix, jax_note, kernel_isa
+from cnnbench.claims import CLAIMS, TF_BUILD
 from cnnbench.kernels import JAX_NOTE, cap_ignored, dispatch_isa, parse_onednn_verbose, parse_xla_dump
 from cnnbench.machine import cpu_flags
 from cnnbench.plan import expand
@@ -439,8 +440,8 @@ def test_jax_rows_carry_the_note_on_precompiled_kernels() -> None:
 
 
 def test_seed_claims_and_the_isa_matrix() -> None:
-    assert {(c.framework, c.mode, c.ratio) for c in SEED_CLAIMS} == {
-        ("tensorflow", "train", 1.30), ("tensorflow", "infer", 2.0)}
+    assert TF_BUILD in CLAIMS and TF_BUILD.framework == "tensorflow"
+    assert (TF_BUILD.ratio("train"), TF_BUILD.ratio("infer")) == (1.30, 2.0)
     df = pd.DataFrame([row("default", 0.01, build={"cpu_feature_guard_missing": ["AVX2", "FMA"]},
                            kernels={"onednn": parse_onednn_verbose(V3_LOG)})])
     m = isa_matrix(df, AVX2_EPYC).iloc[0]

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pytest
 from test_report import row
 from test_report_sections import BASE, cell, sections
 
@@ -65,7 +67,8 @@ def test_gpu_against_cpu_is_one_gpu_at_the_same_settings_naming_both_machines(
     a = answers(res, tmp_path)["The TensorFlow CIFAR-10"]
     assert "4.00× [" in a and "(seed: 2.9×)" in a, a
     assert "gpubox gpu:0 (NVIDIA H200)" in a and "cpubox CPU (AMD EPYC)" in a, a
-    assert "b32 fp32 graph" in a and "gpu:0+1" not in a and "fp16" not in a, a
+    assert "GPU over CPU, TensorFlow default graph b32 fp32: " in a, a
+    assert "gpu:0+1" not in a and "fp16" not in a, a
     for wrong in ("20.0×", "16.0×", "10.0×", "5.00×"):
         assert wrong not in a, a
 
@@ -92,11 +95,12 @@ def test_this_cpu_against_the_seeds_absolute_figures(tmp_path: Path) -> None:
     assert "not named" in prod, prod
 
 
-def _tf_build_rows(res: Path, *, v3: bool, intel: bool) -> None:
+def _tf_build_rows(res: Path, *, v3: bool, intel: bool, machine_json: bool = True) -> None:
     """TensorFlow on an AVX2-only CPU: the default build runs without oneDNN (as TF 2.21
     does there), its ladder levels force oneDNN on."""
     f = res / "avx2box" / "r.jsonl"
-    _machine(res, "avx2box")
+    if machine_json:
+        _machine(res, "avx2box")
     off, on = {"onednn": {"enabled": False}}, {"onednn": {"enabled": True}}
     n = 0
     for mode in ("train", "infer"):
@@ -132,9 +136,13 @@ def test_tf_build_claim_never_pairs_the_onednn_switch_as_an_isa_claim(tmp_path: 
     assert "oneDNN off" in a and "not like for like" in a, a
 
 
-def test_tf_build_claim_pairs_one_difference_and_says_which(tmp_path: Path) -> None:
+@pytest.mark.parametrize("machine_json", [True, False])
+def test_tf_build_claim_pairs_one_difference_and_says_which(tmp_path: Path,
+                                                           machine_json: bool) -> None:
+    """With or without machine.json: the CPU's top level comes from its flags, else from the
+    level above it that the runner recorded unsupported."""
     res = tmp_path / "results"
-    _tf_build_rows(res, v3=True, intel=True)
+    _tf_build_rows(res, v3=True, intel=True, machine_json=machine_json)
     a = answers(res, tmp_path)["A TensorFlow built"]
     # only the build: intel-tensorflow (oneDNN on) over the stock build with oneDNN on, which
     # here is x86-64-v3 (AVX2 is this CPU's top level, so that cap caps nothing): 1.25x
@@ -190,3 +198,56 @@ def test_builds_table_states_the_seed_in_the_direction_of_its_own_figure(tmp_pat
     assert "seed: 1.3× (training)" in ladder, ladder
     intel = next(t for t in rows if "intel-tensorflow" in t)
     assert "this build over the default: 1.25× [" in intel, intel
+
+
+def test_where_oneDNN_is_on_by_default_the_uncapped_default_stands_for_the_build(
+        tmp_path: Path) -> None:
+    """An AVX-512 CPU with VNNI/BF16: TensorFlow's default runs oneDNN, so without x86-64-v3
+    the uncapped default against x86-64-v2 differs only in the ISA level."""
+    res = tmp_path / "results"
+    f = res / "box" / "r.jsonl"
+    _machine(res, "box", AVX2_FLAGS + "avx512f avx512bw avx512cd avx512dq avx512vl avx512_vnni "
+             "avx512_bf16".split())
+    on = {"onednn": {"enabled": True}}
+    common = {"machine_id": "box", "framework": "tensorflow", "workload": "resnet20",
+              "mode": "infer", "batch_size": 32, "exec_mode": "graph", "build": on}
+    cell(f, 1, 1.0, variant="default", variant_kind="default", **common)
+    cell(f, 2, 3.0, variant="x86-64-v2", variant_kind="isa", isa_level="x86-64-v2", **common)
+    a = answers(res, tmp_path)["A TensorFlow built"]
+    assert a.startswith("Only the ISA level (the stock build, oneDNN on in both"), a
+    assert "default (uncapped: up to this CPU's own ISA) over x86-64-v2" in a, a
+    assert "inference: 3.00× [" in a and "(seed: 2×)" in a and "training" not in a, a
+
+
+def test_the_seeds_claims_are_one_table() -> None:
+    """builds, scaling and sections hold no claim of their own: they read claims.CLAIMS."""
+    import ast
+
+    from cnnbench import builds, claims, scaling, sections
+
+    root = Path(claims.__file__).parent
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+        assert path.name == "claims.py" or "Claim" not in names, path
+    for mod, name in ((builds, "SEED_CLAIMS"), (scaling, "SEED_CLAIM"), (sections, "CLAIMS")):
+        assert not hasattr(mod, name), (mod, name)
+    t = claims.check_claims(pd.DataFrame(columns=["status", "mode"]))
+    assert t["claim"].tolist() == [c.text for c in claims.CLAIMS]
+    assert scaling.SEED_LABEL.startswith(f"seed claim: 2 GPUs ≈ {claims.TWO_GPUS.ratio('train')}×")
+
+
+def test_a_comparison_read_the_other_way_round() -> None:
+    from cnnbench.analysis import compare_cells
+
+    rng = np.random.default_rng(3)
+    a = [0.01 * np.exp(rng.normal(0, 0.02, 20)) for _ in range(3)]
+    b = [0.02 * np.exp(rng.normal(0, 0.02, 20)) for _ in range(3)]
+    ab, ba = compare_cells(a, b), compare_cells(b, a)
+    inv = ab.inverted()
+    assert ab.ratio < 1 < inv.ratio and inv.verdict == "faster" == ba.verdict
+    # the same interval but for the bootstrap's draws, which come in the other order
+    assert inv.ratio == pytest.approx(1 / ab.ratio)
+    assert (inv.low, inv.high) == pytest.approx((1 / ab.high, 1 / ab.low))
+    assert (inv.ratio, inv.low, inv.high) == pytest.approx((ba.ratio, ba.low, ba.high), rel=2e-3)
+    assert inv.baseline == ab.contender and inv.p_value == ab.p_value
