@@ -295,9 +295,12 @@ def gpu_cpu_claim(cells: pd.DataFrame, samples: Mapping[Any, Sequence[np.ndarray
     parts = [gpu_over_cpu(cells, samples, claim, mode)]
     figures = [against_figures(cells, claim, mode, d) for d in ("cpu", "gpu")]
     parts += [f for f in figures if f]
-    if mode != claim.ratios[0][0]:
-        parts.append(f"{mode_name(mode)}: no {claim.workload} {mode_name(claim.ratios[0][0])} "
-                     "cells")
+    first = claim.ratios[0][0]
+    if mode != first:
+        unmatched = [f.name for f in claim.figures if f.mode != mode]
+        parts.append(f"{mode_name(mode)}, as no {claim.workload} {mode_name(first)} cell ran"
+                     + (f" (the seed's {' and '.join(unmatched)} figures are for {mode_name(first)}, "
+                        "not compared)" if unmatched else ""))
     if any(f and " img/s [" in f for f in figures) and claim.unlike:
         parts.append(f"not like for like: {claim.unlike}")
     return "; ".join(parts)

@@ -95,6 +95,19 @@ def test_this_cpu_against_the_seeds_absolute_figures(tmp_path: Path) -> None:
     assert "not named" in prod, prod
 
 
+def test_production_claim_from_inference_alone_says_so(tmp_path: Path) -> None:
+    res = tmp_path / "results"
+    f = res / "box" / "r.jsonl"
+    common = {"machine_id": "box", "framework": "pytorch", "workload": "resnet50",
+              "mode": "infer", "batch_size": 8, "exec_mode": "eager"}
+    cell(f, 1, 20.0, **common)
+    cell(f, 2, 2.0, device="gpu:0", **common)
+    a = answers(res, tmp_path)["A production model"]
+    assert a.startswith("GPU over CPU, PyTorch default eager b8 fp32: ") and "10.00× [" in a, a
+    assert "(seed: 25×)" in a and "inference, as no resnet50 training cell ran" in a, a
+    assert "i5 and i7 figures are for training, not compared" in a, a
+
+
 def _tf_build_rows(res: Path, *, v3: bool, intel: bool, machine_json: bool = True) -> None:
     """TensorFlow on an AVX2-only CPU: the default build runs without oneDNN (as TF 2.21
     does there), its ladder levels force oneDNN on."""
