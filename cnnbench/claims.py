@@ -153,7 +153,7 @@ def beside_build_row(framework: str, mode: str, variant_kind: Any,
             else f"this build over the default: {cmp.text()}")
     text = f"{ours}; {seed}"
     if onednn_switched:
-        text += " — not the seed's comparison: oneDNN is on in one and off in the other"
+        text += " — not like for like: oneDNN is on in one, off in the other (see the note)"
     return ratio, TF_BUILD.text, text
 
 

@@ -397,6 +397,11 @@ def test_a_variant_that_switches_onednn_says_so() -> None:
         "default's own kernels")
     assert "oneDNN" not in g.loc[("train", "x86-64-v2"), "note"]
     assert "oneDNN" not in g.loc[("infer", "x86-64-v3"), "note"]
+    # the seed's build claim beside it, in its direction, and marked as not like for like
+    text = g.loc[("train", "x86-64-v3"), "claim_text"]
+    assert text.startswith("default over this capped build: 0.6") and "seed: 1.3×" in text
+    assert text.endswith("not like for like: oneDNN is on in one, off in the other (see the note)")
+    assert "not like for like" not in g.loc[("train", "x86-64-v2"), "claim_text"]
 
 
 def test_kernels_come_from_a_probed_run_when_a_later_one_was_not_probed() -> None:
