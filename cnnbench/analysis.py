@@ -131,11 +131,9 @@ def simulated(rows: pd.DataFrame) -> pd.Series:
     """Which rows ran on simulated devices (``cpu*N``: N devices sharing the same cores).
     Their figures measure data-parallel overhead, never a machine or device: they belong in
     the data-parallel comparisons only, not beside hardware."""
-    if rows.empty:
-        return pd.Series(False, index=rows.index, dtype=bool)
-    flag = rows["simulated"] if "simulated" in rows else pd.Series(False, index=rows.index)
-    by_device = rows["device"].map(lambda d: is_simulated(str(d)))
-    return (flag.fillna(False).astype(bool) | by_device).astype(bool)
+    flag = rows["simulated"].eq(True) if "simulated" in rows else False  # older rows: None
+    by_device = rows["device"].map(lambda d: is_simulated(str(d))).astype(bool)
+    return by_device | flag
 
 
 def cell_samples(df: pd.DataFrame, key: Sequence[str] = KEY) -> dict[CellKey, list[np.ndarray]]:

@@ -95,36 +95,27 @@ def reference_notes(left_out: dict[Path, int], read: dict[Path, set[str]]) -> li
 
 
 class _Rows:
-    """Rows become columns 20,000 at a time (dicts cost 5x the memory), each run once."""
+    """Rows become columns 20,000 at a time: dicts cost 5x the memory."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.chunks: list[pd.DataFrame] = []
-        self.seen: set[tuple[Any, ...]] = set()
-        self.repeated = 0
         # One object for equal build facts, environments...: 100,000 rows of one sweep hold
         # a handful of distinct ones, and a dict per row would be most of the memory.
         self.shared: dict[bytes, Any] = {}
 
-    def add(self, row: dict[str, Any], label: str | None) -> bool:
-        """Keep ``row`` unless its run was read already; ``label`` renames its machine."""
-        key = (row.get("machine_id"), row.get("run_id"), row.get("cell_id"), row.get("repeat"))
-        if key[1] is not None and key[2] is not None:  # rows without ids cannot be matched
-            if key in self.seen:
-                self.repeated += 1
-                return False
-            self.seen.add(key)
+    def add(self, row: dict[str, Any], reference: bool) -> None:
+        """Keep ``row``; a reference bundle's row has its machine id marked (REFERENCE_LABEL)."""
         for col in _SHARED:
             v = row.get(col)
             if v:
                 k = _canonical(v)
                 row[col] = self.shared.setdefault(k, v) if k is not None else v
-        if label is not None:
-            row["machine_id"] = label.format(row.get("machine_id"))
+        if reference:
+            row["machine_id"] = REFERENCE_LABEL.format(row.get("machine_id"))
         self.rows.append(row)
         if len(self.rows) >= 20_000:
             self.flush()
-        return True
 
     def flush(self) -> None:
         if self.rows:
@@ -156,22 +147,32 @@ def load_results(paths: list[Path], *, with_reference: bool = False,
     for f in result_files(paths, with_reference=with_reference, problems=problems,
                           left_out=left_out):
         ref = reference_root(f.parent)
-        label = None if ref is None else REFERENCE_LABEL
         for row in iter_rows(f, problems):
-            if acc.add(row, label) and ref is not None:
+            acc.add(row, ref is not None)
+            if ref is not None:
                 read.setdefault(ref, set()).add(str(row["machine_id"]))
         mfile = f.parent / "machine.json"
         if mfile.is_file() and str(mfile) not in machines:
             rec = _machine_record(mfile, ref is not None, problems)
             if rec is not None:
                 machines[str(mfile)] = rec
-    if acc.repeated:
-        problems.append(f"{acc.repeated:,} rows repeat a run already read (the same machine_id, "
-                        "run_id, cell_id and repeat: a copied run file?): each run counted once")
     if notes is not None:
         notes += reference_notes(left_out, read)
     by_id = {str(m.get("machine_id")): m for m in machines.values()}
-    return acc.frame(), problems, by_id
+    return _once(acc.frame(), problems), problems, by_id
+
+
+def _once(df: pd.DataFrame, problems: list[str]) -> pd.DataFrame:
+    """Each run once: a row whose machine, run, cell and repeat were read already (a copied
+    run file) is dropped. Rows without a run or cell id cannot be matched and all stay."""
+    again = (df.duplicated(subset=["machine_id", "run_id", "cell_id", "repeat"])
+             & df["run_id"].notna() & df["cell_id"].notna())
+    n = int(again.sum())
+    if not n:
+        return df
+    problems.append(f"{n:,} rows repeat a run already read (the same machine_id, run_id, "
+                    "cell_id and repeat: a copied run file?): each run counted once")
+    return df[~again].reset_index(drop=True)
 
 
 def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
