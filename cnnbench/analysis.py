@@ -41,9 +41,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .plan import is_simulated
 from .report import KEY
 from .validity import options_key
 
+# Bootstrap resamples of every interval: the one setting, so the report and ``compare`` give
+# the same interval for the same pair.
 N_RESAMPLES = 4000
 ALPHA = 0.05
 ONE_RUN_NOTE = "one run: between-process noise not covered; use --repeat"
@@ -135,6 +138,15 @@ def format_ratio(ratio: float, low: float, high: float, significant: bool) -> st
 
 
 # ------------------------------------------------------------------- samples
+
+
+def simulated(rows: pd.DataFrame) -> pd.Series:
+    """Which rows ran on simulated devices (``cpu*N``: N devices sharing the same cores).
+    Their figures measure data-parallel overhead, never a machine or device: they belong in
+    the data-parallel comparisons only, not beside hardware."""
+    flag = rows["simulated"].eq(True) if "simulated" in rows else False  # older rows: None
+    by_device = rows["device"].map(lambda d: is_simulated(str(d))).astype(bool)
+    return by_device | flag
 
 
 def cell_samples(df: pd.DataFrame, key: Sequence[str] = KEY) -> dict[CellKey, list[np.ndarray]]:
@@ -407,7 +419,7 @@ def config_labels(cells: pd.DataFrame, always: Sequence[str] = ("framework",),
 
 
 def cells_table(df: pd.DataFrame, key: Sequence[str] = KEY, *, multi_run_limit: int = 2000,
-                n_resamples: int = 2000) -> pd.DataFrame:
+                n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
     """One row per cell: the newest ok row's columns plus ``runs``, ``spread`` and the cell's
     images/s with its interval (``ips``, ``low``, ``high``). A cell of several runs gets the
     hierarchical interval of ``cell_estimate`` (between-run noise covered; the first

@@ -128,12 +128,13 @@ def cmd_run(a: argparse.Namespace) -> int:
         adapter_opts=_adapter_opts(a.adapter_opt), repeat=a.repeat, interleave=a.interleave,
         no_probe=a.no_probe, no_noise_check=a.no_noise_check, memory_limit_mb=a.memory_limit_mb,
         results_dir=a.results_dir, run_id=a.run_id, resume=a.resume, machine_id=a.machine_id,
-        report=a.report, strict=a.strict, dry_run=a.dry_run, no_progress=a.no_progress,
-        verbose=a.verbose, no_kernel_probe=a.no_kernel_probe)
+        report=a.report, with_reference=a.with_reference, strict=a.strict, dry_run=a.dry_run,
+        no_progress=a.no_progress, verbose=a.verbose, no_kernel_probe=a.no_kernel_probe)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    return report_cmd.run(a.results, a.output, a.prices, a.baseline, a.reference_machine, a.job)
+    return report_cmd.run(a.results, a.output, a.prices, a.baseline, a.reference_machine, a.job,
+                          a.with_reference)
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
@@ -234,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", type=_safe_id, metavar="RUN_ID",
                    help="continue a run ('last' = the newest): skip the cells it recorded")
     r.add_argument("--machine-id", type=_safe_id, metavar="ID", help="override the detected machine id")
-    r.add_argument("--report", type=Path, metavar="HTML", help="also write the report here")
+    r.add_argument("--report", type=Path, metavar="HTML",
+                   help="also write the report of this machine's results (every run of it "
+                   "under --results-dir) here")
+    r.add_argument("--with-reference", action="store_true",
+                   help="the report also compares with the reference bundles under "
+                   "--results-dir (results/reference/)")
     r.add_argument("--strict", action="store_true", help="exit 1 if any cell is not ok")
     r.add_argument("--dry-run", action="store_true", help="print the cells and exit")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -243,7 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="write the HTML report from results",
                         description="Build a self-contained HTML report from JSON Lines results.")
-    rp.add_argument("results", nargs="*", type=Path, help="files or folders (default: results/)")
+    rp.add_argument("results", nargs="*", type=Path,
+                    help="files or folders (default: results/); a folder's reference bundles "
+                    "(results/reference/) are left out unless named or --with-reference")
+    rp.add_argument("--with-reference", action="store_true",
+                    help="also read the reference bundles under the folders named")
     rp.add_argument("-o", "--output", type=Path, default=Path("reports/index.html"))
     rp.add_argument("--prices", type=Path, metavar="TOML",
                     help="machine prices and power for the buyer's view (see README)")

@@ -8,6 +8,7 @@ markup or script.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 
 from .files import write_atomic
 from .prices import Price
-from .schema import REQUIRED, iter_rows, result_files
+from .schema import REQUIRED, iter_rows, reference_root, result_files
 from .validity import peak_key, probe_peak
 
 # What makes two rows the same cell: everything in its cell_id except the repeat index.
@@ -63,47 +64,115 @@ def _canonical(value: Any) -> bytes | None:
             return None
 
 
-def load_results(paths: list[Path]) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, Any]]]:
-    """(all rows as a DataFrame, problems met while reading, machine records by id)."""
+# How a reference bundle's machine is named wherever it appears (tables, charts, the header):
+# its rows are never taken for the user's own machine, even under the same machine id.
+REFERENCE_LABEL = "{} (reference)"
+
+
+def _machine_record(mfile: Path, reference: bool, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(mfile.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        problems.append(f"{mfile}: unreadable machine record ({exc})")
+        return None
+    if not isinstance(rec, dict):
+        return None
+    if reference:
+        rec = {**rec, "machine_id": REFERENCE_LABEL.format(rec.get("machine_id")),
+               "reference": str(mfile.parent)}
+    return rec
+
+
+def reference_notes(left_out: dict[Path, int], read: dict[Path, set[str]]) -> list[str]:
+    """A line per reference bundle read (its machines' labels) or left out (its files)."""
+    notes = [f"{', '.join(sorted(labels))}: reference results read from {root} (measured on "
+             "another machine or at another time, and kept to compare with; not this "
+             "machine's own run)" for root, labels in read.items()]
+    notes += [f"left out the reference results in {root} ({n} file{'s' if n > 1 else ''}): "
+              "a report is about your own results; add --with-reference, or name the folder, "
+              "to compare with them" for root, n in left_out.items()]
+    return notes
+
+
+class _Rows:
+    """Rows become columns 20,000 at a time: dicts cost 5x the memory."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.chunks: list[pd.DataFrame] = []
+        # One object for equal build facts, environments...: 100,000 rows of one sweep hold
+        # a handful of distinct ones, and a dict per row would be most of the memory.
+        self.shared: dict[bytes, Any] = {}
+
+    def add(self, row: dict[str, Any], reference: bool) -> None:
+        """Keep ``row``; a reference bundle's row has its machine id marked (REFERENCE_LABEL)."""
+        for col in _SHARED:
+            v = row.get(col)
+            if v:
+                k = _canonical(v)
+                row[col] = self.shared.setdefault(k, v) if k is not None else v
+        if reference:
+            row["machine_id"] = REFERENCE_LABEL.format(row.get("machine_id"))
+        self.rows.append(row)
+        if len(self.rows) >= 20_000:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.chunks.append(pd.DataFrame(self.rows, columns=list(REQUIRED)))
+            self.rows.clear()
+
+    def frame(self) -> pd.DataFrame:
+        self.flush()
+        if not self.chunks:
+            return pd.DataFrame(columns=list(REQUIRED))
+        return pd.concat(self.chunks, ignore_index=True)
+
+
+def load_results(paths: list[Path], *, with_reference: bool = False,
+                 notes: list[str] | None = None,
+                 ) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, Any]]]:
+    """(all rows as a DataFrame, problems met while reading, machine records by id).
+
+    Each run of a cell is one row: a file named twice is read once, and a row whose
+    (machine_id, run_id, cell_id, repeat) was already read (a copied run file) is dropped,
+    each said once in the problems. Reference bundles come in as ``schema.result_files``
+    says, their machine ids marked with REFERENCE_LABEL; ``notes`` gets a line per bundle
+    read or left out."""
     problems: list[str] = []
-    rows: list[dict[str, Any]] = []
+    left_out: dict[Path, int] = {}
     machines: dict[str, dict[str, Any]] = {}
-    chunks: list[pd.DataFrame] = []
-
-    def flush() -> None:  # rows become columns 20,000 at a time: dicts cost 5x the memory
-        if rows:
-            chunks.append(pd.DataFrame(rows, columns=list(REQUIRED)))
-            rows.clear()
-
-    shared: dict[bytes, Any] = {}
-
-    def share(value: Any) -> Any:
-        """One object for equal build facts, environments...: 100,000 rows of one sweep
-        hold a handful of distinct ones, and a dict per row would be most of the memory."""
-        key = _canonical(value)
-        return shared.setdefault(key, value) if key is not None else value
-
-    for f in result_files(paths):
+    read: dict[Path, set[str]] = {}
+    acc = _Rows()
+    for f in result_files(paths, with_reference=with_reference, problems=problems,
+                          left_out=left_out):
+        ref = reference_root(f.parent)
         for row in iter_rows(f, problems):
-            for col in _SHARED:
-                v = row.get(col)
-                if v:
-                    row[col] = share(v)
-            rows.append(row)
-            if len(rows) >= 20_000:
-                flush()
-        flush()
+            acc.add(row, ref is not None)
+            if ref is not None:
+                read.setdefault(ref, set()).add(str(row["machine_id"]))
         mfile = f.parent / "machine.json"
         if mfile.is_file() and str(mfile) not in machines:
-            try:
-                rec = json.loads(mfile.read_text(encoding="utf-8"))
-                if isinstance(rec, dict):
-                    machines[str(mfile)] = rec
-            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-                problems.append(f"{mfile}: unreadable machine record ({exc})")
-    df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(REQUIRED))
+            rec = _machine_record(mfile, ref is not None, problems)
+            if rec is not None:
+                machines[str(mfile)] = rec
+    if notes is not None:
+        notes += reference_notes(left_out, read)
     by_id = {str(m.get("machine_id")): m for m in machines.values()}
-    return df, problems, by_id
+    return _once(acc.frame(), problems), problems, by_id
+
+
+def _once(df: pd.DataFrame, problems: list[str]) -> pd.DataFrame:
+    """Each run once: a row whose machine, run, cell and repeat were read already (a copied
+    run file) is dropped. Rows without a run or cell id cannot be matched and all stay."""
+    again = (df.duplicated(subset=["machine_id", "run_id", "cell_id", "repeat"])
+             & df["run_id"].notna() & df["cell_id"].notna())
+    n = int(again.sum())
+    if not n:
+        return df
+    problems.append(f"{n:,} rows repeat a run already read (the same machine_id, run_id, "
+                    "cell_id and repeat: a copied run file?): each run counted once")
+    return df[~again].reset_index(drop=True)
 
 
 def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -141,12 +210,13 @@ def _fmt(v: Any, spec: str = ".1f") -> str:
 
 def build_sections(df: pd.DataFrame, problems: list[str], machines: dict[str, dict[str, Any]],
                    prices: list[Price] | None = None, *, baseline: dict[str, str] | None = None,
-                   reference_machine: str | None = None, job: Any = None) -> list[Any]:
+                   reference_machine: str | None = None, job: Any = None,
+                   notes: list[str] | None = None) -> list[Any]:
     """Every section of the report, in SECTIONS order (a section without data says so)."""
     from . import sections as S
 
     inp = S.Inputs(df, problems, machines, prices or [], baseline, reference_machine,
-                   job or S.Job())
+                   job or S.Job(), notes or [])
     out = [build(inp) for build in S.BUILDERS]
     assert [s.id for s in out] == list(SECTION_IDS), "sections out of order"
     return out
@@ -167,10 +237,25 @@ def render(df: pd.DataFrame, problems: list[str], sections: list[Any]) -> str:
 
 def write_report(paths: list[Path], output: Path, prices: list[Price] | None = None, *,
                  baseline: dict[str, str] | None = None, reference_machine: str | None = None,
-                 job: Any = None) -> Path:
+                 job: Any = None, with_reference: bool = False,
+                 warn: Callable[[str], None] | None = None, notes: Sequence[str] = ()) -> Path:
     """Read results, build every section, and write exactly one file: ``output``
-    (atomically)."""
-    df, problems, machines = load_results([Path(p) for p in paths])
+    (atomically). ``warn`` gets the problems met reading (the first few) and the reference
+    bundles read or left out (with ``notes``, shown in the Method section), a line each."""
+    notes = list(notes)
+    df, problems, machines = load_results([Path(p) for p in paths],
+                                          with_reference=with_reference, notes=notes)
+    if warn is not None:
+        for line in problems[:_WARN_LINES]:
+            warn(f"warning: {line}")
+        if len(problems) > _WARN_LINES:
+            warn(f"warning: {len(problems) - _WARN_LINES:,} more problems: see the report's "
+                 "\"Problems reading results\"")
+        for line in notes:
+            warn(f"note: {line}")
     secs = build_sections(df, problems, machines, prices, baseline=baseline,
-                          reference_machine=reference_machine, job=job)
+                          reference_machine=reference_machine, job=job, notes=notes)
     return write_atomic(Path(output), render(df, problems, secs))
+
+
+_WARN_LINES = 5  # problems repeated on stderr; the report lists them all

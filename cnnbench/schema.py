@@ -7,10 +7,11 @@ statistic later needs no re-run. Pure standard library.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,16 +257,77 @@ def iter_rows(path: Path, problems: list[str]) -> Iterator[dict[str, Any]]:
                 problems.append(f"{path}:{lineno}: {exc}")
 
 
-def result_files(paths: Iterable[Path]) -> list[Path]:
-    """Expand folders to the *.jsonl files under them (sorted, no symlinks followed out)."""
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*.jsonl") if q.is_file() and not q.is_symlink()))
-        elif p.is_file():
-            out.append(p)
+# A reference bundle: results measured on another machine (a lent GPU machine, the README's
+# bundle) and kept to compare with. A file named REFERENCE_MARKER (it says what the bundle is)
+# in a machine's folder, or in the folder above that holds several bundles
+# (``results/reference/REFERENCE.md``), makes a bundle of it. A marker travels with a copied
+# bundle, which a path rule would not, and the search stops one folder up so that an
+# unrelated REFERENCE.md higher up never turns a user's own results into references.
+REFERENCE_MARKER = "REFERENCE.md"
+
+
+def reference_root(folder: Path) -> Path | None:
+    """The folder whose REFERENCE_MARKER makes ``folder`` part of a reference bundle
+    (``folder`` itself or its parent), or None."""
+    for d in (folder, folder.parent):
+        if (d / REFERENCE_MARKER).is_file():
+            return d
+    return None
+
+
+def _expand(p: Path, with_reference: bool, root: Callable[[Path], Path | None],
+            skipped: dict[Path, list[Path]]) -> list[Path]:
+    """One named path's files; the reference bundles' files of a folder that does not lie
+    in one go to ``skipped`` (by bundle) instead, unless ``with_reference``."""
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise FileNotFoundError(f"no such results file or folder: {p}")
+    found = sorted(q for q in p.rglob("*.jsonl") if q.is_file() and not q.is_symlink())
+    if with_reference or root(p) is not None:
+        return found
+    kept = []
+    for q in found:
+        r = root(q.parent)
+        if r is None:
+            kept.append(q)
         else:
-            raise FileNotFoundError(f"no such results file or folder: {p}")
+            skipped.setdefault(r, []).append(q.resolve())
+    return kept
+
+
+def result_files(paths: Iterable[Path], *, with_reference: bool = False,
+                 problems: list[str] | None = None,
+                 left_out: dict[Path, int] | None = None) -> list[Path]:
+    """Expand folders to the *.jsonl files under them (sorted, no symlinks followed out),
+    each file once however often it is named (said once in ``problems``).
+
+    A folder's reference bundles (``reference_root``) are left out, with the number of
+    their files per bundle in ``left_out``, unless ``with_reference`` or the folder lies in
+    a bundle itself: naming ``results/reference/`` asks for them, naming ``results/`` does
+    not. A file named on its own is always read."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    again: list[Path] = []
+    skipped: dict[Path, list[Path]] = {}
+    root = functools.lru_cache(maxsize=None)(reference_root)
+    for p in paths:
+        for q in _expand(p, with_reference, root, skipped):
+            key = q.resolve()
+            if key in seen:
+                again.append(q)
+            else:
+                seen.add(key)
+                out.append(q)
+    if again and problems is not None:
+        more = f" and {len(again) - 1} more files" if len(again) > 1 else ""
+        problems.append(f"{again[0]}{more} named more than once (overlapping folders or "
+                        "paths): each file read once")
+    if left_out is not None:
+        for r, files in skipped.items():
+            n = len(set(files) - seen)  # a bundle named as well is read, not left out
+            if n:
+                left_out[r] = n
     return out
 
 

@@ -25,13 +25,12 @@ from . import charts
 from .claims import TF_BUILD, check_claims
 from .htmlkit import Section, bullets, details, esc, figure, para, table
 from .prices import Price, price_for
-from .report import KEY, peaks
+from .report import KEY, REFERENCE_LABEL, peaks
 
 MAX_FINDINGS = 120  # summary sentences (groups) computed and shown
 MAX_COMPARISONS = 400  # comparisons per section
 MAX_CHART_BARS = 60  # bars in one throughput chart before it charts the best per group
 MAX_CHARTS = 8  # charts of one kind in a section
-N_RESAMPLES = 2000
 
 FRAMEWORK_NAMES, MODE_NAMES = an.FRAMEWORK_NAMES, an.MODE_NAMES
 SYSTEM = ["machine_id", "device"]
@@ -65,18 +64,22 @@ class Inputs:
     baseline: dict[str, str] | None = None
     reference_machine: str | None = None
     job: Job = field(default_factory=Job)
+    notes: list[str] = field(default_factory=list)  # reference bundles read or left out
     cells: pd.DataFrame = field(init=False)
+    hardware: pd.DataFrame = field(init=False)  # cells on a machine's own devices
     records: list[dict[str, Any]] = field(init=False)  # the cells' main columns, as dicts
     samples: dict[Hashable, list[Any]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cells = an.cells_table(self.df, n_resamples=N_RESAMPLES)
+        self.cells = an.cells_table(self.df)
         if not self.cells.empty:
             # Batch, device and machine have columns of their own wherever a label is shown.
             self.cells["label"] = an.config_labels(self.cells, fields=[
                 f for f in an.CONFIG if f not in ("batch_size", "device", "machine_id")])
             self.cells = self.cells.sort_values(
                 [*GROUP, "batch_size", "framework", "label"], kind="stable").reset_index(drop=True)
+        # Simulated device sets measure overhead: they are no machine to answer with.
+        self.hardware = self.cells[~an.simulated(self.cells)]
         self.samples = _raw_samples(self.df)
         cols = [c for c in [*KEY, "label", "ips", "low", "high", "runs", "cell_id",
                             "framework_version", "n_devices"] if c in self.cells]
@@ -159,7 +162,7 @@ def _compare(inp: Inputs, base: Mapping[Any, Any], cont: Mapping[Any, Any]) -> a
     b, c = inp.per_image(base), inp.per_image(cont)
     if not b or not c:
         return None
-    return an.compare_cells(b, c, n_resamples=N_RESAMPLES)
+    return an.compare_cells(b, c)
 
 
 def recs_of(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -189,11 +192,19 @@ def _notes(rows: pd.DataFrame) -> list[str]:
 # ------------------------------------------------------------------- 1 summary
 
 
+def _simulated_note(inp: Inputs) -> str:
+    n = len(inp.cells) - len(inp.hardware)
+    return (f"{n:,} cells on simulated device sets (cpu*N: devices sharing the same cores) are "
+            "left out here: they measure data-parallel overhead, not a machine (see "
+            "Data-parallel scaling)." if n else "")
+
+
 def summary(inp: Inputs) -> Section:
     sec = Section("summary", "Summary")
-    cells = inp.cells
+    cells = inp.hardware
     if cells.empty:
-        sec.empty = "No successful cells: nothing to summarise (see Cells that did not run)."
+        sec.empty = ("No successful cells: nothing to summarise (see Cells that did not run)."
+                     if inp.cells.empty else _simulated_note(inp))
         return sec
     groups = list(cells.groupby(GROUP, sort=False))
     findings, rows = [], []
@@ -224,7 +235,7 @@ def summary(inp: Inputs) -> Section:
                             f"{nice_label(second)} ({num(second['ips'])} img/s), {cmp.text()}.")
     sec.add(f"{len(cells):,} cells measured on {cells['machine_id'].nunique()} machine(s); "
             "each finding compares the fastest configuration with the runner-up, with the 95% "
-            "interval of their throughput ratio (see Method).")
+            "interval of their throughput ratio (see Method). " + _simulated_note(inp))
     sec.add(bullets(findings))
     if len(groups) > MAX_FINDINGS:
         sec.add(f"{len(groups) - MAX_FINDINGS:,} more groups are in the table below.")
@@ -704,7 +715,9 @@ def scaling(inp: Inputs) -> Section:
 
 
 def _systems(inp: Inputs) -> list[tuple[str, str]]:
-    order = list(dict.fromkeys(zip(inp.cells["machine_id"], inp.cells["device"], strict=True)))
+    """The machines and devices measured (simulated device sets are no hardware)."""
+    cells = inp.hardware
+    order = list(dict.fromkeys(zip(cells["machine_id"], cells["device"], strict=True)))
     return [(str(m), str(d)) for m, d in order]
 
 
@@ -713,12 +726,14 @@ def reference_system(inp: Inputs) -> tuple[str, str] | None:
     if not systems:
         return None
     if inp.reference_machine:
-        mine = [s for s in systems if s[0] == inp.reference_machine]
+        # A reference bundle's machine answers to its own id as well as to its label.
+        names = {inp.reference_machine, REFERENCE_LABEL.format(inp.reference_machine)}
+        mine = [s for s in systems if s[0] in names]
         if not mine:
             raise ValueError(f"--reference-machine {inp.reference_machine!r} has no results "
                              f"(machines: {', '.join(sorted({s[0] for s in systems}))})")
         systems = mine
-    counts = inp.cells.groupby(SYSTEM).size()
+    counts = inp.hardware.groupby(SYSTEM).size()
     return max(systems, key=lambda s: (s[0] == systems[0][0], counts.get(s, 0)))
 
 
@@ -744,6 +759,9 @@ def machines(inp: Inputs) -> Section:
         sec.empty = "No successful cells."
         return sec
     sec.add(table(machine_table(inp), numeric=["cores", "memory GiB"]))
+    if len(inp.hardware) < len(inp.cells):
+        sec.add("Simulated device sets (cpu*N) are not compared here: they share one machine's "
+                "cores (see Data-parallel scaling).")
     systems = _systems(inp)
     if len(systems) < 2:
         sec.add("One machine and device only: run the same sweep on another machine (or with "
@@ -751,7 +769,7 @@ def machines(inp: Inputs) -> Section:
         return sec
     ref = reference_system(inp)
     assert ref is not None
-    best = (inp.cells.sort_values("ips", ascending=False)
+    best = (inp.hardware.sort_values("ips", ascending=False)
             .groupby([*SYSTEM, "workload", "mode", "batch_size", "precision"], sort=False)
             .head(1))
     like = ["workload", "mode", "batch_size", "precision"]
@@ -802,12 +820,13 @@ def machines(inp: Inputs) -> Section:
 
 def buyers(inp: Inputs) -> Section:
     sec = Section("buyers", "Buyer's view")
-    if inp.cells.empty:
-        sec.empty = "No successful cells."
+    if inp.hardware.empty:
+        sec.empty = "No successful cells." if inp.cells.empty else _simulated_note(inp)
         return sec
     # The best by the lower bound of its interval, per machine/device, workload, mode and
-    # precision: a figure a buyer can count on, never a lucky point estimate.
-    best = (inp.cells.sort_values("low", ascending=False)
+    # precision: a figure a buyer can count on, never a lucky point estimate. Simulated
+    # device sets are no hardware to buy.
+    best = (inp.hardware.sort_values("low", ascending=False)
             .groupby([*SYSTEM, "workload", "mode", "precision"], sort=False).head(1))
     if not inp.prices:
         sec.add("No prices file: pass --prices prices.toml (purchase price, hourly price and "
@@ -914,6 +933,9 @@ def method(inp: Inputs) -> Section:
         "Every figure traces to its results row by cell_id (the Throughput section's "
         "More columns, and the downloads).",
     ]))
+    if inp.notes:
+        sec.add(Markup("<h3>Reference results</h3>"))
+        sec.add(bullets(inp.notes))
     if df.empty:
         sec.add("No rows.")
         return sec

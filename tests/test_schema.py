@@ -6,7 +6,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cnnbench.schema import REQUIRED, SCHEMA_VERSION, SchemaError, append_row, dumps_row, iter_rows
+from cnnbench.schema import (
+    REQUIRED,
+    SCHEMA_VERSION,
+    SchemaError,
+    append_row,
+    blank_row,
+    dumps_row,
+    iter_rows,
+    result_files,
+)
 
 
 def make_row(**kw):
@@ -144,3 +153,13 @@ def test_topo_matrix_is_parsed() -> None:
             "GPU1\tNV4\t X \tPIX\t0-31\t0\n"
             "GPU2\tSYS\tPIX\t X \t32-63\t1\n")
     assert parse_topo_matrix(text) == {"0-1": "NV4", "0-2": "SYS", "1-2": "PIX"}
+
+
+def test_result_files_names_each_file_once(tmp_path: Path) -> None:
+    f = tmp_path / "res" / "m" / "r.jsonl"
+    append_row(f, blank_row(run_id="r", machine_id="m", cell_id="c"))
+    paths = [tmp_path / "res", f.parent, f, tmp_path / "res" / "m" / ".." / "m"]
+    assert result_files(paths) == [f]
+    problems: list[str] = []
+    assert result_files(paths, problems=problems) == [f]
+    assert len(problems) == 1 and "read once" in problems[0], problems

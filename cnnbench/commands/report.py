@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from . import UsageError
+
+
+def warn(line: str) -> None:
+    print(f"cnnbench: {line}", file=sys.stderr)
 
 
 def parse_job(text: str | None) -> object:
@@ -28,7 +33,8 @@ def parse_job(text: str | None) -> object:
 
 def run(results: list[Path] | None = None, output: Path = Path("reports/index.html"),
         prices: Path | None = None, baseline: str | None = None,
-        reference_machine: str | None = None, job: str | None = None) -> int:
+        reference_machine: str | None = None, job: str | None = None,
+        with_reference: bool = False) -> int:
     from ..prices import load_prices
     from ..report import write_report
     from ..sections import parse_baseline
@@ -41,7 +47,8 @@ def run(results: list[Path] | None = None, output: Path = Path("reports/index.ht
     paths = results or [Path("results")]
     try:
         out = write_report(paths, output, price_list, baseline=base,
-                           reference_machine=reference_machine, job=parse_job(job))
+                           reference_machine=reference_machine, job=parse_job(job),
+                           with_reference=with_reference, warn=warn)
     except ValueError as exc:
         if str(exc).startswith("--"):
             raise UsageError(str(exc)) from None

@@ -132,8 +132,8 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         no_noise_check: bool = False, memory_limit_mb: int | None = None,
         results_dir: Path = Path("results"), run_id: str | None = None,
         resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
-        strict: bool = False, dry_run: bool = False, no_progress: bool = False,
-        verbose: bool = False, no_kernel_probe: bool = False) -> int:
+        with_reference: bool = False, strict: bool = False, dry_run: bool = False,
+        no_progress: bool = False, verbose: bool = False, no_kernel_probe: bool = False) -> int:
     from .. import machine
     from ..runner import pending
 
@@ -198,10 +198,25 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
     out.print(f"done: {summary}. Results: {settings.run_file}", markup=False)
     if report:
-        from ..report import write_report
-
-        out.print(f"report: {write_report([results_dir], report)}", markup=False)
+        out.print(f"report: {_report(results_dir, mid, report, with_reference)}", markup=False)
     return 1 if strict and set(counts) - {"ok", "follower"} else 0
+
+
+def _report(results_dir: Path, machine_id: str, output: Path, with_reference: bool) -> Path:
+    """The report of this machine's results (every run of it), not of whatever else lies in
+    the results folder; with the reference bundles there only when asked."""
+    from ..report import reference_notes, write_report
+    from ..schema import reference_root, result_files
+    from .report import warn
+
+    mine = [results_dir / machine_id]
+    if with_reference:
+        bundles = [f for f in result_files([results_dir], with_reference=True)
+                   if reference_root(f.parent) is not None]
+        return write_report([*mine, *bundles], output, warn=warn)
+    left: dict[Path, int] = {}
+    result_files([results_dir], left_out=left)  # only to say what the report leaves out
+    return write_report(mine, output, warn=warn, notes=reference_notes(left, {}))
 
 
 def _all() -> list[str]:
