@@ -190,6 +190,17 @@ def _dump_texts(dump_dir: Path) -> dict[str, str]:
             if f.is_file() and f.name.endswith(keep)}
 
 
+def _flags() -> frozenset[str]:
+    """The CPU's flags, to rank ISA names newer than cnnbench knows; none where they cannot
+    be read (py-cpuinfo, the fallback, is not in a framework environment)."""
+    from .machine import cpu_flags
+
+    try:
+        return cpu_flags()
+    except ImportError:
+        return frozenset()
+
+
 def probe_kernels(cell: dict[str, Any]) -> dict[str, Any]:
     """Build the cell and run two steps (the first compiles) with oneDNN's verbose log going
     to a file instead of stdout, then reduce the log (and XLA's dump) to what ran."""
@@ -224,7 +235,7 @@ def probe_kernels(cell: dict[str, Any]) -> dict[str, Any]:
             ctypes.CDLL(None).fflush(None)  # C stdio buffers a file fully
             os.dup2(saved, 1)
             os.close(saved)
-        onednn = parse_onednn_verbose(log.read_text(errors="replace"))
+        onednn = parse_onednn_verbose(log.read_text(errors="replace"), _flags())
         if onednn is not None:
             out["onednn"] = onednn
         if dump_dir.is_dir():
