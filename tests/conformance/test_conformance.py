@@ -8,7 +8,7 @@ import pytest
 
 from adapters import get_info
 from adapters.base import BuildOptions, Unsupported
-from tests.conformance.fixture_step import sgd_step
+from tests.conformance.fixture_step import FP32_STEP_TOL, FP32_TOL, sgd_step
 from tests.conformance.oracle import canonical, oracle_logits
 from workloads import get_workload, list_workloads
 from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
@@ -16,7 +16,6 @@ from workloads.reference import forward, init_weights, max_rel_error, synthetic_
 pytestmark = pytest.mark.conformance
 
 TRAIN_FIXTURE_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
-FP32_TOL = 1e-4
 
 
 def _build(adapter, name: str, **kw):
@@ -44,11 +43,6 @@ def test_param_count_and_weight_round_trip(adapter, name: str) -> None:
         assert exported[k].dtype == np.float32
         np.testing.assert_array_equal(exported[k], v, err_msg=k)
 
-
-# fp32 step tolerance per workload. ResNet-20's fixture batch has a pre-ReLU value of +7.9e-6
-# that fp32 rounding may push below zero in any framework; the flipped gradient moves ~1% of
-# the weights by up to ~1e-3. The float64 test below holds every workload to 1e-4.
-FP32_STEP_TOL = {"lenet5": FP32_TOL, "cifar10_tutorial": FP32_TOL, "resnet20": 5e-3}
 
 
 @pytest.mark.parametrize("name", TRAIN_FIXTURE_WORKLOADS)
