@@ -69,7 +69,7 @@ class NullAdapter(Adapter):
 
     def build_facts(self) -> dict[str, Any]:
         return {"framework": "null", "version": "0", "python": platform.python_version(),
-                "numpy": np.__version__}
+                "numpy": np.__version__, **self.math_facts()}
 
     def setup_devices(self, device: str) -> None:
         pass  # it runs nothing, so any device set will do: the harness's data-parallel path

@@ -104,6 +104,14 @@ def _replicas(cell: dict[str, Any]) -> int:
     return len(dev.split("+")) if dev.startswith("gpu:") and dev != "gpu:all" else 1
 
 
+def _math_mode(adapter: Any, rec: dict[str, Any]) -> None:
+    """What the cell's fp32 math computes in, read after the build (which may set a switch,
+    as a tf32 cell does): the row's math_mode, and the settings in its build facts."""
+    math = adapter.math_facts()
+    rec["math_mode"] = math["math_mode"]
+    rec["build"] = {**rec.get("build", {}), **math}
+
+
 def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[TimeSteps, bool]:
     """Set the adapter up, build the cell's model (or GEMM probe) and return
     (time_steps, whether the execution mode compiles). Facts go into ``rec``."""
@@ -121,7 +129,9 @@ def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[T
                         exec_mode=cell["exec_mode"], mode=cell["mode"],
                         options=cell.get("options") or {})
     if cell["mode"] == "peak":  # the device's GEMM probe, not a workload
-        return adapter.prepare_gemm(cell["batch_size"], opts), False
+        time_steps = adapter.prepare_gemm(cell["batch_size"], opts)
+        _math_mode(adapter, rec)
+        return time_steps, False
     spec = get_workload(cell["workload"])
     weights = init_weights(spec, seed=0)
     x, y = synthetic_batch(spec, cell["batch_size"], seed=0)
@@ -129,6 +139,7 @@ def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[T
     model = adapter.build(spec, weights, opts)
     del weights
     rec["build_s"] = time.perf_counter() - t0
+    _math_mode(adapter, rec)
     rec["model_params"] = adapter.num_params(model)
     time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
     rec.update(adapter.prepare_facts(model))
