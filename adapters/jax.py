@@ -466,9 +466,10 @@ class JaxAdapter(Adapter):
     def math_facts(self) -> dict[str, Any]:
         # fp32 cells pass Precision.HIGHEST to every conv and dense (build), so JAX's global
         # default matmul precision (which lets GPUs use TF32) does not reach them; it is
-        # reported, not counted. XLA's fast-math flags would reach them.
+        # reported, not counted. XLA's CPU fast math (off by default; its honor_* flags only
+        # narrow it) would reach them.
         flags = os.environ.get("XLA_FLAGS", "")
-        fast = re.findall(r"--(xla_\w*fast_math\w*)=(?:true|1)\b", flags)
+        fast = re.findall(r"--(xla_cpu_enable_fast_math)=(?:true|1)\b", flags)
         return {"math": {"layer_precision": "HIGHEST (fp32 cells)",
                          "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
                          "xla_fast_math": fast},
