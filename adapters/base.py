@@ -6,6 +6,7 @@ an adapter only builds the model and returns the elapsed time of n synchronized 
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -144,6 +145,33 @@ class BuildOptions:
     dtype: str = "float32"
 
 
+# What the fp32 math of a cell computes in (the row's ``math_mode``). Frameworks may run fp32
+# operations in less by a switch of their own: TF32 on NVIDIA GPUs (PyTorch's cuDNN
+# convolutions, TensorFlow and JAX by default), bf16 through oneDNN's fpmath mode (on CPUs
+# with AMX, where oneDNN has kernels that down-convert; without AMX it keeps fp32 kernels).
+# An fp32 row that is faster for that reason measures another precision. So each adapter
+# switches what its framework's API controls to strict fp32 when it loads, and reports the
+# settings; an environment switch set on purpose (a variant's ONEDNN_DEFAULT_FPMATH_MODE)
+# cannot be undone from Python and is named in math_mode instead.
+FP32_MATH = "fp32"
+FPMATH_ENV = ("ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE")
+
+
+def fpmath_env() -> dict[str, str]:
+    """The oneDNN fpmath-mode variables set in this process (any value)."""
+    return {v: os.environ[v] for v in FPMATH_ENV if os.environ.get(v, "").strip()}
+
+
+def math_mode(reduced: dict[str, Any]) -> str:
+    """'fp32' where every fp32 operation computes in fp32; else the settings that allow less
+    ('reduced: ONEDNN_DEFAULT_FPMATH_MODE=BF16, matmul_precision=medium')."""
+    reduced = {**reduced, **{k: v for k, v in fpmath_env().items()
+                             if v.strip().upper() != "STRICT"}}
+    if not reduced:
+        return FP32_MATH
+    return "reduced: " + ", ".join(f"{k}={v}" for k, v in sorted(reduced.items()))
+
+
 class Adapter(ABC):
     name: str = ""
 
@@ -185,7 +213,13 @@ class Adapter(ABC):
 
     @abstractmethod
     def build_facts(self) -> dict[str, Any]:
-        """Version, ISA in use, math libraries, CUDA/cuDNN: what makes two builds differ."""
+        """Version, ISA in use, math libraries, CUDA/cuDNN: what makes two builds differ;
+        ``math`` (the framework's fp32 math settings) and ``math_mode`` (see math_mode())."""
+
+    def math_facts(self) -> dict[str, Any]:
+        """What fp32 operations compute in, now: ``math`` (the framework's own settings) and
+        ``math_mode`` ('fp32', or 'reduced: ...' naming the settings that allow less)."""
+        return {"math": {}, "math_mode": math_mode({})}
 
     @abstractmethod
     def setup(self, threads: int | None) -> Threads:

@@ -74,6 +74,7 @@ from .base import (
     cpu_model_name,
     device_set,
     gpu_index,
+    math_mode,
 )
 
 _DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
@@ -459,7 +460,20 @@ class JaxAdapter(Adapter):
             "PJRT_NPROC": os.environ.get("PJRT_NPROC"),
             "PJRT_NPROC_not_applied": self._threads_not_applied,
             "xla_cpu_threads": _xla_threads(),
+            **self.math_facts(),
         }
+
+    def math_facts(self) -> dict[str, Any]:
+        # fp32 cells pass Precision.HIGHEST to every conv and dense (build), so JAX's global
+        # default matmul precision (which lets GPUs use TF32) does not reach them; it is
+        # reported, not counted. XLA's CPU fast math (off by default; its honor_* flags only
+        # narrow it) would reach them.
+        flags = os.environ.get("XLA_FLAGS", "")
+        fast = re.findall(r"--(xla_cpu_enable_fast_math)=(?:true|1)\b", flags)
+        return {"math": {"layer_precision": "HIGHEST (fp32 cells)",
+                         "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
+                         "xla_fast_math": fast},
+                "math_mode": math_mode({f: True for f in fast})}
 
     def compiler_facts(self) -> dict[str, Any]:
         m = re.search(r"--xla_cpu_max_isa=(\S+)", os.environ.get("XLA_FLAGS", ""))

@@ -46,6 +46,7 @@ from .base import (
     cpu_model_name,
     device_set,
     gpu_index,
+    math_mode,
 )
 
 # Canonical batch-norm names -> Gluon's.
@@ -321,8 +322,20 @@ class MXNetAdapter(Adapter):
             "gpus": self._num_gpus() if features.get("CUDA") else 0,
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
             "threads_note": self._threads_note,
+            **self.math_facts(),
         }
         return facts
+
+    def math_facts(self) -> dict[str, Any]:
+        # MXNet has no fp32-precision switch of its own on the CPU; its bundled oneDNN reads
+        # DNNL_DEFAULT_FPMATH_MODE (counted by math_mode), and on CUDA these two together
+        # let fp32 convolutions run on fp16 tensor cores.
+        env = {v: os.environ.get(v) for v in ("MXNET_CUDA_ALLOW_TENSOR_CORE",
+                                              "MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION")}
+        conversion = env["MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION"] == "1"
+        return {"math": {**env, "switch": "none on the CPU (oneDNN's fpmath variable only)"},
+                "math_mode": math_mode({"MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION": "1"}
+                                       if conversion else {})}
 
     def device_name(self, device: str) -> str:
         if device_set(device).kind == "cpu":

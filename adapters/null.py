@@ -69,7 +69,7 @@ class NullAdapter(Adapter):
 
     def build_facts(self) -> dict[str, Any]:
         return {"framework": "null", "version": "0", "python": platform.python_version(),
-                "numpy": np.__version__}
+                "numpy": np.__version__, **self.math_facts()}
 
     def setup_devices(self, device: str) -> None:
         pass  # it runs nothing, so any device set will do: the harness's data-parallel path
@@ -77,7 +77,7 @@ class NullAdapter(Adapter):
     def kernel_facts(self, cell: dict[str, Any]) -> dict[str, Any]:
         isa = (cell.get("options") or {}).get("onednn_isa")
         if isa and os.environ.get("DNNL_VERBOSE") == "1":
-            from cnnbench.kernels import ISA_RANK
+            from cnnbench.isa import ISA_RANK
 
             cap = os.environ.get("DNNL_MAX_CPU_ISA", "").lower()
             if cap in ISA_RANK and ISA_RANK[cap] < ISA_RANK.get(str(isa), 0):

@@ -47,6 +47,7 @@ from .base import (
     device_set,
     dist_env,
     gpu_index,
+    math_mode,
 )
 
 
@@ -288,8 +289,14 @@ class PyTorchAdapter(Adapter):
             "compiled_for": sorted(re.findall(r"PERF_WITH_(\w+)=1", config)),
             "config": {k: grab(rf"{k}=([^,]*)") for k in ("USE_MKLDNN", "USE_MKL", "BLAS_INFO",
                                                             "USE_OPENMP", "USE_CUDA")},
+            **self.math_facts(),
         }
         return facts
+
+    def math_facts(self) -> dict[str, Any]:
+        settings = _fp32_math()
+        return {"math": settings, "math_mode": math_mode(
+            {k: v for k, v in settings.items() if v not in ("ieee", "none", "highest")})}
 
     def compiler_facts(self) -> dict[str, Any]:
         """torch.compile's C++ backend (inductor) generates code for the host CPU: the vector
@@ -520,4 +527,37 @@ class PyTorchAdapter(Adapter):
         return self.timed_loop(lambda: torch.matmul(a, b, out=out), lambda: self._sync(device))
 
 
+# PyTorch's fp32 precision switches (2.9+): "ieee" is fp32; "tf32" and "bf16" let cuDNN,
+# cuBLAS or oneDNN compute fp32 operations in less, and cuDNN's convolutions default to tf32.
+# "highest" is the legacy matmul setting's fp32 (it mirrors the matmul switches).
+_FP32_SWITCHES = ("mkldnn.matmul", "mkldnn.conv", "mkldnn.rnn", "cuda.matmul", "cudnn.conv",
+                  "cudnn.rnn")
+
+
+def _switch(path: str) -> Any:
+    obj: Any = torch.backends
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _fp32_math() -> dict[str, str]:
+    out = {"matmul_precision": torch.get_float32_matmul_precision()}
+    for path in _FP32_SWITCHES:
+        value = getattr(_switch(path), "fp32_precision", None)
+        if value is not None:
+            out[f"{path}.fp32_precision"] = str(value)
+    return out
+
+
+def _strict_fp32() -> None:
+    """Every fp32 operation in fp32 (see adapters.base.FP32_MATH)."""
+    for path in _FP32_SWITCHES:
+        switch = _switch(path)
+        if switch is not None and hasattr(switch, "fp32_precision"):
+            switch.fp32_precision = "ieee"
+    torch.set_float32_matmul_precision("highest")
+
+
+_strict_fp32()
 ADAPTER = PyTorchAdapter()

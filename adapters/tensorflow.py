@@ -73,6 +73,7 @@ from .base import (
     cpu_model_name,
     device_set,
     gpu_index,
+    math_mode,
     tf_workers,
 )
 
@@ -648,8 +649,22 @@ class TensorFlowAdapter(Adapter):
             "cuda": info.get("cuda_version"),
             "cudnn": info.get("cudnn_version"),
             "gpus": len(tf.config.list_physical_devices("GPU")),
+            **self.math_facts(),
         }
         return facts
+
+    def math_facts(self) -> dict[str, Any]:
+        # TF32 matters on NVIDIA GPUs only (it is switched off when the adapter loads);
+        # TF_SET_ONEDNN_FPMATH_MODE=BF16 lets TF's oneDNN matmuls and convolutions compute
+        # fp32 in bf16 (on CPUs with AMX).
+        tf32 = bool(tf.config.experimental.tensor_float_32_execution_enabled())
+        fpmath = os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "").strip()
+        reduced: dict[str, Any] = {"tensor_float_32_execution": True} if tf32 else {}
+        if fpmath and fpmath.upper() != "STRICT":
+            reduced["TF_SET_ONEDNN_FPMATH_MODE"] = fpmath
+        return {"math": {"tensor_float_32_execution": tf32,
+                         "TF_SET_ONEDNN_FPMATH_MODE": fpmath or None},
+                "math_mode": math_mode(reduced)}
 
     def compiler_facts(self) -> dict[str, Any]:
         return {"xla_target": "the host CPU (the xla mode JIT-compiles for the machine it runs on)"}
@@ -807,4 +822,7 @@ class TensorFlowAdapter(Adapter):
         return time_steps
 
 
+# fp32 means fp32 (adapters.base.FP32_MATH): TF runs fp32 matmuls and convolutions as TF32 on
+# Ampere and later GPUs unless this is off. A global flag, harmless on the CPU.
+tf.config.experimental.enable_tensor_float_32_execution(False)
 ADAPTER = TensorFlowAdapter()

@@ -15,45 +15,30 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-# oneDNN's CPU ISAs, lowest first, as they appear in implementation names (lower case) and
-# as cap values (upper case). Names with the same rank are the same level for a cap.
-ISA_RANK: dict[str, int] = {
-    "sse41": 1, "avx": 2, "avx2": 3, "avx2_vnni": 4, "avx2_vnni_2": 4,
-    "avx512_mic": 5, "avx512_mic_4ops": 5, "avx512_common": 5, "avx512_core": 5,
-    "avx512_core_vnni": 6, "avx512_core_bf16": 7, "avx512_core_fp16": 8,
-    "avx512_core_amx": 9, "avx512_core_amx_fp16": 9, "avx10_1_512": 8, "avx10_1_512_amx": 9,
-    "avx10_1_512_amx_fp16": 9, "avx10_2_512": 9, "avx10_2_512_amx_2": 9, "all": 99,
-}
+from . import isa
+
 # ATen's kernel sets (ATEN_CPU_CAPABILITY / get_cpu_capability()).
 ATEN_LEVELS = ("default", "avx2", "avx512")
-_ISA_TOKEN = re.compile(r"(?<![a-z0-9])(" + "|".join(
-    sorted((k for k in ISA_RANK if k != "all"), key=len, reverse=True)) + r")(?![a-z0-9_])")
 _VERBOSE_PREFIXES = ("onednn_verbose", "dnnl_verbose", "mkldnn_verbose")
-# oneDNN's "info,cpu,isa:" line names the highest ISA its dispatcher will use (after any
-# cap), in words; most specific first. "bfloat16" contains "float16", so the fp16 level needs
-# "float16" as a word of its own ("Intel AVX-512 with float16, Intel DL Boost and bfloat16").
-_ISA_WORDS = (
-    (r"AMX", "avx512_core_amx"), (r"(?<![a-z])float16", "avx512_core_fp16"),
-    (r"bfloat16", "avx512_core_bf16"), (r"AVX-512 with Intel DL Boost", "avx512_core_vnni"),
-    (r"AVX-512", "avx512_core"), (r"AVX2 with Intel DL Boost", "avx2_vnni"),
-    (r"AVX2", "avx2"), (r"AVX", "avx"), (r"SSE4\.1", "sse41"),
-)
 
 
-def dispatch_isa(max_isa: str | None) -> str | None:
-    """The oneDNN ISA name of the 'info,cpu,isa:' words ('Intel AVX2' -> 'avx2')."""
-    if not max_isa:
-        return None
-    return next((name for words, name in _ISA_WORDS if re.search(words, max_isa)), None)
+def dispatch_isa(max_isa: str | None, cpu_flags: Iterable[str] = ()) -> str | None:
+    """The ladder's name of oneDNN's 'info,cpu,isa:' words ('Intel AVX2' -> 'avx2'; 'Intel
+    AVX10.1 and Intel AMX ...' -> 'avx512_core_amx'); see cnnbench.isa."""
+    rank = isa.onednn_words(max_isa, cpu_flags)
+    return None if rank is None else isa.name(rank)
 
 
-def parse_onednn_verbose(text: str) -> dict[str, Any] | None:
+def parse_onednn_verbose(text: str, cpu_flags: Iterable[str] = ()) -> dict[str, Any] | None:
     """A short summary of oneDNN's verbose log (v1, v2 or v3 format), or None if it has no
-    line: {version, max_isa (the 'info,cpu,isa' line), primitives: executions per kind,
-    impls: executions per implementation, isa: executions per ISA named in them,
-    top_isa: the highest of those}."""
+    line: {version, max_isa (the 'info,cpu,isa' line), dispatch_isa (its ladder level),
+    primitives: executions per kind, impls: executions per implementation, isa: executions
+    per ISA named in them, top_isa: the highest of those}. ``cpu_flags`` ranks names newer
+    than cnnbench.isa knows (at least the CPU's own level)."""
+    cpu_flags = tuple(cpu_flags)
     version = max_isa = None
     impls: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -80,16 +65,16 @@ def parse_onednn_verbose(text: str) -> dict[str, Any] | None:
             impls[parts[i + 3]] += 1
     if not seen:
         return None
-    isa: Counter[str] = Counter()
+    named: Counter[str] = Counter()
     for impl, n in impls.items():
-        tokens = _ISA_TOKEN.findall(impl.lower())
-        for t in set(tokens) or {"isa-neutral"}:  # gemm:jit, ref:any, simple:any ...
-            isa[t] += n
-    ranked = [t for t in isa if t in ISA_RANK]
-    top = max(ranked, key=ISA_RANK.__getitem__) if ranked else None
-    return {"version": version, "max_isa": max_isa, "dispatch_isa": dispatch_isa(max_isa),
+        for t in set(isa.impl_isas(impl)) or {"isa-neutral"}:  # gemm:jit, ref:any ...
+            named[t] += n
+    ranks = {t: isa.onednn_rank(t, cpu_flags) for t in named if t != "isa-neutral"}
+    top = max(ranks, key=lambda t: ranks[t] or 0) if ranks else None
+    return {"version": version, "max_isa": max_isa,
+            "dispatch_isa": dispatch_isa(max_isa, cpu_flags),
             "executions": sum(impls.values()),
-            "primitives": dict(kinds.most_common()), "isa": dict(isa.most_common()),
+            "primitives": dict(kinds.most_common()), "isa": dict(named.most_common()),
             "top_isa": top, "impls": dict(impls.most_common(8))}
 
 
@@ -147,13 +132,13 @@ def cap_ignored(framework: str, env: dict[str, str], kernels: dict[str, Any]) ->
         cap = _env_cap(env, var)
         if not cap or (ran is None and allowed is None):
             continue
-        limit = ISA_RANK.get(cap.lower())
+        limit = isa.ISA_RANK.get(cap.lower())
         if limit is None:
             seen = f"ran {ran} kernels" if ran else f"dispatched up to {allowed}"
             reasons.append(f"{var}={cap} is no oneDNN ISA; oneDNN {seen}")
-        elif ran is not None and ISA_RANK[ran] > limit:
+        elif ran is not None and (isa.onednn_rank(ran) or 0) > limit:
             reasons.append(f"{var}={cap} but oneDNN ran {ran} kernels")
-        elif allowed is not None and ISA_RANK[allowed] > limit:
+        elif allowed is not None and (isa.onednn_rank(allowed) or 0) > limit:
             reasons.append(f"{var}={cap} but oneDNN dispatched up to {allowed}")
     flags = env.get("XLA_FLAGS", "")
     m = re.search(r"--xla_cpu_max_isa=(\S+)", flags)
@@ -169,7 +154,10 @@ def summary(kernels: dict[str, Any]) -> str:
     parts = []
     onednn = kernels.get("onednn")
     if onednn and onednn.get("executions"):
-        isas = ", ".join(f"{k} {v}" for k, v in onednn["isa"].items())
+        # highest level first, so the line leads with what decides the speed
+        order = sorted(onednn["isa"].items(),
+                       key=lambda kv: (-(isa.onednn_rank(kv[0]) or -1), -kv[1]))
+        isas = ", ".join(f"{k} {v}" for k, v in order)
         parts.append(f"oneDNN {isas}")
     if kernels.get("cpu_capability"):
         parts.append(f"ATen {kernels['cpu_capability']}")

@@ -78,6 +78,10 @@ mode | str | `train` (forward, loss, backward, SGD with momentum 0.9), `infer` (
     `flops_per_image` is 2n³ per product)
 batch_size | int | images per step (global batch)
 precision | str | `fp32`, `tf32`, or mixed `bf16` / `fp16`
+math_mode | str/null | what the framework's fp32 operations computed in, from its own settings after
+    the build: `fp32`, or `reduced: ` and the settings that allow less (e.g.
+    `ONEDNN_DEFAULT_FPMATH_MODE=BF16`, a tf32 cell's switches); adapters switch what their API
+    controls to strict fp32 (settings in `build.math`)
 exec_mode | str | e.g. `eager`, `compiled`, `graph`, `xla`, `jit`, `hybrid`
 threads | int/null | intra-op threads requested for the cell
 threads_set | dict | threads in force, as the framework reports them after pinning: `intra_op`, `inter_op`

@@ -23,6 +23,7 @@ from typing import Any
 
 from adapters import ADAPTERS
 
+from .isa import normalize_flags
 from .tomlfile import header_lines, key_line, read_text, tables
 
 
@@ -95,8 +96,7 @@ def ladder_env(framework: str, level: IsaLevel) -> dict[str, str]:
 def missing_flags(level: IsaLevel, cpu_flags: frozenset[str]) -> list[str]:
     """The flags of ``level`` this CPU lacks (the AVX-512 VNNI/BF16 names come in two
     spellings across kernels and py-cpuinfo)."""
-    have = cpu_flags | {f.replace("avx512", "avx512_", 1) for f in cpu_flags
-                        if f.startswith("avx512") and "_" not in f}
+    have = normalize_flags(cpu_flags)
     return [f for f in level.flags if f not in have]
 
 

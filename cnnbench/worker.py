@@ -104,6 +104,14 @@ def _replicas(cell: dict[str, Any]) -> int:
     return len(dev.split("+")) if dev.startswith("gpu:") and dev != "gpu:all" else 1
 
 
+def _math_mode(adapter: Any, rec: dict[str, Any]) -> None:
+    """What the cell's fp32 math computes in, read after the build (which may set a switch,
+    as a tf32 cell does): the row's math_mode, and the settings in its build facts."""
+    math = adapter.math_facts()
+    rec["math_mode"] = math["math_mode"]
+    rec["build"] = {**rec.get("build", {}), **math}
+
+
 def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[TimeSteps, bool]:
     """Set the adapter up, build the cell's model (or GEMM probe) and return
     (time_steps, whether the execution mode compiles). Facts go into ``rec``."""
@@ -121,7 +129,9 @@ def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[T
                         exec_mode=cell["exec_mode"], mode=cell["mode"],
                         options=cell.get("options") or {})
     if cell["mode"] == "peak":  # the device's GEMM probe, not a workload
-        return adapter.prepare_gemm(cell["batch_size"], opts), False
+        time_steps = adapter.prepare_gemm(cell["batch_size"], opts)
+        _math_mode(adapter, rec)
+        return time_steps, False
     spec = get_workload(cell["workload"])
     weights = init_weights(spec, seed=0)
     x, y = synthetic_batch(spec, cell["batch_size"], seed=0)
@@ -129,6 +139,7 @@ def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[T
     model = adapter.build(spec, weights, opts)
     del weights
     rec["build_s"] = time.perf_counter() - t0
+    _math_mode(adapter, rec)
     rec["model_params"] = adapter.num_params(model)
     time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
     rec.update(adapter.prepare_facts(model))
@@ -190,6 +201,17 @@ def _dump_texts(dump_dir: Path) -> dict[str, str]:
             if f.is_file() and f.name.endswith(keep)}
 
 
+def _flags() -> frozenset[str]:
+    """The CPU's flags, to rank ISA names newer than cnnbench knows; none where they cannot
+    be read (py-cpuinfo, the fallback, is not in a framework environment)."""
+    from .machine import cpu_flags
+
+    try:
+        return cpu_flags()
+    except ImportError:
+        return frozenset()
+
+
 def probe_kernels(cell: dict[str, Any]) -> dict[str, Any]:
     """Build the cell and run two steps (the first compiles) with oneDNN's verbose log going
     to a file instead of stdout, then reduce the log (and XLA's dump) to what ran."""
@@ -224,7 +246,7 @@ def probe_kernels(cell: dict[str, Any]) -> dict[str, Any]:
             ctypes.CDLL(None).fflush(None)  # C stdio buffers a file fully
             os.dup2(saved, 1)
             os.close(saved)
-        onednn = parse_onednn_verbose(log.read_text(errors="replace"))
+        onednn = parse_onednn_verbose(log.read_text(errors="replace"), _flags())
         if onednn is not None:
             out["onednn"] = onednn
         if dump_dir.is_dir():

@@ -4,11 +4,12 @@ Frameworks pick kernels from the CPU they find: TensorFlow turns oneDNN on by de
 where the CPU has AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX; PyTorch's ATen picks its AVX2 or
 AVX-512 kernel set. So that no test depends on the machine it runs on, tox runs each suite on
 forced paths (``--onednn on|off``, ``--isa-cap``, options in tests/conftest.py), and a test
-whose expectation depends on the path reads it here: the forced switch first, else the CPU.
+whose expectation depends on the path reads it here: the forced switch first, else the CPU
+(as a level of the ISA ladder, cnnbench.isa, never a library's string).
 
 Every switch is an environment variable read once, when the framework loads, so `force`
 runs from ``pytest_configure``, before any test module imports a framework. Imports nothing
-but the standard library.
+but the standard library (and cnnbench.isa, which is standard library only).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import getpass
 import os
 import tempfile
 from functools import cache
+
+from cnnbench import isa
 
 # The framework's own oneDNN switch, read at import (TensorFlow) or at first use (MXNet).
 ONEDNN_SWITCH = {"tensorflow": "TF_ENABLE_ONEDNN_OPTS", "mxnet": "MXNET_MKLDNN_ENABLED"}
@@ -117,5 +120,6 @@ def describe(framework: str | None) -> str:
     if framework in ISA_CAP:
         caps = " ".join(f"{k}={v}" for k, v in ISA_CAP[framework].items())
         parts.append(f"isa=capped ({caps})" if isa_capped(framework) else "isa=native")
-    parts.append(f"cpu={'avx512/amx: ' + cpu if cpu else 'avx2-only' if 'avx2' in flags else '?'}")
+    level = isa.name(isa.cpu_level(flags))
+    parts.append(f"cpu={level}" + (f" ({cpu})" if cpu else ""))
     return "cnnbench conformance path: " + ", ".join(parts)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from cnnbench import isa
 from tests.conformance import paths
 
 pytestmark = pytest.mark.conformance
 
 ROOT = Path(__file__).resolve().parents[2]
-AVX512_CORE = {"avx512f", "avx512bw", "avx512vl", "avx512dq"}  # ATen's and oneDNN's AVX-512
 
 
 def _child(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -40,19 +40,22 @@ def test_pytorch_cpu_capability_is_the_forced_or_native_one(framework: str) -> N
         pytest.skip("PyTorch's ATen kernel set")
     import torch
 
-    flags = paths.cpu_flags()
-    if paths.isa_capped("pytorch"):
-        want = "DEFAULT"
-    elif AVX512_CORE <= flags:
-        want = "AVX512"
-    else:
-        want = "AVX2" if {"avx2", "fma"} <= flags else "DEFAULT"
-    assert torch.backends.cpu.get_cpu_capability() == want
+    # ATen has three x86 kernel sets: baseline, AVX2 and AVX-512; it runs the highest the CPU
+    # has, or the capped path's baseline.
+    cpu = isa.cpu_level(paths.cpu_flags())
+    want = isa.BASELINE if paths.isa_capped("pytorch") else (
+        isa.AVX512 if cpu >= isa.AVX512 else isa.AVX2 if cpu >= isa.AVX2 else isa.BASELINE)
+    got = torch.backends.cpu.get_cpu_capability()
+    assert isa.aten_level(got) == want, f"ATen runs {got}; the CPU proves {isa.name(cpu)}"
 
 
 def test_pytorch_onednn_isa_is_the_forced_or_native_one(framework: str) -> None:
     """oneDNN names the ISA it dispatches to in its verbose log (a fresh process: the
-    variable is read once)."""
+    variable is read once), in words that change with the CPU and the version ("Intel
+    AVX-512 with Intel DL Boost and bfloat16 support" on the AVX-512 EPYC, "Intel AVX10.1 and
+    Intel AMX with bfloat16 and 8-bit integer support" on the AMX Xeon): they are read into
+    the ISA ladder and compared by vector width with what the CPU's flags prove. Uncapped,
+    the same rung as the CPU; capped to AVX2, AVX2 (or the CPU's own rung below it)."""
     if framework != "pytorch":
         pytest.skip("PyTorch's oneDNN")
     code = ("import torch; torch.nn.functional.conv2d(torch.randn(4, 64, 32, 32), "
@@ -61,12 +64,13 @@ def test_pytorch_onednn_isa_is_the_forced_or_native_one(framework: str) -> None:
     assert out.returncode == 0, out.stderr
     m = re.search(r"onednn_verbose,.*info,cpu,isa:(.*)", out.stdout)
     assert m, out.stdout[-2000:]
-    isa = m.group(1)
-    flags = paths.cpu_flags()
-    if paths.isa_capped("pytorch") or not AVX512_CORE <= flags:
-        assert "AVX-512" not in isa and ("AVX2" in isa or "avx2" not in flags), isa
-    else:
-        assert "AVX-512" in isa, isa
+    words, flags = m.group(1), paths.cpu_flags()
+    got, cpu = isa.onednn_words(words, flags), isa.cpu_level(flags)
+    assert got is not None, f"cannot read oneDNN's ISA words {words!r}"
+    want = min(cpu, isa.AVX2) if paths.isa_capped("pytorch") else cpu
+    assert isa.coarse(got) == isa.coarse(want), (
+        f"oneDNN dispatches to {words!r} ({isa.name(got)}); expected the "
+        f"{isa.coarse(want)} rung (CPU: {isa.name(cpu)})")
 
 
 def test_tensorflow_onednn_is_the_forced_or_cpu_default(framework: str) -> None:
