@@ -33,12 +33,14 @@ REFUSED = {
 
 @dataclass
 class Nodes:
-    """Where a multi-node cell's ranks meet. ``addrs`` are the nodes in rank order (the
-    first hosts the rendezvous); ``rank`` is this node's place (Static only)."""
+    """Where a multi-node cell's ranks meet: ``host`` (the first node) serves the
+    rendezvous; ``addrs`` are every node's address in rank order (TensorFlow's workers);
+    ``rank`` is this node's place (outside Slurm)."""
 
     count: int = 1
+    host: str = ""
     addrs: list[str] = field(default_factory=list)
-    port: int = 0  # the rendezvous port; each cell derives its own from it
+    port: int = 0  # the rendezvous port; outside Slurm each cell derives its own from it
     rdzv_id: str = ""
     srun: bool = False  # inside an allocation: one srun per cell starts every node's process
     rank: int | None = None  # outside Slurm: this node's index in addrs (JAX and TensorFlow)
@@ -69,7 +71,7 @@ class Nodes:
         port = self.cell_port(cell)
         out: dict[str, str] = {}
         if cell.framework == "jax":
-            out["CNNBENCH_COORDINATOR"] = f"{self.addrs[0]}:{port}"
+            out["CNNBENCH_COORDINATOR"] = f"{self.host}:{port}"
             if not self.srun:  # under srun JAX reads SLURM_NTASKS and SLURM_PROCID itself
                 out["CNNBENCH_NUM_PROCESSES"] = str(self.count)
                 out["CNNBENCH_PROCESS_ID"] = str(self.rank)
@@ -86,8 +88,8 @@ class Nodes:
     def torchrun(self, cell: Cell) -> list[str]:
         """torchrun's multi-node arguments. The rendezvous id is per cell: launchers that
         disagree on it wait for each other forever, so every node derives it alike."""
-        endpoint = f"{self.addrs[0]}:{self.cell_port(cell)}" if self.srun else (
-            f"{self.addrs[0]}:{self.port}")
+        # Outside Slurm the endpoint is --rdzv-endpoint as given (torchrun reuses its port).
+        endpoint = f"{self.host}:{self.cell_port(cell) if self.srun else self.port}"
         return ["--nnodes", str(self.count), "--rdzv-backend", "c10d",
                 "--rdzv-endpoint", endpoint, "--rdzv-id", f"{self.rdzv_id}-{cell.cell_id}"]
 

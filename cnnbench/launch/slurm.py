@@ -334,7 +334,7 @@ def _join_allocation(nodes: Nodes, run_id: str) -> None:
     if found is None:
         raise SystemExit("a multi-node task must run inside its Slurm allocation")
     names, addrs = found
-    nodes.count, nodes.addrs, nodes.srun = len(names), addrs, True
+    nodes.count, nodes.host, nodes.addrs, nodes.srun = len(names), addrs[0], addrs, True
     nodes.rdzv_id = f"{run_id}-{os.environ.get('SLURM_JOB_ID', '0')}"
     nodes.facts = _node_facts(nodes, names)
 
