@@ -111,11 +111,16 @@ class LocalSlurm:
         # munged checks that no one else can write along the socket's path.
         for parent in (self.root,):
             parent.chmod(0o755)
-        subprocess.run(
+        self._daemon(
             ["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--force",
              f"--key-file={key}", f"--socket={m / 'munge.sock'}", f"--pid-file={m / 'munged.pid'}",
-             f"--log-file={m / 'munged.log'}", f"--seed-file={m / 'munged.seed'}"],
-            check=True, capture_output=True, timeout=30)
+             f"--log-file={m / 'munged.log'}", f"--seed-file={m / 'munged.seed'}"])
+
+    def _daemon(self, cmd: list[str]) -> None:
+        r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=30)
+        if r.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {(r.stderr or r.stdout).strip()} "
+                               f"(logs in {self.root / 'log'})")
 
     def start(self, timeout_s: float = 60) -> None:
         for sub in ("spool", "state", "run", "log"):
@@ -123,12 +128,9 @@ class LocalSlurm:
         self._munge()
         mem = min(4096, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20 // 2)
         self.conf.write_text(slurm_conf(self.root, _free_ports(1 + len(NODES)), mem))
-        env = self.env
-        subprocess.run(["/usr/sbin/slurmctld", "-i"], env=env, check=True, timeout=30,
-                       capture_output=True)
+        self._daemon(["/usr/sbin/slurmctld", "-i"])
         for n in NODES:
-            subprocess.run(["/usr/sbin/slurmd", "-N", n], env=env, check=True, timeout=30,
-                           capture_output=True)
+            self._daemon(["/usr/sbin/slurmd", "-N", n])
         self.wait_idle(timeout_s)
 
     def wait_idle(self, timeout_s: float) -> None:
