@@ -782,7 +782,8 @@ class TensorFlowAdapter(Adapter):
         def reduce(v: tf.Tensor) -> Any:
             def one(v: tf.Tensor) -> tf.Tensor:
                 ctx = tf.distribute.get_replica_context()
-                return ctx.all_reduce(tf.distribute.ReduceOp.SUM, v)
+                # A tensor of the replica's own: the argument itself lives on no device.
+                return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(v))
             return strategy.run(one, args=(v,))
 
         def allsum(v: np.ndarray) -> np.ndarray:
