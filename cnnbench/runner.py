@@ -472,7 +472,7 @@ class WorkerProcess:
             row["busy"] = [*row["busy"], *(f"{p} (at end)" for p in _busy_processes())]
         if rec is not None and rec.get("follower"):
             # Another node holds rank 0 and records the row; this node's part is in it.
-            row["_follower"] = True
+            row.update(_follower=True, status=rec.get("status", "error"), error=rec.get("error"))
         elif rec is not None:
             _merge_record(row, rec, self.cell.batch_size)
             if row["busy"]:
@@ -639,13 +639,14 @@ def run_plan(cells: list[Cell], settings: RunSettings,
         for cell, row in zip(group, rows, strict=True):
             if cell.mode == "peak":
                 validity.add_probe(row)
+            elif row.pop("_follower", False):
+                counts["follower"] += 1  # the node with rank 0 records this cell
+                row["follower"] = True  # for on_done only: this row is not written
+                if on_done:
+                    on_done(cell, row)
+                continue
             else:
                 validity.annotate(row)
-                if row.pop("_follower", False):
-                    counts["follower"] += 1  # the node with rank 0 records this cell
-                    if on_done:
-                        on_done(cell, row)
-                    continue
                 counts[row["status"]] += 1
             append_row(settings.run_file, row)
             if on_done:

@@ -278,7 +278,10 @@ def describe(cell: Cell, row: dict[str, Any]) -> str:
     from ..validity import probe_peak
 
     peak = probe_peak(row) if row["mode"] == "peak" else None
-    if peak is not None:  # an ok GEMM probe
+    if row.get("follower"):
+        what = (f"this node's ranks {'ran' if row['status'] == 'ok' else 'ended ' + row['status']}"
+                "; the node holding rank 0 records the row")
+    elif peak is not None:  # an ok GEMM probe
         what = f"GEMM peak {peak / 1e9:.1f} GFLOP/s (best round)"
     elif row["status"] == "ok":
         what = f"{row['images_per_s']:.1f} img/s [{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]"

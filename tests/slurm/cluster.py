@@ -152,9 +152,28 @@ class LocalSlurm:
         files = sorted(run.glob("slurmd-*.pid")) + [run / "slurmctld.pid"]
         return [*files, self.root / "munge" / "munged.pid"]
 
+    def drain(self, timeout_s: float = 30) -> None:
+        """Cancel every job and wait until none is left: a node daemon stopped under a
+        running job leaves its slurmstepd behind."""
+        env = self.env
+        try:
+            subprocess.run(["scancel", "--full", f"--user={os.getuid()}"], env=env,
+                           capture_output=True, timeout=30)
+            end = time.monotonic() + timeout_s
+            while time.monotonic() < end:
+                r = subprocess.run(["squeue", "--noheader", "--format=%i"], env=env,
+                                   capture_output=True, text=True, timeout=30)
+                if r.returncode or not r.stdout.strip():
+                    return
+                time.sleep(0.5)
+        except (OSError, subprocess.TimeoutExpired):
+            return
+
     def stop(self) -> None:
-        """SIGTERM each daemon by its pid file (munged last: the others talk through it),
-        then SIGKILL what is left after a few seconds."""
+        """Drain the queue; then SIGTERM each daemon by its pid file (munged last: the
+        others talk through it), and SIGKILL what is left after a few seconds."""
+        if self.conf.exists():
+            self.drain()
         pids = []
         for f in self._pids():
             try:
