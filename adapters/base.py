@@ -167,7 +167,7 @@ class RankClock:
         v = np.zeros(1)
         if self.rank == 0:
             v[0] = n
-        return int(round(float(self.allsum(v)[0])))
+        return round(float(self.allsum(v)[0]))
 
     def round(self, inner: TimeSteps, n: int) -> float:
         v = np.zeros(self.world)

@@ -113,8 +113,8 @@ def _printer(out: Any) -> Callable[[Cell, dict[str, Any]], None]:
 
 
 def _watch_with_progress(sweep: Sweep, out: Any, no_progress: bool) -> Progress:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
-    from rich.progress import TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
               TimeElapsedColumn(), console=out, disable=no_progress, transient=False)

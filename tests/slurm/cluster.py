@@ -149,7 +149,7 @@ class LocalSlurm:
 
     def _pids(self) -> list[Path]:
         run = self.root / "run"
-        files = sorted(run.glob("slurmd-*.pid")) + [run / "slurmctld.pid"]
+        files = [*sorted(run.glob("slurmd-*.pid")), run / "slurmctld.pid"]
         return [*files, self.root / "munge" / "munged.pid"]
 
     def drain(self, timeout_s: float = 30) -> None:

@@ -131,8 +131,8 @@ def test_cancelled_job_records_its_cell_cancelled_and_the_sweep_goes_on(
                  if hung[0] in json.loads(f.read_text())["started"]), None))
             subprocess.run(["scancel", task], check=True, timeout=60)
             # The other hanging cell (CIFAR) too, once it runs: then the sweep can end.
-            other = [c for c in planned(tmp_path, "c1") if c.startswith("null-hang-")
-                     and c != hung[0]][0]
+            other = next(c for c in planned(tmp_path, "c1") if c.startswith("null-hang-")
+                     and c != hung[0])
             task2 = wait_for("the second hanging cell's start", lambda: next(
                 (f.stem for f in (tmp_path / "slurm/c1/tasks").glob("*.json")
                  if other in json.loads(f.read_text())["started"]), None))
