@@ -69,6 +69,11 @@ def submit_sweep(cells: list[Cell], *, results_dir: Path, run_id: str | None,
 def resume(results_dir: Path, run_id: str, detach: bool, no_progress: bool,
            strict: bool) -> int:
     _check()
+    if run_id == "last":
+        sweeps = sorted(results_dir.glob("slurm/*/sweep.json"), key=lambda p: p.stat().st_mtime)
+        if not sweeps:
+            raise UsageError(f"--resume last: no Slurm sweep in {results_dir / 'slurm'}")
+        run_id = sweeps[-1].parent.name
     sdir = state_dir(results_dir, run_id)
     if not (sdir / "sweep.json").exists():
         raise UsageError(f"--resume {run_id}: no Slurm sweep in {sdir}")
