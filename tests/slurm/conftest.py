@@ -59,3 +59,29 @@ def cnnbench(cluster: LocalSlurm, *args: str, timeout: float = 300
                        text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     print(r.stdout[-4000:], r.stderr[-2000:])
     return r
+
+
+@pytest.fixture(scope="session")
+def timeout_sweep(cluster: LocalSlurm, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A one-cell sweep whose cell hangs in a job of --time 1 (one minute), started as early
+    as the session's first Slurm test: Slurm ends a job at its limit only on its next periodic
+    check (the TIMEOUT came 60-90 s after the start here), so it runs beside the others, on a
+    shared node, and test_time_limit.py (last) collects it."""
+    from tests.slurm.test_slurm_sweep import FAST, HANG
+
+    d = tmp_path_factory.mktemp("timeout")
+    (d / "v.toml").write_text(HANG)
+    log = open(d / "out.txt", "w")  # closed below
+    proc = subprocess.Popen(cnnbench_cmd(
+        "run", "--launcher", "slurm", "--time", "1", "--shared-nodes", *FAST,
+        "--workloads", "lenet5", "--variants", "hang", "--variants-file", str(d / "v.toml"),
+        "--repeat", "1", "--results-dir", str(d), "--run-id", "t1"),
+        cwd=ROOT, env=cluster.env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield proc, d
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -32,7 +32,7 @@ from tests.conformance.test_multinode import assert_one_device_step
 from tests.slurm.cluster import LocalSlurm
 from tests.slurm.conftest import ROOT, cnnbench_cmd
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("timeout_sweep")]
 MULTI = ("pytorch", "jax", "tensorflow")
 
 

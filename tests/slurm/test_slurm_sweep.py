@@ -2,9 +2,8 @@
 cells: a job-array sweep, a job cancelled mid-cell, a cell past its Slurm time limit, and
 ``--resume`` after the submitter was killed.
 
-Slurm ends a job at its time limit only on its next periodic check (its smallest limit is
-one minute; the TIMEOUT came 85 s after the start here), so that sweep starts first, in the
-background, on a shared node, and its test, last in this file, collects it.
+The time-limit sweep runs beside all of these (conftest.py's ``timeout_sweep``, checked by
+test_time_limit.py, which runs last).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import pytest
 from tests.slurm.cluster import LocalSlurm
 from tests.slurm.conftest import ROOT, cnnbench, cnnbench_cmd
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("timeout_sweep")]
 
 # Short cells: the harness, not the figures, is under test.
 FAST = ("--frameworks", "null", "--modes", "infer", "--budget", "0.3", "--no-probe",
@@ -65,29 +63,8 @@ def squeue(*args: str) -> list[str]:
     return r.stdout.split()
 
 
-@pytest.fixture(scope="module")
-def timeout_sweep(cluster: LocalSlurm, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Iterator[tuple[subprocess.Popen[str], Path]]:
-    """A one-cell sweep whose cell hangs in a job of --time 1 (one minute), started now."""
-    d = tmp_path_factory.mktemp("timeout")
-    (d / "v.toml").write_text(HANG)
-    log = open(d / "out.txt", "w")  # closed below
-    proc = subprocess.Popen(cnnbench_cmd(
-        "run", "--launcher", "slurm", "--time", "1", "--shared-nodes", *FAST,
-        "--workloads", "lenet5", "--variants", "hang", "--variants-file", str(d / "v.toml"),
-        "--repeat", "1", "--results-dir", str(d), "--run-id", "t1"),
-        cwd=ROOT, env=cluster.env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    try:
-        yield proc, d
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
 def test_job_array_sweep_records_every_cell_once_detached_then_collected(
-        cluster: LocalSlurm, timeout_sweep: Any, tmp_path: Path) -> None:
+        cluster: LocalSlurm, tmp_path: Path) -> None:
     r = cnnbench(cluster, "run", "--launcher", "slurm", "--shared-nodes", *FAST,
                  "--modes", "infer,train", "--workloads", "lenet5,cifar10_tutorial",
                  "--repeat", "2", "--cells-per-job", "3", "--results-dir", str(tmp_path),
@@ -187,11 +164,3 @@ def test_resume_after_the_submitter_was_killed_submits_only_what_is_missing(
     ids = Counter(row["cell_id"] for row in rows(tmp_path, "k1"))
     assert set(ids) == planned(tmp_path, "k1") and set(ids.values()) == {1}, ids
     assert {row["status"] for row in rows(tmp_path, "k1")} == {"ok"}
-
-
-def test_cell_past_its_time_limit_becomes_timeout(timeout_sweep: Any) -> None:
-    proc, d = timeout_sweep
-    assert proc.wait(timeout=240) == 0, (d / "out.txt").read_text()
-    (row,) = rows(d, "t1")
-    assert row["status"] == "timeout", row
-    assert "ended TIMEOUT (TimeLimit)" in row["error"], row["error"]

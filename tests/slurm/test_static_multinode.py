@@ -17,7 +17,7 @@ import pytest
 from tests.conformance.test_multinode import _free_port, run_together
 from tests.slurm.test_slurm_multinode import _pythons
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("timeout_sweep")]
 ROOT = Path(__file__).resolve().parents[2]
 
 
