@@ -89,6 +89,27 @@ def dist_env() -> tuple[int, int, int] | None:
             int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def _tf_config_from_workers() -> None:
+    """Set TF_CONFIG from the runner's multi-node settings, when it is not set: every
+    worker's address in rank order (CNNBENCH_TF_WORKERS) and this process's index, which is
+    its Slurm task (SLURM_PROCID, under the runner's srun) or CNNBENCH_PROCESS_ID. This is
+    what tf.distribute's SlurmClusterResolver does, but with the addresses Slurm reaches
+    the nodes at (NodeAddr) and a port per worker, where the resolver takes node names (not
+    always DNS names) and one port base for every node (two workers on one host collide)."""
+    import json
+    import os
+
+    workers = os.environ.get("CNNBENCH_TF_WORKERS", "").strip()
+    if not workers or os.environ.get("TF_CONFIG", "").strip():
+        return
+    index = os.environ.get("CNNBENCH_PROCESS_ID") or os.environ.get("SLURM_PROCID") or ""
+    if not index.isdigit():
+        raise Unsupported("CNNBENCH_TF_WORKERS is set but neither CNNBENCH_PROCESS_ID nor "
+                          "SLURM_PROCID gives this worker's index")
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers.split(",")},
+                                          "task": {"type": "worker", "index": int(index)}})
+
+
 def tf_workers() -> tuple[int, int] | None:
     """(this worker's index, number of workers) when TF_CONFIG names a TensorFlow cluster of
     more than one worker; None when it is unset or names one worker. Unsupported, with the
@@ -97,6 +118,7 @@ def tf_workers() -> tuple[int, int] | None:
     import json
     import os
 
+    _tf_config_from_workers()
     raw = os.environ.get("TF_CONFIG", "").strip()
     if not raw:
         return None
@@ -127,6 +149,48 @@ def tf_workers() -> tuple[int, int] | None:
         raise Unsupported(f"TF_CONFIG's task index {index!r} is not one of its "
                           f"{len(workers)} workers")
     return (index, len(workers)) if len(workers) > 1 else None
+
+
+class RankClock:
+    """Rounds of a multi-process cell whose processes all run every step (JAX's processes,
+    TensorFlow's workers): rank 0 decides each round's step count (the protocol's stopping
+    rule reads its own clock) and tells the others; every rank times its own steps, and
+    the round ends when the slowest is done. ``allsum`` sums a float64 vector over the
+    processes (a collective): a vector that is zero but at one's own index gathers."""
+
+    def __init__(self, rank: int, world: int,
+                 allsum: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.rank, self.world, self.allsum = rank, world, allsum
+        self.times: list[list[float]] = []  # per round: every rank's per-step seconds
+
+    def tell(self, n: int) -> int:
+        """Rank 0's step count for the next round, to every rank (0: stop)."""
+        v = np.zeros(1)
+        if self.rank == 0:
+            v[0] = n
+        return round(float(self.allsum(v)[0]))
+
+    def round(self, inner: TimeSteps, n: int) -> float:
+        v = np.zeros(self.world)
+        v[self.rank] = inner(n)
+        times = [float(t) for t in self.allsum(v)]
+        self.times.append([t / n for t in times])
+        return max(times)
+
+    def driven(self, inner: TimeSteps) -> TimeSteps:
+        """rank 0's time_steps: tell, then time the round with everyone."""
+        def time_steps(n: int) -> float:
+            self.tell(n)
+            return self.round(inner, n)
+        return time_steps
+
+    def follow(self, inner: TimeSteps) -> None:
+        while (n := self.tell(0)) > 0:
+            self.round(inner, n)
+
+    def facts(self, rounds: int) -> dict[str, Any]:
+        timed = self.times[-rounds:] if rounds else []
+        return {"replica_samples_s": [list(r) for r in zip(*timed, strict=True)]}
 
 
 @dataclass

@@ -67,6 +67,7 @@ from .base import (
     Adapter,
     BuildOptions,
     DeviceSet,
+    RankClock,
     Threads,
     TimeSteps,
     Unsupported,
@@ -82,18 +83,33 @@ _DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 # A multi-process job: every process gets the same CNNBENCH_COORDINATOR (host:port where
 # process 0 serves JAX's coordination service) and CNNBENCH_NUM_PROCESSES, and its own
 # CNNBENCH_PROCESS_ID (0 .. N-1). Unset CNNBENCH_COORDINATOR: one process, as always.
+# Under srun the last two may be left out: jax.distributed.initialize detects Slurm and
+# reads them from SLURM_NTASKS and SLURM_PROCID itself.
 _PROCESS_VARS = ("CNNBENCH_COORDINATOR", "CNNBENCH_NUM_PROCESSES", "CNNBENCH_PROCESS_ID")
+_SLURM_VARS = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID",
+               "SLURM_LOCALID")
 
 
-def _process_group() -> tuple[str, int, int] | None:
-    """(coordinator, number of processes, this process's id) from _PROCESS_VARS, or None."""
+def _process_group() -> tuple[str, int | None, int | None] | None:
+    """(coordinator, number of processes, this process's id) from _PROCESS_VARS, or None;
+    the last two None in a Slurm job step, where JAX reads them from Slurm."""
     if not os.environ.get(_PROCESS_VARS[0]):
         return None
     missing = [v for v in _PROCESS_VARS if not os.environ.get(v)]
+    if len(missing) == 2 and all(os.environ.get(v) for v in _SLURM_VARS):
+        return os.environ[_PROCESS_VARS[0]], None, None
     if missing:
-        raise Unsupported(f"{_PROCESS_VARS[0]} is set but {', '.join(missing)} is not")
+        raise Unsupported(f"{_PROCESS_VARS[0]} is set but {', '.join(missing)} is not (nor "
+                          "is this a Slurm job step, whose variables JAX would read)")
     coordinator, n, pid = (os.environ[v] for v in _PROCESS_VARS)
     return coordinator, int(n), int(pid)
+
+
+def _allsum(v: np.ndarray) -> np.ndarray:
+    """``v`` summed over every process (RankClock's collective)."""
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(v), dtype=np.float64).sum(axis=0)
 
 
 def _put(a: np.ndarray, where: Any) -> jax.Array:
@@ -375,7 +391,8 @@ class JaxAdapter(Adapter):
         if group is not None:
             self._join(ds, *group)
 
-    def _join(self, ds: DeviceSet, coordinator: str, n: int, process_id: int) -> None:
+    def _join(self, ds: DeviceSet, coordinator: str, n: int | None,
+              process_id: int | None) -> None:
         """Join the other processes; before anything starts a backend, as JAX requires (it
         raises otherwise), since the CPU client learns its peers when it is created."""
         if ds.kind != "cpu":
@@ -386,7 +403,8 @@ class JaxAdapter(Adapter):
         # had none, and then the first all-reduce fails instead of this line.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator, n, process_id)
-        self._processes = n
+        # Not jax.process_count(): it would start the backend before setup() sizes its pool.
+        self._processes = n if n is not None else int(os.environ["SLURM_NTASKS"])
 
     def _mesh_devices(self, device: str) -> list[Any] | None:
         """The devices of a data-parallel cell, or None for one device."""
@@ -611,6 +629,12 @@ class JaxAdapter(Adapter):
                 sync: bool = True) -> TimeSteps:
         with model.scope():
             time_steps = self._prepare(model, x, y, sync)
+        if self._processes > 1:
+            # Every process runs every step (the step is one SPMD program): rank 0 decides
+            # the rounds, and a round lasts until the slowest process is done.
+            self._clock = RankClock(jax.process_index(), self._processes, _allsum)
+            self._inner = time_steps
+            return self._clock.driven(time_steps)
         if not model.float64:
             return time_steps
 
@@ -660,6 +684,26 @@ class JaxAdapter(Adapter):
                 return clock() - t0
 
         return time_steps
+
+    # -- several processes -----------------------------------------------------------------
+    _clock: RankClock | None = None
+    _inner: TimeSteps | None = None
+
+    def dp_rank(self) -> int:
+        return self._clock.rank if self._clock else 0
+
+    def dp_follow(self) -> None:
+        assert self._clock is not None and self._inner is not None, "prepare() first"
+        self._clock.follow(self._inner)
+        jax.distributed.shutdown()  # with rank 0: it hosts the coordination service
+
+    def dp_release(self) -> None:
+        if self._clock is not None:
+            self._clock.tell(0)
+            jax.distributed.shutdown()
+
+    def dp_facts(self, rounds: int) -> dict[str, Any]:
+        return self._clock.facts(rounds) if self._clock else {}
 
     def prepare_facts(self, model: JaxModel) -> dict[str, Any]:
         """Seconds spent lowering and compiling the timed step in prepare() (jit mode only)."""

@@ -31,10 +31,11 @@ W replicas: worker i feeds only rows [i*B/W, (i+1)*B/W), the gradients are avera
 every worker's replica by the same all_reduce (the mean of W shard means of equal size is the
 global batch's mean gradient, so one step equals one single-device step on the global
 batch), train_step's loss is the mean over all workers (a collective too), and
-replica_weights returns the copy this worker holds. The runner does not launch such cells
-(a --nnodes > 1 sweep records TensorFlow's unsupported), and dp_rank stays 0: a worker that
-answered its index would be sent to dp_follow, which this adapter does not implement, and
-its peers would wait in their next collective for a step it never takes.
+replica_weights returns the copy this worker holds. The runner launches such cells across
+nodes (cnnbench.multinode: one worker per node, TF_CONFIG built from CNNBENCH_TF_WORKERS);
+every worker runs every step, so worker 0 decides the rounds and the others follow them
+(base.RankClock, over a SUM all-reduce of the same strategy), and a round ends when the
+slowest worker is done.
 
 Environment: tensorflow-cpu in its own tox env. On a CUDA machine install `tensorflow[and-cuda]`
 of the same version instead (it bundles the CUDA and cuDNN wheels) and run with gpu:N.
@@ -66,6 +67,7 @@ from . import padding
 from .base import (
     Adapter,
     BuildOptions,
+    RankClock,
     Threads,
     TimeSteps,
     Unsupported,
@@ -768,8 +770,55 @@ class TensorFlowAdapter(Adapter):
         return float(model.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None).numpy())
 
     # -- benchmark ---------------------------------------------------------------------
+    # -- several workers ---------------------------------------------------------------
+    _clock: RankClock | None = None
+    _inner: TimeSteps | None = None
+
+    def dp_rank(self) -> int:
+        return self._clock.rank if self._clock else 0
+
+    def dp_follow(self) -> None:
+        assert self._clock is not None and self._inner is not None, "prepare() first"
+        self._clock.follow(self._inner)
+
+    def dp_release(self) -> None:
+        if self._clock is not None:
+            self._clock.tell(0)
+
+    def dp_facts(self, rounds: int) -> dict[str, Any]:
+        return self._clock.facts(rounds) if self._clock else {}
+
+    def _worker_allsum(self) -> Callable[[np.ndarray], np.ndarray]:
+        """A float64 vector summed over every worker: an all-reduce in the strategy's own
+        collectives (one replica per worker)."""
+        strategy = self._worker_strategy()
+
+        @tf.function
+        def reduce(v: tf.Tensor) -> Any:
+            def one(v: tf.Tensor) -> tf.Tensor:
+                ctx = tf.distribute.get_replica_context()
+                # A tensor of the replica's own: the argument itself lives on no device.
+                return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(v))
+            return strategy.run(one, args=(v,))
+
+        def allsum(v: np.ndarray) -> np.ndarray:
+            out = reduce(tf.constant(v, dtype=tf.float64))
+            return np.asarray(strategy.experimental_local_results(out)[0].numpy())
+
+        return allsum
+
     def prepare(self, model: TFModel, x: np.ndarray, y: np.ndarray,
                 sync: bool = True) -> TimeSteps:
+        time_steps = self._prepare(model, x, y, sync)
+        workers = tf_workers()
+        if workers is None:
+            return time_steps
+        self._clock = RankClock(workers[0], workers[1], self._worker_allsum())
+        self._inner = time_steps
+        return self._clock.driven(time_steps)
+
+    def _prepare(self, model: TFModel, x: np.ndarray, y: np.ndarray,
+                 sync: bool) -> TimeSteps:
         xt, yt = model.distribute(self._nhwc(x)), model.distribute(y)
         device = model.device
         local = model.local

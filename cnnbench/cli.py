@@ -124,12 +124,39 @@ def cmd_run(a: argparse.Namespace) -> int:
         batch_sizes=a.batch_sizes, precisions=a.precisions, exec_modes=a.exec_modes,
         devices=a.devices, threads=a.threads, variants=a.variants, variants_file=a.variants_file,
         scalings=a.scaling, nnodes=a.nnodes, rdzv_endpoint=a.rdzv_endpoint, rdzv_id=a.rdzv_id,
+        node_rank=a.node_rank, node_addrs=a.node_addrs, launcher=a.launcher,
+        slurm_options=_slurm_options(a), detach=a.detach,
         budget=a.budget, target_ci=a.target_ci, timeout=a.timeout, pythons=_pythons(a.python),
         adapter_opts=_adapter_opts(a.adapter_opt), repeat=a.repeat, interleave=a.interleave,
         no_probe=a.no_probe, no_noise_check=a.no_noise_check, memory_limit_mb=a.memory_limit_mb,
         results_dir=a.results_dir, run_id=a.run_id, resume=a.resume, machine_id=a.machine_id,
         report=a.report, with_reference=a.with_reference, strict=a.strict, dry_run=a.dry_run,
         no_progress=a.no_progress, verbose=a.verbose, no_kernel_probe=a.no_kernel_probe)
+
+
+def _slurm_options(a: argparse.Namespace) -> Any:
+    from .launch.slurm import SlurmOptions
+
+    slurm_flags = {"--partition": a.partition, "--time": a.time,
+                   "--gpus-per-node": a.gpus_per_node, "--nodes-per-job": a.nodes_per_job,
+                   "--cells-per-job": a.cells_per_job, "--shared-nodes": a.shared_nodes or None,
+                   "--slurm-arg": a.slurm_arg}
+    given = [k for k, v in slurm_flags.items() if v is not None]
+    if a.launcher != "slurm" and given:
+        raise UsageError(f"cnnbench run: {', '.join(given)} need --launcher slurm")
+    return SlurmOptions(partition=a.partition, time=a.time, gpus_per_node=a.gpus_per_node,
+                        nodes_per_job=a.nodes_per_job or 1, cells_per_job=a.cells_per_job or 8,
+                        exclusive=not a.shared_nodes, extra=list(a.slurm_arg or []))
+
+
+def _slurm_time(text: str) -> str:
+    """Slurm's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS."""
+    import re
+
+    if not re.fullmatch(r"(\d+-)?\d+(:\d+){0,2}", text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a Slurm time limit such as 00:30:00 or "
+                                         f"1-00:00:00, got {text!r}")
+    return text.strip()
 
 
 def cmd_report(a: argparse.Namespace) -> int:
@@ -191,6 +218,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rdzv-id", type=_safe_id, metavar="ID",
                    help="with --nnodes: the job's id, the same on every node (default: the "
                    "run id, so pass --run-id too)")
+    r.add_argument("--node-rank", type=int, metavar="I",
+                   help="with --nnodes: this node's index, 0 on the rendezvous host (JAX's "
+                   "process id and TensorFlow's worker index; torchrun finds PyTorch's itself)")
+    r.add_argument("--node-addrs", type=_name_list, metavar="LIST",
+                   help="with --nnodes: every node's address in --node-rank order "
+                   "(TensorFlow's TF_CONFIG lists each worker)")
+    sl = r.add_argument_group("Slurm", "with --launcher slurm: the sweep becomes a job array "
+                              "of cell groups, each task running the runner on its node")
+    sl.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                    help="where the runner runs: here (default) or as Slurm jobs")
+    sl.add_argument("--partition", metavar="P", help="Slurm partition of the jobs")
+    sl.add_argument("--time", type=_slurm_time, metavar="T",
+                    help="time limit per job (Slurm's --time, e.g. 00:30:00)")
+    sl.add_argument("--gpus-per-node", type=_pos_int, metavar="N", help="GPUs per node")
+    sl.add_argument("--nodes-per-job", type=_pos_int, metavar="N",
+                    help="nodes per job (default 1); above 1 every cell spans them: PyTorch, "
+                    "JAX and TensorFlow ranks joined by their own multi-node launchers")
+    sl.add_argument("--cells-per-job", type=_pos_int, metavar="N",
+                    help="cells per array task (default 8)")
+    sl.add_argument("--shared-nodes", action="store_true",
+                    help="let other jobs share the nodes (default: --exclusive, so nothing "
+                    "else runs beside a measurement)")
+    sl.add_argument("--slurm-arg", action="append", metavar="ARG",
+                    help="one more sbatch argument, as it is (e.g. --slurm-arg=--account=A)")
+    sl.add_argument("--detach", action="store_true",
+                    help="submit and return; `cnnbench run --resume RUN_ID` collects later")
     r.add_argument("--threads", type=_pos_int_list, metavar="LIST",
                    help="intra-op thread counts to sweep (default: all usable cores)")
     r.add_argument("--variants", type=_name_list, metavar="LIST",
@@ -233,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run-id", type=_safe_id, metavar="ID",
                    help="name of this run (default: UTC time + random)")
     r.add_argument("--resume", type=_safe_id, metavar="RUN_ID",
-                   help="continue a run ('last' = the newest): skip the cells it recorded")
+                   help="continue a run ('last' = the newest): skip the cells it recorded; "
+                   "a Slurm sweep is collected, and what is neither recorded nor queued "
+                   "is submitted again")
     r.add_argument("--machine-id", type=_safe_id, metavar="ID", help="override the detected machine id")
     r.add_argument("--report", type=Path, metavar="HTML",
                    help="also write the report of this machine's results (every run of it "

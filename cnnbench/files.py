@@ -13,7 +13,9 @@ def write_atomic(path: Path, text: str) -> Path:
     a crash leaves the old file or the new one, never a torn one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # A name of this writer's own: two processes (Slurm tasks on one machine) may write the
+    # same file at once, and one must not rename the other's half-written file away.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()

@@ -246,3 +246,43 @@ def machine_id(rec: dict[str, Any]) -> str:
 def write_machine(results_dir: Path, mid: str, rec: dict[str, Any]) -> Path:
     data = dict(rec, machine_id=mid, schema_version=1)
     return write_json_atomic(results_dir / mid / "machine.json", data, indent=2)
+
+
+def network() -> dict[str, Any]:
+    """What links this node to others: its network interfaces that are up, with their speed
+    (Mb/s, from the kernel) and MTU, and its InfiniBand ports with their rate and state."""
+    import psutil
+
+    nics = []
+    for name, st in sorted(psutil.net_if_stats().items()):
+        if st.isup and name != "lo":
+            nics.append({"name": name, "speed_mbps": st.speed or None, "mtu": st.mtu})
+    ib = []
+    for port in sorted(Path("/sys/class/infiniband").glob("*/ports/*")):
+        def read(f: str, _p: Path = port) -> str | None:
+            try:
+                return (_p / f).read_text().strip()
+            except OSError:
+                return None
+        ib.append({"device": port.parent.parent.name, "port": port.name,
+                   "rate": read("rate"), "state": read("state"),
+                   "link_layer": read("link_layer")})
+    return {"nics": nics, "infiniband": ib}
+
+
+def node_report() -> dict[str, Any]:
+    """One node of a multi-node cell, as the row's ``nodes`` keeps it: its Slurm node name,
+    host, machine id, GPUs and their interconnect, and its network."""
+    rec = probe()
+    return {"node": os.environ.get("SLURMD_NODENAME") or rec["hostname"],
+            "hostname": rec["hostname"], "machine_id": machine_id(rec),
+            "gpus": len(rec.get("gpus") or []), "gpu_interconnect": rec.get("interconnect"),
+            **network()}
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--node"]:
+        sys.exit("usage: python -m cnnbench.machine --node")
+    print(json.dumps(node_report(), default=str))

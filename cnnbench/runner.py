@@ -28,6 +28,7 @@ from workloads import get_workload
 
 from .envs import find_python, tox_workdir, worker_env
 from .kernels import cap_ignored
+from .multinode import Nodes, free_port
 from .plan import Cell
 from .schema import append_row, blank_row, iter_rows
 from .timing import Protocol
@@ -57,11 +58,9 @@ class RunSettings:
     # not known, the worker's framework decides.
     gpu_count: int | None = None
     gpu_reason: str | None = None
-    # Multi-node PyTorch: every node runs the same sweep with the same rendezvous; torchrun
-    # joins them per cell and the node holding rank 0 records the one row.
-    nnodes: int = 1
-    rdzv_endpoint: str | None = None
-    rdzv_id: str | None = None
+    # Several nodes per cell (multinode.Nodes): every cell's ranks span them, joined by each
+    # framework's own mechanism, and the node holding rank 0 records the one row.
+    nodes: Nodes = field(default_factory=Nodes)
     # After each ok CPU cell, run one step again in a probe process with oneDNN's verbose log
     # on (and XLA's dump): the kernels that ran, in the row's `kernels` (cnnbench.kernels).
     kernel_probe: bool = True
@@ -80,6 +79,10 @@ class RunSettings:
     @property
     def log_dir(self) -> Path:
         return self.results_dir / self.machine_id / "logs" / self.run_id
+
+    @property
+    def nnodes(self) -> int:
+        return self.nodes.count
 
     def cell_timeout(self, cell: Cell) -> float:
         if self.timeout_s:
@@ -140,7 +143,7 @@ def _busy_processes(threshold: float = 25.0) -> list[str]:
 
 def _base_row(cell: Cell, settings: RunSettings) -> dict[str, Any]:
     params, flops = _counts(cell)
-    nodes = settings.nnodes if uses_torchrun(cell, settings) else 1
+    nodes = settings.nnodes if cell.mode != "peak" else 1
     n_dev = cell.n_devices * nodes
     return blank_row(
         run_id=settings.run_id, machine_id=settings.machine_id, cell_id=cell.cell_id,
@@ -214,11 +217,7 @@ def launcher(cell: Cell, settings: RunSettings) -> list[str]:
         return []
     args = ["-m", "torch.distributed.run", "--nproc-per-node", str(cell.n_devices)]
     if settings.nnodes > 1:
-        # A rendezvous id per cell: launchers that disagree on it wait for each other
-        # forever, so every node derives it the same way from the run's id and the cell.
-        rid = f"{settings.rdzv_id or settings.run_id}-{cell.cell_id}"
-        args += ["--nnodes", str(settings.nnodes), "--rdzv-backend", "c10d",
-                 "--rdzv-endpoint", str(settings.rdzv_endpoint), "--rdzv-id", rid]
+        args += settings.nodes.torchrun(cell)
     else:
         args += ["--standalone"]
     return args
@@ -266,6 +265,7 @@ class WorkerProcess:
         self._to_worker: Any = None
         self._from_worker: Any = None
         self.launch: tuple[str, dict[str, str], dict[str, Any]] | None = None
+        self.multinode = settings.nnodes > 1 and cell.mode != "peak"
 
     def start(self) -> bool:
         """Spawn the worker; False (with the row's status set) when it cannot run at all."""
@@ -274,11 +274,9 @@ class WorkerProcess:
             return False
         if self._gpu_missing():
             return False
-        if self.settings.nnodes > 1 and self.cell.mode != "peak" and not uses_torchrun(
-                self.cell, self.settings):
-            self.row.update(status="unsupported", error=(
-                f"multi-node cells run through torchrun (PyTorch) only; {self.cell.framework}'s "
-                "multi-worker launcher is not driven by cnnbench yet (see the README)"))
+        why = self.settings.nodes.refusal(self.cell) if self.multinode else None
+        if why:
+            self.row.update(status="unsupported", error=why)
             return False
         python, env, options = launch
         self.row.update(python=python, options=options)
@@ -353,10 +351,17 @@ class WorkerProcess:
         dev_env = device_env(cell, settings)
         if "XLA_FLAGS" in dev_env and variant.env.get("XLA_FLAGS"):
             dev_env["XLA_FLAGS"] = f"{variant.env['XLA_FLAGS']} {dev_env['XLA_FLAGS']}"
+        if self.multinode:
+            if settings.nodes.srun:
+                settings.nodes.port = free_port()  # on this node, the first: rank 0's
+            dev_env.update(settings.nodes.env(cell))
+            row["nodes"] = settings.nodes.facts or None
         env, row["env"] = worker_env({**variant.env, **extra}, cell.threads)
         env.update(dev_env)
         row["env"].update(dev_env)
-        env["CNNBENCH_RUNNER_PID"] = str(os.getpid())  # not in row["env"]: it is no setting
+        if not (self.multinode and settings.nodes.srun):
+            # Under srun a worker's parent is its node's slurmstepd, which it watches instead.
+            env["CNNBENCH_RUNNER_PID"] = str(os.getpid())  # not in row["env"]: no setting
         # The variant's adapter options, overridden by the run's own --adapter-opt.
         self.launch = (python, env, {**variant.options, **cell.options})
         return self.launch
@@ -365,14 +370,19 @@ class WorkerProcess:
         cell, settings = self.cell, self.settings
         settings.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = settings.log_dir / f"{cell.cell_id}.log"
-        self._tmp = tempfile.TemporaryDirectory(prefix="cnnbench-cell-")
+        srun = self.multinode and settings.nodes.srun
+        # Under srun every node reads the cell and rank 0's node writes the record: a folder
+        # beside the logs, on the results' shared filesystem, instead of this node's /tmp.
+        self._tmp = tempfile.TemporaryDirectory(prefix="cnnbench-cell-",
+                                                dir=settings.log_dir if srun else None)
         tmp = Path(self._tmp.name)
         cell_file, self.out_file = tmp / "cell.json", tmp / "record.json"
         payload = {"cell": {**cell.to_dict(), "options": options},
                    "protocol": settings.protocol.to_dict()}
         cell_file.write_text(json.dumps(payload))
-        cmd = [python, *launcher(cell, settings), "-m", "cnnbench.worker", "--cell",
-               str(cell_file), "--out", str(self.out_file)]
+        cmd = [*(settings.nodes.srun_prefix() if srun else []), python,
+               *launcher(cell, settings), "-m", "cnnbench.worker", "--cell", str(cell_file),
+               "--out", str(self.out_file)]
         if settings.memory_limit_mb:
             cmd += ["--memory-limit-mb", str(settings.memory_limit_mb)]
         pipes: list[int] = []
@@ -462,7 +472,7 @@ class WorkerProcess:
             row["busy"] = [*row["busy"], *(f"{p} (at end)" for p in _busy_processes())]
         if rec is not None and rec.get("follower"):
             # Another node holds rank 0 and records the row; this node's part is in it.
-            row["_follower"] = True
+            row.update(_follower=True, status=rec.get("status", "error"), error=rec.get("error"))
         elif rec is not None:
             _merge_record(row, rec, self.cell.batch_size)
             if row["busy"]:
@@ -485,8 +495,11 @@ class WorkerProcess:
         cell = self.cell
         # Real frameworks; the null adapter only when it emulates oneDNN (the tests' case).
         emulates = "onednn_isa" in (self.launch[2] if self.launch else {})
+        # Not for a multi-node cell: its probe would be one process waiting for its peers,
+        # and a node runs the kernels a one-node cell of the same build does.
         return (self.settings.kernel_probe and self.row["status"] == "ok"
                 and cell.device == "cpu" and cell.mode != "peak" and self.launch is not None
+                and not self.multinode
                 and bool(get_info(cell.framework).env or emulates))
 
     def probe_kernels(self) -> None:
@@ -626,13 +639,14 @@ def run_plan(cells: list[Cell], settings: RunSettings,
         for cell, row in zip(group, rows, strict=True):
             if cell.mode == "peak":
                 validity.add_probe(row)
+            elif row.pop("_follower", False):
+                counts["follower"] += 1  # the node with rank 0 records this cell
+                row["follower"] = True  # for on_done only: this row is not written
+                if on_done:
+                    on_done(cell, row)
+                continue
             else:
                 validity.annotate(row)
-                if row.pop("_follower", False):
-                    counts["follower"] += 1  # the node with rank 0 records this cell
-                    if on_done:
-                        on_done(cell, row)
-                    continue
                 counts[row["status"]] += 1
             append_row(settings.run_file, row)
             if on_done:

@@ -22,7 +22,10 @@ class SchemaError(ValueError):
     pass
 
 
-STATUSES = ("ok", "unsupported", "unavailable", "error", "crashed", "timeout", "oom")
+# `cancelled`: a scheduler ended the job mid-cell (Slurm's CANCELLED or PREEMPTED), which
+# says nothing about the cell; the error names the job and its end state.
+STATUSES = ("ok", "unsupported", "unavailable", "error", "crashed", "timeout", "oom",
+            "cancelled")
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,12 @@ batch_norm | str/null | how batch norm statistics were computed with several rep
     `per-replica` (each normalises its own shard) or `synced` (over the global batch); null
     without batch norm or on one device
 replica_samples_s | list[list[float]]/null | per-step seconds of every timed round, one list
-    per replica process (PyTorch DDP ranks; the round's time in `samples_s` is the slowest
-    rank's); null where one process drives every replica
+    per replica process (PyTorch DDP ranks, JAX processes, TensorFlow workers; the round's time
+    in `samples_s` is the slowest rank's); null where one process drives every replica
+nodes | list[dict]/null | the nodes of a multi-node cell started by the Slurm launcher, each as it
+    reports itself: Slurm `node` name, `hostname`, `machine_id`, `gpus`, `gpu_interconnect`,
+    `nics` (network interfaces that are up, with `speed_mbps` and `mtu`) and `infiniband` ports
+    (`rate`, `state`); null otherwise
 workload | str | workload spec name
 mode | str | `train` (forward, loss, backward, SGD with momentum 0.9), `infer` (eval forward,
     no gradients), or `peak` (a GEMM probe: `workload` is `gemm`, `batch_size` is n,

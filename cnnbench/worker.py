@@ -84,8 +84,9 @@ def _refusal(cell: dict[str, Any]) -> str | None:
 
 
 def _replicas(cell: dict[str, Any]) -> int:
-    """Data-parallel replicas of the cell: its devices, times the nodes under torchrun, or
-    the workers of a TensorFlow cell under TF_CONFIG (one CPU device each)."""
+    """Data-parallel replicas of the cell: its devices, times the nodes under torchrun, the
+    workers of a TensorFlow cell under TF_CONFIG (one CPU device each), or the processes of
+    a JAX job times each one's devices."""
     from adapters.base import Unsupported, dist_env, tf_workers
 
     dist = dist_env()
@@ -100,8 +101,37 @@ def _replicas(cell: dict[str, Any]) -> int:
             return workers[1]
     dev = cell["device"]
     if dev.startswith("cpu*"):
-        return int(dev[4:])
-    return len(dev.split("+")) if dev.startswith("gpu:") and dev != "gpu:all" else 1
+        per = int(dev[4:])
+    else:
+        per = len(dev.split("+")) if dev.startswith("gpu:") and dev != "gpu:all" else 1
+    return per * _jax_processes(cell)
+
+
+def _jax_processes(cell: dict[str, Any]) -> int:
+    """Processes of a multi-process JAX cell (the adapter's rendezvous variables; under srun
+    JAX counts Slurm's tasks), else 1."""
+    if cell["framework"] != "jax" or not os.environ.get("CNNBENCH_COORDINATOR"):
+        return 1
+    n = os.environ.get("CNNBENCH_NUM_PROCESSES") or os.environ.get("SLURM_NTASKS") or "1"
+    return int(n) if n.isdigit() else 1
+
+
+def _process_rank() -> tuple[int, bool]:
+    """(this process's rank in a multi-process cell, whether it is the first on its node):
+    torchrun's variables, else the rank the adapters' rendezvous settings give (JAX and
+    TensorFlow run one process per node); (0, True) for one process."""
+    from adapters.base import dist_env
+
+    dist = dist_env()
+    if dist is not None:
+        return dist[0], dist[2] == 0
+    names = ["CNNBENCH_PROCESS_ID"] + (["SLURM_PROCID"] if os.environ.get("CNNBENCH_SRUN")
+                                       else [])
+    for name in names:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value), True
+    return 0, True
 
 
 def _math_mode(adapter: Any, rec: dict[str, Any]) -> None:
@@ -347,16 +377,18 @@ def main(argv: list[str] | None = None) -> int:
         control = Control(fd_in, fd_out)
     rec = run_cell(payload["cell"], Protocol.from_dict(payload["protocol"]), control)
     rec["python"] = sys.executable
-    dist = _dist()
-    if dist is None or dist[0] == 0:
+    rank, first_on_node = _process_rank()
+    if rank == 0:
         write_json_atomic(args.out, rec)
-    elif dist[2] == 0:
+    elif first_on_node and not os.environ.get("CNNBENCH_SRUN"):
         # The first rank of another node: rank 0's node records the row, this node's runner
-        # only learns that its part ran.
+        # only learns that its part ran. (Under srun one runner started every node, and
+        # they share the record's file: only rank 0 writes.)
         write_json_atomic(args.out, {"follower": True, "status": rec["status"],
                                      "error": rec.get("error")})
-    if dist is not None and rec["status"] != "ok":
-        # torchrun ends the other ranks (maybe waiting in a collective) when one fails.
+    if (_dist() is not None or rank or os.environ.get("CNNBENCH_SRUN")) and rec["status"] != "ok":
+        # torchrun (and srun --kill-on-bad-exit) end the other ranks, maybe waiting in a
+        # collective, when one fails.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1)

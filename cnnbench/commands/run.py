@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..launch.slurm import SlurmOptions
+from ..multinode import Nodes, split_endpoint
 from ..plan import MODES, Cell, expand
 from ..runner import RunSettings
 from ..timing import Protocol
@@ -124,7 +126,9 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         exec_modes: list[str] | None = None, devices: list[str] | None = None,
         threads: list[int] | None = None, variants: list[str] | None = None,
         scalings: list[str] | None = None, nnodes: int = 1, rdzv_endpoint: str | None = None,
-        rdzv_id: str | None = None,
+        rdzv_id: str | None = None, node_rank: int | None = None,
+        node_addrs: list[str] | None = None, launcher: str = "local",
+        slurm_options: SlurmOptions | None = None, detach: bool = False,
         variants_file: Path | None = None, budget: float | None = None,
         target_ci: float = 0.03, timeout: float | None = None,
         pythons: dict[str, str] | None = None, adapter_opts: dict[str, Any] | None = None,
@@ -137,6 +141,18 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
     from .. import machine
     from ..runner import pending
 
+    if launcher == "local" and resume and resume != "last" and _slurm_state(results_dir, resume):
+        launcher = "slurm"  # a Slurm sweep is resumed (collected) by its own launcher
+    if launcher == "slurm":
+        from . import run_slurm
+
+        if nnodes > 1:
+            raise UsageError("cnnbench run: with --launcher slurm, --nodes-per-job N spans "
+                             "each job over N nodes (--nnodes is for runs started by hand)")
+        if resume:
+            return run_slurm.resume(results_dir, resume, detach, no_progress, strict)
+    elif detach:
+        raise UsageError("cnnbench run: --detach needs --launcher slurm")
     vset = VariantSet(load_variants_file(variants_file) if variants_file else None)
     variant_names = variants or ["default"]
     vset.check_names(variant_names)
@@ -145,10 +161,14 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         raise UsageError("cnnbench run: --quick and --full exclude each other")
     proto = protocol(budget or default_budget(quick, full), target_ci)
     mrec = machine.probe()
-    if nnodes > 1 and not rdzv_endpoint:
-        raise UsageError("cnnbench run: --nnodes needs --rdzv-endpoint HOST:PORT (the same on "
-                         "every node)")
+    nodes = multinode(nnodes, rdzv_endpoint, rdzv_id, node_rank, node_addrs)
     gpu_count = len(mrec.get("gpus") or [])
+    if launcher == "slurm":
+        from . import run_slurm
+
+        # The compute nodes', not this machine's: Slurm's CPUs and GPUs per node.
+        threads = threads or run_slurm.node_cpus(slurm_options or SlurmOptions())
+        gpu_count = (slurm_options or SlurmOptions()).gpus_per_node or 0
     cells = plan(expand_frameworks(frameworks), quick=quick, full=full, workloads=workloads,
                  modes=modes, batch_sizes=batch_sizes, own_variants=variants is None,
                  precisions=precisions or ["fp32"],
@@ -175,6 +195,19 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
             out.print(line, markup=False)
         return 0
 
+    if launcher == "slurm":
+        from . import run_slurm
+
+        return run_slurm.submit_sweep(
+            cells, results_dir=results_dir, run_id=run_id, machine_id=machine_id,
+            variants_file=variants_file, options=slurm_options or SlurmOptions(),
+            detach=detach, no_progress=no_progress, strict=strict, report=report,
+            settings=RunSettings(
+                run_id="", machine_id="", results_dir=results_dir, protocol=proto,
+                timeout_s=timeout, python_overrides=pythons or {}, variants=vset,
+                memory_limit_mb=memory_limit_mb or 0, verbose=verbose,
+                probe_peak=not no_probe, check_noise=not no_noise_check,
+                interleave=interleave, kernel_probe=not no_kernel_probe))
     mid = machine_id or machine.machine_id(mrec)
     settings = RunSettings(
         run_id=resolve_run_id(results_dir, mid, run_id, resume), machine_id=mid,
@@ -183,8 +216,9 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         verbose=verbose, probe_peak=not no_probe, check_noise=not no_noise_check,
         interleave=interleave, gpu_count=gpu_count,
         gpu_reason=mrec.get("gpu_error") or ("NVML lists no GPU" if not gpu_count else None),
-        nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id,
-        kernel_probe=not no_kernel_probe)
+        nodes=nodes, kernel_probe=not no_kernel_probe)
+    if nodes.count > 1 and not nodes.rdzv_id:
+        nodes.rdzv_id = settings.run_id
     if resume and not settings.run_file.exists():
         raise UsageError(f"--resume {settings.run_id}: no such run in {settings.run_file.parent}")
     machine.write_machine(results_dir, mid, mrec)
@@ -219,6 +253,35 @@ def _report(results_dir: Path, machine_id: str, output: Path, with_reference: bo
     return write_report(mine, output, warn=warn, notes=reference_notes(left, {}))
 
 
+def multinode(nnodes: int, rdzv_endpoint: str | None, rdzv_id: str | None,
+              node_rank: int | None, node_addrs: list[str] | None) -> Nodes:
+    """Where the ranks of a run started by hand on every node meet (``--nnodes`` > 1)."""
+    if nnodes == 1:
+        if node_rank is not None or node_addrs:
+            raise UsageError("cnnbench run: --node-rank and --node-addrs go with --nnodes N")
+        return Nodes()
+    if not rdzv_endpoint:
+        raise UsageError("cnnbench run: --nnodes needs --rdzv-endpoint HOST:PORT (the same on "
+                         "every node)")
+    try:
+        host, port = split_endpoint(rdzv_endpoint)
+    except ValueError as exc:
+        raise UsageError(f"cnnbench run: --rdzv-endpoint: {exc}") from None
+    if node_rank is not None and node_rank >= nnodes:
+        raise UsageError(f"cnnbench run: --node-rank {node_rank} is not below --nnodes {nnodes}")
+    if node_addrs and len(node_addrs) != nnodes:
+        raise UsageError(f"cnnbench run: --node-addrs lists {len(node_addrs)} nodes, "
+                         f"--nnodes says {nnodes}")
+    return Nodes(count=nnodes, host=host, addrs=list(node_addrs or []), port=port,
+                 rdzv_id=rdzv_id or "", rank=node_rank)
+
+
+def _slurm_state(results_dir: Path, run_id: str) -> bool:
+    from ..launch.slurm import state_dir
+
+    return (state_dir(results_dir, run_id) / "sweep.json").exists()
+
+
 def _all() -> list[str]:
     from workloads import list_workloads
 
@@ -230,7 +293,10 @@ def describe(cell: Cell, row: dict[str, Any]) -> str:
     from ..validity import probe_peak
 
     peak = probe_peak(row) if row["mode"] == "peak" else None
-    if peak is not None:  # an ok GEMM probe
+    if row.get("follower"):
+        what = (f"this node's ranks {'ran' if row['status'] == 'ok' else 'ended ' + row['status']}"
+                "; the node holding rank 0 records the row")
+    elif peak is not None:  # an ok GEMM probe
         what = f"GEMM peak {peak / 1e9:.1f} GFLOP/s (best round)"
     elif row["status"] == "ok":
         what = f"{row['images_per_s']:.1f} img/s [{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]"

@@ -6,9 +6,9 @@ other forever without a word, so both run under a timeout with one fresh id.
 
 The other frameworks' launchers are tested in files of their own: JAX's
 ``jax.distributed.initialize`` in test_multinode_jax.py, TensorFlow's ``TF_CONFIG`` with
-``MultiWorkerMirroredStrategy`` in test_multinode_tf.py. The runner launches neither (a
-``--nnodes`` > 1 sweep records their cells ``unsupported``), and MXNet's dist kvstore is
-documented in the README only.
+``MultiWorkerMirroredStrategy`` in test_multinode_tf.py. The runner launches all three
+across nodes (tests/slurm: by hand and through Slurm); MXNet's dist kvstore is documented in
+the README only.
 """
 
 from __future__ import annotations
