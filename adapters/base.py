@@ -193,6 +193,35 @@ class RankClock:
         return {"replica_samples_s": [list(r) for r in zip(*timed, strict=True)]}
 
 
+class ClockedRanks:
+    """The data-parallel hooks of an adapter whose processes follow rank 0's rounds through a
+    RankClock (JAX's processes, TensorFlow's workers): ``_clock`` and ``_inner`` are set in
+    prepare() when the cell spans several processes; ``_dp_done`` runs on every rank when
+    the rounds end (JAX shuts its coordination service down there)."""
+
+    _clock: RankClock | None = None
+    _inner: TimeSteps | None = None
+
+    def dp_rank(self) -> int:
+        return self._clock.rank if self._clock else 0
+
+    def dp_follow(self) -> None:
+        assert self._clock is not None and self._inner is not None, "prepare() first"
+        self._clock.follow(self._inner)
+        self._dp_done()
+
+    def dp_release(self) -> None:
+        if self._clock is not None:
+            self._clock.tell(0)
+            self._dp_done()
+
+    def dp_facts(self, rounds: int) -> dict[str, Any]:
+        return self._clock.facts(rounds) if self._clock else {}
+
+    def _dp_done(self) -> None:
+        return None
+
+
 @dataclass
 class BuildOptions:
     device: str = "cpu"  # "cpu", "gpu:N", or a device set run data parallel (device_set)

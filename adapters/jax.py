@@ -66,6 +66,7 @@ from . import padding
 from .base import (
     Adapter,
     BuildOptions,
+    ClockedRanks,
     DeviceSet,
     RankClock,
     Threads,
@@ -365,7 +366,7 @@ def _xla_threads() -> int:
     return n
 
 
-class JaxAdapter(Adapter):
+class JaxAdapter(ClockedRanks, Adapter):
     name = "jax"
     # The sharded jit reduces batch statistics over every shard: the global batch's.
     dp_batch_norm = "synced"
@@ -685,25 +686,9 @@ class JaxAdapter(Adapter):
 
         return time_steps
 
-    # -- several processes -----------------------------------------------------------------
-    _clock: RankClock | None = None
-    _inner: TimeSteps | None = None
-
-    def dp_rank(self) -> int:
-        return self._clock.rank if self._clock else 0
-
-    def dp_follow(self) -> None:
-        assert self._clock is not None and self._inner is not None, "prepare() first"
-        self._clock.follow(self._inner)
-        jax.distributed.shutdown()  # with rank 0: it hosts the coordination service
-
-    def dp_release(self) -> None:
-        if self._clock is not None:
-            self._clock.tell(0)
-            jax.distributed.shutdown()
-
-    def dp_facts(self, rounds: int) -> dict[str, Any]:
-        return self._clock.facts(rounds) if self._clock else {}
+    # -- several processes: rank 0's rounds through ClockedRanks ----------------------------
+    def _dp_done(self) -> None:
+        jax.distributed.shutdown()  # on every rank: rank 0 hosts the coordination service
 
     def prepare_facts(self, model: JaxModel) -> dict[str, Any]:
         """Seconds spent lowering and compiling the timed step in prepare() (jit mode only)."""

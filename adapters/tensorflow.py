@@ -67,6 +67,7 @@ from . import padding
 from .base import (
     Adapter,
     BuildOptions,
+    ClockedRanks,
     RankClock,
     Threads,
     TimeSteps,
@@ -541,7 +542,7 @@ def _onednn_enabled() -> bool:
     return bool(port.IsMklEnabled())
 
 
-class TensorFlowAdapter(Adapter):
+class TensorFlowAdapter(ClockedRanks, Adapter):
     name = "tensorflow"
     _strategies: ClassVar[dict[tuple[str, ...], tf.distribute.Strategy]] = {}
     # TF's eager runtime is synchronous by default: a tf.function call returns once its ops
@@ -770,24 +771,6 @@ class TensorFlowAdapter(Adapter):
         return float(model.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None).numpy())
 
     # -- benchmark ---------------------------------------------------------------------
-    # -- several workers ---------------------------------------------------------------
-    _clock: RankClock | None = None
-    _inner: TimeSteps | None = None
-
-    def dp_rank(self) -> int:
-        return self._clock.rank if self._clock else 0
-
-    def dp_follow(self) -> None:
-        assert self._clock is not None and self._inner is not None, "prepare() first"
-        self._clock.follow(self._inner)
-
-    def dp_release(self) -> None:
-        if self._clock is not None:
-            self._clock.tell(0)
-
-    def dp_facts(self, rounds: int) -> dict[str, Any]:
-        return self._clock.facts(rounds) if self._clock else {}
-
     def _worker_allsum(self) -> Callable[[np.ndarray], np.ndarray]:
         """A float64 vector summed over every worker: an all-reduce in the strategy's own
         collectives (one replica per worker)."""
