@@ -1,6 +1,6 @@
 """The contract every adapter implements: the same small set of methods per framework.
 
-The harness owns warm-up, calibration, rounds, stopping and statistics (cnnbench.timing);
+The harness owns warm-up, calibration, rounds, stopping and statistics (cnnbench.measure.timing);
 an adapter only builds the model and returns the elapsed time of n synchronized steps.
 """
 

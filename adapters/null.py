@@ -77,7 +77,7 @@ class NullAdapter(Adapter):
     def kernel_facts(self, cell: dict[str, Any]) -> dict[str, Any]:
         isa = (cell.get("options") or {}).get("onednn_isa")
         if isa and os.environ.get("DNNL_VERBOSE") == "1":
-            from cnnbench.isa import ISA_RANK
+            from cnnbench.core.isa import ISA_RANK
 
             cap = os.environ.get("DNNL_MAX_CPU_ISA", "").lower()
             if cap in ISA_RANK and ISA_RANK[cap] < ISA_RANK.get(str(isa), 0):

@@ -32,7 +32,7 @@ every worker's replica by the same all_reduce (the mean of W shard means of equa
 global batch's mean gradient, so one step equals one single-device step on the global
 batch), train_step's loss is the mean over all workers (a collective too), and
 replica_weights returns the copy this worker holds. The runner launches such cells across
-nodes (cnnbench.multinode: one worker per node, TF_CONFIG built from CNNBENCH_TF_WORKERS);
+nodes (cnnbench.sweep.nodes: one worker per node, TF_CONFIG built from CNNBENCH_TF_WORKERS);
 every worker runs every step, so worker 0 decides the rounds and the others follow them
 (base.RankClock, over a SUM all-reduce of the same strategy), and a round ends when the
 slowest worker is done.

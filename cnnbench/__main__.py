@@ -1,3 +1,3 @@
-from .cli import entry
+from cnnbench.cli import entry
 
 entry()

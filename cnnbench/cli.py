@@ -14,19 +14,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from adapters import ADAPTERS, FRAMEWORKS, UnknownAdapter, get_info
+from cnnbench.commands import UsageError
+from cnnbench.commands import compare as compare_cmd
+from cnnbench.commands import env as env_cmd
+from cnnbench.commands import list as list_cmd
+from cnnbench.commands import report as report_cmd
+from cnnbench.commands import run as run_cmd
+from cnnbench.commands.run import DEFAULT_REPEAT, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
+from cnnbench.core.cells import PRECISIONS, PlanError
+from cnnbench.core.prices import PriceError
+from cnnbench.plan.estimate import DEFAULT_PLAN, FULL_PLAN
+from cnnbench.plan.variants import VariantError
 from workloads import UnknownWorkload
-
-from .commands import UsageError
-from .commands import compare as compare_cmd
-from .commands import env as env_cmd
-from .commands import list as list_cmd
-from .commands import report as report_cmd
-from .commands import run as run_cmd
-from .commands.run import DEFAULT_REPEAT, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
-from .estimate import DEFAULT_PLAN, FULL_PLAN
-from .plan import PRECISIONS, PlanError
-from .prices import PriceError
-from .variants import VariantError
 
 __all__ = ["UsageError", "build_parser", "entry", "main"]
 
@@ -135,7 +134,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def _slurm_options(a: argparse.Namespace) -> Any:
-    from .launch.slurm import SlurmOptions
+    from cnnbench.sweep.slurm import SlurmOptions
 
     slurm_flags = {"--partition": a.partition, "--time": a.time,
                    "--gpus-per-node": a.gpus_per_node, "--nodes-per-job": a.nodes_per_job,

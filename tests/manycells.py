@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cnnbench.plan import Cell
-from cnnbench.schema import dumps_row
+from cnnbench.core.cells import Cell
+from cnnbench.core.schema import dumps_row
 from workloads import get_workload, list_workloads
 
 ROOT = Path(__file__).resolve().parents[1]

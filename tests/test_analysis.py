@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cnnbench.analysis import (
+from cnnbench.analyse.compare import (
     BORROWED_NOTE,
     MATCH,
     NO_CLEAR,
@@ -19,7 +19,7 @@ from cnnbench.analysis import (
     geomean,
     speedup_table,
 )
-from cnnbench.schema import blank_row
+from cnnbench.core.schema import blank_row
 
 # ResNet-20 training, --repeat 3, three fresh processes (images/s at batch 128).
 PYTORCH_RUNS_IPS = (575.0, 659.0, 467.0)

@@ -13,8 +13,8 @@ FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "jaxlib", "flax", "optax", 
 
 def test_importing_the_core_loads_no_framework() -> None:
     code = (
-        "import sys, cnnbench.cli, cnnbench.runner, cnnbench.report, cnnbench.worker, "
-        "cnnbench.machine, adapters, workloads\n"
+        "import sys, cnnbench.cli, cnnbench.sweep.runner, cnnbench.report.render, cnnbench.measure.worker, "
+        "cnnbench.core.machine, adapters, workloads\n"
         f"bad = [m for m in {FRAMEWORKS!r} if m in sys.modules]\n"
         "print(','.join(bad))"
     )

@@ -31,9 +31,9 @@ from typing import Any
 
 import pytest
 
-from cnnbench.plan import Cell
-from cnnbench.report import SECTION_IDS
-from cnnbench.schema import append_row
+from cnnbench.core.cells import Cell
+from cnnbench.core.schema import append_row
+from cnnbench.report.render import SECTION_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "reports" / "screenshots"

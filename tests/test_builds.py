@@ -1,5 +1,5 @@
 """CPU builds: the ISA ladder, the proof of the kernels that ran, alternative and custom
-builds, and the gains table (``cnnbench.builds``). Null adapter and real subprocesses."""
+builds, and the gains table (``cnnbench.analyse.builds``). Null adapter and real subprocesses."""
 
 from __future__ import annotations
 
@@ -14,15 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cnnbench.builds import build_gains, isa_matrix, jax_note, kernel_isa
-from cnnbench.claims import CLAIMS, TF_BUILD
-from cnnbench.kernels import JAX_NOTE, cap_ignored, dispatch_isa, parse_onednn_verbose, parse_xla_dump
-from cnnbench.machine import cpu_flags
-from cnnbench.plan import expand
-from cnnbench.runner import RunSettings, run_cell
-from cnnbench.schema import blank_row
-from cnnbench.timing import Protocol
-from cnnbench.variants import (
+from cnnbench.analyse.builds import build_gains, isa_matrix, jax_note, kernel_isa
+from cnnbench.analyse.claims import CLAIMS, TF_BUILD
+from cnnbench.core.machine import cpu_flags
+from cnnbench.core.schema import blank_row
+from cnnbench.measure.kernels import JAX_NOTE, cap_ignored, dispatch_isa, parse_onednn_verbose, parse_xla_dump
+from cnnbench.measure.timing import Protocol
+from cnnbench.plan.expand import expand
+from cnnbench.plan.variants import (
     ALIASES,
     LADDER,
     LEVELS,
@@ -31,6 +30,7 @@ from cnnbench.variants import (
     load_variants_file,
     missing_flags,
 )
+from cnnbench.sweep.runner import RunSettings, run_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = Protocol(budget_s=0.3, min_round_s=0.01)

@@ -16,8 +16,8 @@ import pytest
 from test_report import row
 from test_report_sections import BASE, cell, sections
 
-from cnnbench.report import write_report
-from cnnbench.schema import append_row
+from cnnbench.core.schema import append_row
+from cnnbench.report.render import write_report
 
 AVX2_FLAGS = ("fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt cx16 avx avx2 fma bmi1 bmi2 f16c movbe "
               "abm").split()
@@ -236,7 +236,8 @@ def test_the_seeds_claims_are_one_table() -> None:
     """builds, scaling and sections hold no claim of their own: they read claims.CLAIMS."""
     import ast
 
-    from cnnbench import builds, claims, scaling, sections
+    from cnnbench.analyse import builds, claims, scaling
+    from cnnbench.report import sections
 
     root = Path(claims.__file__).parent
     for path in root.rglob("*.py"):
@@ -251,7 +252,7 @@ def test_the_seeds_claims_are_one_table() -> None:
 
 
 def test_a_comparison_read_the_other_way_round() -> None:
-    from cnnbench.analysis import compare_cells
+    from cnnbench.analyse.compare import compare_cells
 
     rng = np.random.default_rng(3)
     a = [0.01 * np.exp(rng.normal(0, 0.02, 20)) for _ in range(3)]

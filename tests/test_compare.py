@@ -15,7 +15,7 @@ import pytest
 from cnnbench.cli import main
 from cnnbench.commands import UsageError
 from cnnbench.commands.compare import parse_fraction, resolve
-from cnnbench.schema import append_row, blank_row
+from cnnbench.core.schema import append_row, blank_row
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<script>[/]"  # HTML, and rich markup that would raise if parsed

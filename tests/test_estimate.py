@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 
 from adapters import FRAMEWORKS
-from cnnbench import estimate as est
-from cnnbench.plan import Cell
-from cnnbench.timing import Protocol, measure
-from cnnbench.validity import gemm_n, probe_cells
+from cnnbench.core.cells import Cell
+from cnnbench.measure.timing import Protocol, measure
+from cnnbench.plan import estimate as est
+from cnnbench.plan.probes import gemm_n, probe_cells
 
 PEAK_2CORE = {("cpu", 2, "fp32"): 170e9}
 MEASURED_FULL_SWEEP_MIN = 56  # `tox -e bench` with no arguments on 2 cores, before this module

@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 
 from adapters import UnknownAdapter
 from cnnbench.cli import UsageError, build_parser
-from cnnbench.plan import PlanError, expand, normalize_device
-from cnnbench.prices import PriceError, parse_prices
-from cnnbench.schema import iter_rows
-from cnnbench.variants import VariantError, load_variants_file
+from cnnbench.core.cells import PlanError, normalize_device
+from cnnbench.core.prices import PriceError, parse_prices
+from cnnbench.core.schema import iter_rows
+from cnnbench.plan.expand import expand
+from cnnbench.plan.variants import VariantError, load_variants_file
 from workloads import UnknownWorkload
 
 OPTIONS = ["run", "report", "env", "list", "--quick", "--frameworks", "--workloads", "--modes",

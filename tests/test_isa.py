@@ -1,12 +1,12 @@
-"""The ISA ladder (cnnbench.isa): every library's names, as printed on our three CPU kinds
+"""The ISA ladder (cnnbench.core.isa): every library's names, as printed on our three CPU kinds
 and by a newer library than the ladder knows, parse into one ordered level."""
 
 from __future__ import annotations
 
 import pytest
 
-from cnnbench import isa
-from cnnbench.kernels import cap_ignored, dispatch_isa, parse_onednn_verbose, summary
+from cnnbench.core import isa
+from cnnbench.measure.kernels import cap_ignored, dispatch_isa, parse_onednn_verbose, summary
 
 # /proc/cpuinfo flags of the three CPU kinds (the ISA part; FACTS.md), lowest first.
 AVX2_EPYC = frozenset("sse4_1 sse4_2 avx avx2 fma f16c bmi2".split())

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from adapters import UnknownAdapter
-from cnnbench.plan import PlanError, expand, normalize_device
+from cnnbench.core.cells import PlanError, normalize_device
+from cnnbench.plan.expand import expand
 from workloads import UnknownWorkload, get_workload
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapters import ADAPTERS
-from cnnbench.schema import FIELDS, markdown_table
+from cnnbench.core.schema import FIELDS, markdown_table
 from workloads import get_workload, list_workloads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +21,7 @@ def _readme_schema_rows() -> list[str]:
 
 def test_schema_table_is_the_schema() -> None:
     assert _readme_schema_rows() == [f.name for f in FIELDS]
-    assert markdown_table() in README, "regenerate it with `python -m cnnbench.schema`"
+    assert markdown_table() in README, "regenerate it with `python -m cnnbench.core.schema`"
 
 
 def test_workload_table_matches_specs() -> None:

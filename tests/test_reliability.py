@@ -14,11 +14,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cnnbench.plan import expand
-from cnnbench.report import load_results, write_report
-from cnnbench.runner import RunSettings, run_plan
-from cnnbench.schema import REQUIRED, SCHEMA_VERSION, append_row, dumps_row, iter_rows
-from cnnbench.timing import Protocol
+from cnnbench.core.results import load_results
+from cnnbench.core.schema import REQUIRED, SCHEMA_VERSION, append_row, dumps_row, iter_rows
+from cnnbench.measure.timing import Protocol
+from cnnbench.plan.expand import expand
+from cnnbench.report.render import write_report
+from cnnbench.sweep.runner import RunSettings, run_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = Protocol(budget_s=0.3, min_round_s=0.01)
@@ -159,7 +160,7 @@ def test_worker_exits_when_the_runner_dies(tmp_path: Path) -> None:
 
     while time.monotonic() < deadline and not workers:
         workers = [c for c in runner.children(recursive=True)
-                   if "cnnbench.worker" in cmdline(c)]
+                   if "cnnbench.measure.worker" in cmdline(c)]
         time.sleep(0.1)
     assert workers, "no worker started"
     os.kill(proc.pid, signal.SIGKILL)

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from cnnbench.report import SECTION_IDS, write_report
-from cnnbench.schema import FIELDS, REQUIRED, SCHEMA_VERSION, append_row
+from cnnbench.core.schema import FIELDS, REQUIRED, SCHEMA_VERSION, append_row
+from cnnbench.report.render import SECTION_IDS, write_report
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -43,7 +43,7 @@ def test_report_has_table_and_embedded_chart(tmp_path: Path) -> None:
 
 
 def test_cells_that_differ_only_in_adapter_options_stay_apart(tmp_path: Path) -> None:
-    from cnnbench.report import latest_ok, load_results
+    from cnnbench.core.results import latest_ok, load_results
 
     res = tmp_path / "results"
     append_row(res / "m1" / "r1.jsonl", row(options={"memory_format": "contiguous"}))
@@ -89,7 +89,7 @@ def test_empty_results_folder(tmp_path: Path) -> None:
 
 
 def test_price_performance_table(tmp_path: Path) -> None:
-    from cnnbench.prices import parse_prices
+    from cnnbench.core.prices import parse_prices
 
     res = tmp_path / "results"
     append_row(res / "m1" / "r1.jsonl", row())

@@ -17,12 +17,13 @@ import pytest
 from test_report import row
 from test_report_sections import cell, sections
 
-from cnnbench.analysis import cells_table
+from cnnbench.analyse.compare import cells_table
 from cnnbench.cli import main
-from cnnbench.prices import load_prices
-from cnnbench.report import load_results, write_report
-from cnnbench.schema import append_row
-from cnnbench.sections import Job
+from cnnbench.core.prices import load_prices
+from cnnbench.core.results import load_results
+from cnnbench.core.schema import append_row
+from cnnbench.report.render import write_report
+from cnnbench.report.sections.base import Job
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "results" / "reference" / "vm-793cd1"

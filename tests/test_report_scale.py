@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cnnbench.report import write_report
+from cnnbench.report.render import write_report
 from tests.manycells import measured_row, write_many
 
 CELLS = 20_000
@@ -30,7 +30,7 @@ def test_twenty_thousand_cells_make_a_small_page(tmp_path: Path) -> None:
 
 
 def test_the_copies_are_distinct_cells_with_their_samples(tmp_path: Path) -> None:
-    from cnnbench.report import latest_ok, load_results
+    from cnnbench.core.results import latest_ok, load_results
 
     row, machine = measured_row(tmp_path, budget=0.2)
     write_many(tmp_path / "results", row, machine, 600)

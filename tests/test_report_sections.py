@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from test_report import EVIL, row
 
-from cnnbench.report import SECTION_IDS, write_report
-from cnnbench.schema import append_row
+from cnnbench.core.schema import append_row
+from cnnbench.report.render import SECTION_IDS, write_report
 
 RNG = np.random.default_rng(7)
 BASE = list(0.01 * np.exp(RNG.normal(0, 0.02, 30)))

@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cnnbench.envs import worker_env
-from cnnbench.plan import expand
-from cnnbench.runner import RunSettings, WorkerProcess, pending, run_cell, run_plan
-from cnnbench.schema import REQUIRED, iter_rows
-from cnnbench.timing import Protocol
-from cnnbench.variants import Variant, VariantSet
+from cnnbench.core.schema import REQUIRED, iter_rows
+from cnnbench.measure.timing import Protocol
+from cnnbench.plan.envs import worker_env
+from cnnbench.plan.expand import expand
+from cnnbench.plan.variants import Variant, VariantSet
+from cnnbench.sweep.runner import RunSettings, WorkerProcess, pending, run_cell, run_plan
 
 FAST = Protocol(budget_s=0.5, min_round_s=0.01)
 
@@ -176,7 +176,7 @@ def test_worker_never_writes_results_to_stdout(tmp_path: Path) -> None:
     payload = {"cell": c.to_dict(), "protocol": FAST.to_dict()}
     (tmp_path / "cell.json").write_text(json.dumps(payload))
     env, _ = worker_env({}, None)
-    proc = subprocess.run([sys.executable, "-m", "cnnbench.worker", "--cell", "cell.json",
+    proc = subprocess.run([sys.executable, "-m", "cnnbench.measure.worker", "--cell", "cell.json",
                            "--out", "record.json"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -246,7 +246,7 @@ def test_interleaved_workers_warm_up_one_at_a_time(tmp_path: Path, monkeypatch) 
 
 
 def test_cells_differing_in_variant_run_side_by_side_unless_told_otherwise() -> None:
-    from cnnbench.runner import _groups
+    from cnnbench.sweep.runner import _groups
 
     cells = [*expand(["null", "pytorch"], ["lenet5"], modes=["infer", "train"],
                      batch_sizes=[4], variants=["default", "x86-64-v2"]),
@@ -284,7 +284,7 @@ def test_interleaved_group_survives_a_worker_killed_mid_rounds(tmp_path: Path) -
                    variants=["default", "other"], options={"step_s": 0.001})
     killer = Variant("other", "null", {})
     s = settings(tmp_path, interleave="all", variants=VariantSet([killer]), timeout_s=10.0)
-    from cnnbench.runner import WorkerProcess, run_interleaved
+    from cnnbench.sweep.runner import WorkerProcess, run_interleaved
 
     # kill the second worker right after both are ready, from outside
     real_recv = WorkerProcess.recv
@@ -318,7 +318,7 @@ def _tf_config(cluster: dict | None = None, task: dict | None = None) -> str:
 
 
 def test_a_tensorflow_cell_under_tf_config_has_one_replica_per_worker(monkeypatch) -> None:
-    from cnnbench.worker import _refusal, _replicas
+    from cnnbench.measure.worker import _refusal, _replicas
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("TF_CONFIG", raising=False)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from cnnbench.scaling import (
+from cnnbench.analyse.scaling import (
     SEED_LABEL,
     device_scaling,
     project,
@@ -20,7 +20,7 @@ from cnnbench.scaling import (
     thread_scaling,
     usl,
 )
-from cnnbench.schema import blank_row
+from cnnbench.core.schema import blank_row
 
 
 def rounds(step_s: float, n: int = 16, noise: float = 0.02, seed: int = 0) -> list[float]:

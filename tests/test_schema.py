@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cnnbench.schema import (
+from cnnbench.core.schema import (
     REQUIRED,
     SCHEMA_VERSION,
     SchemaError,
@@ -108,7 +108,7 @@ class _FakeNVML:
 
 
 def test_gpu_facts_from_nvml_with_missing_queries(monkeypatch) -> None:
-    from cnnbench import machine
+    from cnnbench.core import machine
 
     monkeypatch.setattr(machine, "_smi_topology", lambda: {"0-1": "NV2"})
     rec = machine._gpus(_FakeNVML())
@@ -122,7 +122,7 @@ def test_gpu_facts_from_nvml_with_missing_queries(monkeypatch) -> None:
 
 
 def test_gpu_facts_pcie_and_failures_never_raise() -> None:
-    from cnnbench import machine
+    from cnnbench.core import machine
 
     class PCIe(_FakeNVML):
         def nvmlDeviceGetP2PStatus(self, a: int, b: int, cap: int) -> int: return 4
@@ -146,7 +146,7 @@ def test_gpu_facts_pcie_and_failures_never_raise() -> None:
 
 
 def test_topo_matrix_is_parsed() -> None:
-    from cnnbench.machine import parse_topo_matrix
+    from cnnbench.core.machine import parse_topo_matrix
 
     text = ("\tGPU0\tGPU1\tGPU2\tCPU Affinity\tNUMA Affinity\n"
             "GPU0\t X \tNV4\tSYS\t0-31\t0\n"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnnbench.timing import Protocol, RoundBudget, _ci_rank, measure, median_ci, warm_up
+from cnnbench.measure.timing import Protocol, RoundBudget, _ci_rank, measure, median_ci, warm_up
 
 
 class FakeDevice:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.plan import expand
-from cnnbench.validity import Validity, probe_cells
+from cnnbench.plan.expand import expand
+from cnnbench.plan.probes import probe_cells
+from cnnbench.sweep.validity import Validity
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,7 +126,7 @@ def test_repeat_runs_each_cell_in_fresh_processes_and_report_shows_spread(tmp_pa
 def test_machine_ids_tell_apart_one_cpu_model_with_and_without_avx512() -> None:
     """Cloud VMs of one model string come in both kinds; their results must not share a
     folder. An AVX2-only machine keeps the id it had before extensions were in it."""
-    from cnnbench.machine import machine_id
+    from cnnbench.core.machine import machine_id
 
     avx2 = ["sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c"]
     rec = {"hostname": "vm", "cpu": {"model": "AMD EPYC", "logical_cores": 2, "isa": avx2},

@@ -1,7 +1,7 @@
 """`cnnbench compare BASELINE CONTENDER`: the same cells in two result sets, side by side.
 
 Per cell both throughputs with their intervals and the ratio (contender / baseline) with its
-interval and verdict, all from ``cnnbench.analysis``; then the geometric mean. With
+interval and verdict, all from ``cnnbench.analyse.compare``; then the geometric mean. With
 ``--fail-above`` the exit status is 1 when a cell's step time grew significantly by more
 than that fraction (like asv's ``compare --factor`` and pytest-benchmark's
 ``--benchmark-compare-fail``).
@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import UsageError, console
+from cnnbench.commands import UsageError, console
 
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _CELL = ["workload", "mode", "batch_size", "precision", "framework", "variant", "exec_mode",
@@ -59,7 +59,7 @@ def resolve(spec: str | Path, results_dir: Path) -> list[Path]:
 
 
 def _load(spec: str | Path, results_dir: Path) -> tuple[pd.DataFrame, list[Path]]:
-    from ..report import load_results
+    from cnnbench.core.results import load_results
 
     paths = resolve(spec, results_dir)
     df, problems, _ = load_results(paths)
@@ -76,8 +76,8 @@ def _ips(v: float, lo: float, hi: float) -> str:
 
 def run(baseline: str | Path, contender: str | Path, fail_above: str | float | None = None,
         as_json: bool = False, results_dir: Path = Path("results"), seed: int = 0) -> int:
-    from ..analysis import MATCH, cell_samples, compare_samples, geomean
-    from ..schema import clean
+    from cnnbench.analyse.compare import MATCH, cell_samples, compare_samples, geomean
+    from cnnbench.core.schema import clean
 
     limit = None if fail_above is None else parse_fraction(fail_above)
     base_df, base_paths = _load(baseline, results_dir)

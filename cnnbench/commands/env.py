@@ -8,9 +8,9 @@ from typing import Any
 
 def run(frameworks: list[str] | None = None, pythons: dict[str, str] | None = None,
         as_json: bool = False) -> int:
-    from .. import machine
-    from ..envs import facts_for
-    from .run import expand_frameworks
+    from cnnbench.commands.run import expand_frameworks
+    from cnnbench.core import machine
+    from cnnbench.plan.envs import facts_for
 
     names = expand_frameworks(frameworks)
     rec = machine.probe()

@@ -6,16 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import console
+from cnnbench.commands import console
 
 
 def run(variants: bool = False, variants_file: Path | None = None, as_json: bool = False,
         filter: str | None = None, tag: str | None = None) -> int:
     from rich.table import Table
 
+    from cnnbench.plan.variants import VariantSet, load_variants_file
     from workloads import get_workload, list_workloads
-
-    from ..variants import VariantSet, load_variants_file
 
     if variants:
         vs = VariantSet(load_variants_file(variants_file) if variants_file else [])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import UsageError
+from cnnbench.commands import UsageError
 
 
 def warn(line: str) -> None:
@@ -14,7 +14,7 @@ def warn(line: str) -> None:
 
 def parse_job(text: str | None) -> object:
     """'resnet50:90:1281167' (workload, epochs, images per epoch) -> sections.Job."""
-    from ..sections import Job
+    from cnnbench.report.sections.base import Job
 
     if not text:
         return Job()
@@ -35,9 +35,9 @@ def run(results: list[Path] | None = None, output: Path = Path("reports/index.ht
         prices: Path | None = None, baseline: str | None = None,
         reference_machine: str | None = None, job: str | None = None,
         with_reference: bool = False) -> int:
-    from ..prices import load_prices
-    from ..report import write_report
-    from ..sections import parse_baseline
+    from cnnbench.core.prices import load_prices
+    from cnnbench.report.render import write_report
+    from cnnbench.report.sections import parse_baseline
 
     try:
         base = parse_baseline(baseline) if baseline else None

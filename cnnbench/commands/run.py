@@ -11,13 +11,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..launch.slurm import SlurmOptions
-from ..multinode import Nodes, split_endpoint
-from ..plan import MODES, Cell, expand
-from ..runner import RunSettings
-from ..timing import Protocol
-from ..variants import VariantSet, load_variants_file
-from . import UsageError, console
+from cnnbench.commands import UsageError, console
+from cnnbench.core.cells import MODES, Cell
+from cnnbench.measure.timing import Protocol
+from cnnbench.plan.expand import expand
+from cnnbench.plan.variants import VariantSet, load_variants_file
+from cnnbench.sweep.nodes import Nodes, split_endpoint
+from cnnbench.sweep.runner import RunSettings
+from cnnbench.sweep.slurm import SlurmOptions
 
 QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
 QUICK_BATCH = 32
@@ -70,7 +71,7 @@ def expand_frameworks(names: list[str] | None) -> list[str]:
 def check_threads(cells: list[Cell], variants: VariantSet) -> None:
     """Refuse a variant whose environment would silently override the pinned thread count
     (the row would report the requested count while another was in force)."""
-    from ..envs import THREAD_VARS
+    from cnnbench.plan.envs import THREAD_VARS
 
     for c in cells:
         v = variants.get(c.framework, c.variant)
@@ -91,7 +92,7 @@ def resolve_run_id(results_dir: Path, machine_id: str, run_id: str | None,
         if not runs:
             raise UsageError(f"--resume last: no run in {results_dir / machine_id}")
         return runs[-1].stem
-    from ..runner import new_run_id
+    from cnnbench.sweep.runner import new_run_id
 
     return resume or run_id or new_run_id()
 
@@ -103,7 +104,7 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
     `estimate.DEFAULT_PLAN` or, with ``full``, `estimate.FULL_PLAN`; ``quick`` is the
     few-minute smoke plan. ``own_variants``: the run named no variants, so a preset's
     entries run the variants they name (the default preset's ISA ladder on ResNet-20)."""
-    from ..estimate import DEFAULT_PLAN, FULL_PLAN
+    from cnnbench.plan.estimate import DEFAULT_PLAN, FULL_PLAN
 
     if quick or workloads or modes or batch_sizes:
         return expand(frameworks,
@@ -115,7 +116,7 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
 
 
 def default_budget(quick: bool, full: bool) -> float:
-    from ..estimate import DEFAULT_PLAN, FULL_PLAN
+    from cnnbench.plan.estimate import DEFAULT_PLAN, FULL_PLAN
 
     return QUICK_BUDGET_S if quick else (FULL_PLAN if full else DEFAULT_PLAN).budget_s
 
@@ -138,13 +139,13 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
         with_reference: bool = False, strict: bool = False, dry_run: bool = False,
         no_progress: bool = False, verbose: bool = False, no_kernel_probe: bool = False) -> int:
-    from .. import machine
-    from ..runner import pending
+    from cnnbench.core import machine
+    from cnnbench.sweep.runner import pending
 
     if launcher == "local" and resume and resume != "last" and _slurm_state(results_dir, resume):
         launcher = "slurm"  # a Slurm sweep is resumed (collected) by its own launcher
     if launcher == "slurm":
-        from . import run_slurm
+        from cnnbench.commands import run_slurm
 
         if nnodes > 1:
             raise UsageError("cnnbench run: with --launcher slurm, --nodes-per-job N spans "
@@ -164,7 +165,7 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
     nodes = multinode(nnodes, rdzv_endpoint, rdzv_id, node_rank, node_addrs)
     gpu_count = len(mrec.get("gpus") or [])
     if launcher == "slurm":
-        from . import run_slurm
+        from cnnbench.commands import run_slurm
 
         # The compute nodes', not this machine's: Slurm's CPUs and GPUs per node.
         threads = threads or run_slurm.node_cpus(slurm_options or SlurmOptions())
@@ -183,8 +184,8 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
     check_threads(cells, vset)
     out = console()
     if dry_run:
-        from ..estimate import describe_plan
-        from ..validity import probe_cells
+        from cnnbench.plan.estimate import describe_plan
+        from cnnbench.plan.probes import probe_cells
 
         for c in cells:
             out.print(c.label(), markup=False)
@@ -196,7 +197,7 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         return 0
 
     if launcher == "slurm":
-        from . import run_slurm
+        from cnnbench.commands import run_slurm
 
         return run_slurm.submit_sweep(
             cells, results_dir=results_dir, run_id=run_id, machine_id=machine_id,
@@ -239,9 +240,10 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
 def _report(results_dir: Path, machine_id: str, output: Path, with_reference: bool) -> Path:
     """The report of this machine's results (every run of it), not of whatever else lies in
     the results folder; with the reference bundles there only when asked."""
-    from ..report import reference_notes, write_report
-    from ..schema import reference_root, result_files
-    from .report import warn
+    from cnnbench.commands.report import warn
+    from cnnbench.core.results import reference_notes
+    from cnnbench.core.schema import reference_root, result_files
+    from cnnbench.report.render import write_report
 
     mine = [results_dir / machine_id]
     if with_reference:
@@ -277,7 +279,7 @@ def multinode(nnodes: int, rdzv_endpoint: str | None, rdzv_id: str | None,
 
 
 def _slurm_state(results_dir: Path, run_id: str) -> bool:
-    from ..launch.slurm import state_dir
+    from cnnbench.sweep.slurm import state_dir
 
     return (state_dir(results_dir, run_id) / "sweep.json").exists()
 
@@ -290,7 +292,7 @@ def _all() -> list[str]:
 
 def describe(cell: Cell, row: dict[str, Any]) -> str:
     """One line for a finished cell: its figure with the CI, or why it has none."""
-    from ..validity import probe_peak
+    from cnnbench.core.keys import probe_peak
 
     peak = probe_peak(row) if row["mode"] == "peak" else None
     if row.get("follower"):
@@ -314,9 +316,9 @@ def _run_with_progress(cells: list[Cell], todo: list[Cell], settings: RunSetting
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..estimate import Eta, eta_column, format_duration, peaks_from_rows
-    from ..runner import run_plan
-    from ..schema import iter_rows
+    from cnnbench.core.schema import iter_rows
+    from cnnbench.plan.estimate import Eta, eta_column, format_duration, peaks_from_rows
+    from cnnbench.sweep.runner import run_plan
 
     # The ETA is the dry run's estimate of the cells left, corrected as cells finish (a resumed
     # run starts from the peaks it already measured).

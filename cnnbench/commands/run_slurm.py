@@ -8,8 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import slurm
-from ..launch.slurm import (
+from cnnbench.commands import UsageError, console
+from cnnbench.core.cells import Cell
+from cnnbench.sweep import slurmctl as slurm
+from cnnbench.sweep.runner import RunSettings, new_run_id
+from cnnbench.sweep.slurm import (
     Progress,
     SlurmOptions,
     Sweep,
@@ -20,9 +23,6 @@ from ..launch.slurm import (
     submit,
     watch,
 )
-from ..plan import Cell
-from ..runner import RunSettings, new_run_id
-from . import UsageError, console
 
 
 def _check() -> None:
@@ -108,7 +108,7 @@ def _go(sweep: Sweep, cells: list[Cell] | None, detach: bool, no_progress: bool,
 def _printer(out: Any) -> Callable[[Cell, dict[str, Any]], None]:
     from rich.markup import escape
 
-    from .run import describe
+    from cnnbench.commands.run import describe
 
     def show(cell: Cell, row: dict[str, Any]) -> None:
         color = "green" if row["status"] == "ok" else "red"
@@ -153,7 +153,7 @@ def _summary(sweep: Sweep, p: Progress, out: Any, strict: bool, report: Path | N
                   f"`cnnbench run --resume {sweep.run_id} --results-dir {sweep.results_dir}` "
                   "submits them again", markup=False)
     if report:
-        from ..report import write_report
+        from cnnbench.report.render import write_report
 
         out.print(f"report: {write_report([sweep.results_dir], report)}", markup=False)
     return 1 if strict and (set(c) - {"ok"} or p.not_run) else 0

@@ -5,11 +5,11 @@ where the CPU has AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX; PyTorch's ATen pick
 AVX-512 kernel set. So that no test depends on the machine it runs on, tox runs each suite on
 forced paths (``--onednn on|off``, ``--isa-cap``, options in tests/conftest.py), and a test
 whose expectation depends on the path reads it here: the forced switch first, else the CPU
-(as a level of the ISA ladder, cnnbench.isa, never a library's string).
+(as a level of the ISA ladder, cnnbench.core.isa, never a library's string).
 
 Every switch is an environment variable read once, when the framework loads, so `force`
 runs from ``pytest_configure``, before any test module imports a framework. Imports nothing
-but the standard library (and cnnbench.isa, which is standard library only).
+but the standard library (and cnnbench.core.isa, which is standard library only).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import tempfile
 from functools import cache
 
-from cnnbench import isa
+from cnnbench.core import isa
 
 # The framework's own oneDNN switch, read at import (TensorFlow) or at first use (MXNet).
 ONEDNN_SWITCH = {"tensorflow": "TF_ENABLE_ONEDNN_OPTS", "mxnet": "MXNET_MKLDNN_ENABLED"}

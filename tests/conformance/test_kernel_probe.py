@@ -1,6 +1,6 @@
 """The kernel probe in each framework: one step of a cell in a real probe process
-(``cnnbench.worker --kernels``), with an ISA cap that the framework obeys and, where there is
-one, a cap it ignores, which must come out flagged (cnnbench.kernels.cap_ignored).
+(``cnnbench.measure.worker --kernels``), with an ISA cap that the framework obeys and, where there is
+one, a cap it ignores, which must come out flagged (cnnbench.measure.kernels.cap_ignored).
 
 Each case is one short subprocess (LeNet-5 inference, batch 2), since oneDNN reads its
 verbose switch once per process."""
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench import isa
-from cnnbench.envs import worker_env
-from cnnbench.kernels import JAX_NOTE, cap_ignored
-from cnnbench.plan import expand
+from cnnbench.core import isa
+from cnnbench.measure.kernels import JAX_NOTE, cap_ignored
+from cnnbench.plan.envs import worker_env
+from cnnbench.plan.expand import expand
 
 pytestmark = pytest.mark.conformance
 
@@ -28,7 +28,7 @@ def probe(framework: str, env: dict[str, str], tmp_path: Path,
     cell_file, out = tmp_path / "cell.json", tmp_path / "kernels.json"
     cell_file.write_text(json.dumps({"cell": {**cell.to_dict(), "options": {}}}))
     full, _ = worker_env(env, 2)
-    r = subprocess.run([sys.executable, "-m", "cnnbench.worker", "--kernels", "--cell",
+    r = subprocess.run([sys.executable, "-m", "cnnbench.measure.worker", "--kernels", "--cell",
                         str(cell_file), "--out", str(out)], env=full, cwd=tmp_path,
                        capture_output=True, text=True, timeout=300)
     assert out.exists(), r.stderr[-3000:]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench import isa
+from cnnbench.core import isa
 from tests.conformance import paths
 
 pytestmark = pytest.mark.conformance

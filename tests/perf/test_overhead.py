@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from sidebyside import interleave, resnet20_suite  # this folder
 
-from cnnbench.timing import median_ci
+from cnnbench.measure.timing import median_ci
 
 pytestmark = pytest.mark.perf
 ROUNDS = 30

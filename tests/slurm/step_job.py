@@ -1,6 +1,6 @@
 """The body of a two-node Slurm job (test_slurm_multinode.py submits it): for each framework,
 one srun over the allocation starts step_rank.py on every node with exactly the launch the
-runner gives a multi-node cell (cnnbench.multinode.Nodes: srun's arguments, torchrun's
+runner gives a multi-node cell (cnnbench.sweep.nodes.Nodes: srun's arguments, torchrun's
 rendezvous at the first node, JAX's coordinator, TensorFlow's workers).
 
     python -m tests.slurm.step_job OUT_DIR pytorch=PY jax=PY tensorflow=PY
@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cnnbench import slurm
-from cnnbench.envs import worker_env
-from cnnbench.multinode import Nodes, free_port
-from cnnbench.plan import Cell
+from cnnbench.core.cells import Cell
+from cnnbench.plan.envs import worker_env
+from cnnbench.sweep import slurmctl as slurm
+from cnnbench.sweep.nodes import Nodes, free_port
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,5 +1,5 @@
 """One data-parallel SGD step of LeNet-5 as one rank of a multi-node job, joined the way the
-runner joins a multi-node cell's ranks (cnnbench.multinode): started by step_job.py through
+runner joins a multi-node cell's ranks (cnnbench.sweep.nodes): started by step_job.py through
 srun, under torchrun for PyTorch.
 
     python tests/slurm/step_rank.py --framework jax --out DIR

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cnnbench.envs import find_python
+from cnnbench.plan.envs import find_python
 from tests.conformance.test_multinode import assert_one_device_step
 from tests.slurm.cluster import LocalSlurm
 from tests.slurm.conftest import ROOT, cnnbench_cmd

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters import FRAMEWORKS
-from cnnbench.envs import find_python
+from cnnbench.plan.envs import find_python
 
 pytestmark = pytest.mark.smoke
 ROOT = Path(__file__).resolve().parents[2]

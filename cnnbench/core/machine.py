@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .files import write_json_atomic
+from cnnbench.core.files import write_json_atomic
 
 # What every x86-64 machine the ids were first made on had; more than this goes in the id.
 _BASE_ISA = frozenset({"sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c"})
@@ -284,5 +284,5 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:] != ["--node"]:
-        sys.exit("usage: python -m cnnbench.machine --node")
+        sys.exit("usage: python -m cnnbench.core.machine --node")
     print(json.dumps(node_report(), default=str))

@@ -14,54 +14,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from .plan import Cell, base_device
-
-GEMM_N = {"cpu": 1024, "gpu": 8192}
-TRAIN_FLOP_FACTOR = 3
-
-
-def gemm_n(device: str) -> int:
-    return GEMM_N["cpu" if device == "cpu" else "gpu"]
-
-
-def probe_cells(cells: list[Cell]) -> list[Cell]:
-    """One GEMM probe per framework, variant, device, threads and precision of the plan. A
-    device set is probed on one of its devices (cpu*2 on cpu, gpu:0+1 on gpu:0)."""
-    seen: dict[tuple[Any, ...], Cell] = {}
-    for c in cells:
-        dev = base_device(c.device)
-        key = (c.framework, c.variant, dev, c.threads, c.precision)
-        if key not in seen:
-            seen[key] = Cell(c.framework, c.variant, dev, "gemm", "peak", gemm_n(dev),
-                             c.precision, c.exec_mode, c.threads)
-    return list(seen.values())
-
-
-def options_key(options: Any) -> str:
-    """Adapter options as canonical JSON: cells that differ only in options stay apart."""
-    if not options:
-        return "{}"
-    return json.dumps(options, sort_keys=True, default=str)
-
-
-def group_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A cell's key without its batch size: the rows whose step time must grow with batch."""
-    return (row["framework"], row["variant"], row["device"], row["workload"], row["mode"],
-            row["precision"], row["exec_mode"], row["threads"], options_key(row.get("options")))
-
-
-def peak_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["machine_id"], base_device(row["device"]), row["threads"], row["precision"])
-
-
-def probe_peak(row: dict[str, Any]) -> float | None:
-    """FLOP/s of a probe row's fastest round."""
-    if row.get("status") != "ok" or not row.get("samples_s"):
-        return None
-    return float(row["flops_per_image"]) / min(row["samples_s"])
+from cnnbench.core.keys import group_key, peak_key, probe_peak
+from cnnbench.plan.probes import TRAIN_FLOP_FACTOR
 
 
 class Validity:

@@ -21,7 +21,7 @@ import hashlib
 import socket
 from dataclasses import dataclass, field
 
-from .plan import Cell
+from cnnbench.core.cells import Cell
 
 # Frameworks whose ranks the runner can join across nodes, and why the others cannot.
 REFUSED = {

@@ -1,6 +1,6 @@
 """The report's sections, one function each, from the analysis layer's DataFrames.
 
-Every ratio here comes from ``cnnbench.analysis`` (a comparison of two cells' raw samples,
+Every ratio here comes from ``cnnbench.analyse.compare`` (a comparison of two cells' raw samples,
 with its interval and verdict); no section computes a ratio of its own. Each section is
 bounded: past a few hundred cells it summarises (best per group, a distribution) and keeps
 its full table as a compressed download, so 100,000 cells make a report of a few MB.
@@ -8,195 +8,46 @@ its full table as a compressed download, so 100,000 cells make a report of a few
 
 from __future__ import annotations
 
-import math
 import operator
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
 from adapters import ADAPTERS
-
-from . import analysis as an
-from . import charts
-from .claims import TF_BUILD, check_claims
-from .htmlkit import Section, bullets, details, esc, figure, para, table
-from .prices import Price, price_for
-from .report import KEY, REFERENCE_LABEL, peaks
-
-MAX_FINDINGS = 120  # summary sentences (groups) computed and shown
-MAX_COMPARISONS = 400  # comparisons per section
-MAX_CHART_BARS = 60  # bars in one throughput chart before it charts the best per group
-MAX_CHARTS = 8  # charts of one kind in a section
-
-FRAMEWORK_NAMES, MODE_NAMES = an.FRAMEWORK_NAMES, an.MODE_NAMES
-SYSTEM = ["machine_id", "device"]
-BUILDERS: tuple[Callable[[Inputs], Section], ...] = ()  # set at the end of the module
-GROUP = ["machine_id", "device", "workload", "mode"]
-LIKE = ["machine_id", "device", "workload", "mode", "batch_size", "precision"]
-
-
-@dataclass(frozen=True)
-class Job:
-    """The training job the buyer's view prices: ``images`` per epoch x ``epochs``."""
-
-    workload: str = "resnet50"
-    epochs: int = 90
-    images: int = 1_281_167
-
-    @property
-    def total(self) -> int:
-        return self.epochs * self.images
-
-    def text(self) -> str:
-        return f"{self.workload}, {self.epochs} epochs of {self.images:,} images"
-
-
-@dataclass
-class Inputs:
-    df: pd.DataFrame  # every row read
-    problems: list[str]
-    machines: dict[str, dict[str, Any]]
-    prices: list[Price] = field(default_factory=list)
-    baseline: dict[str, str] | None = None
-    reference_machine: str | None = None
-    job: Job = field(default_factory=Job)
-    notes: list[str] = field(default_factory=list)  # reference bundles read or left out
-    cells: pd.DataFrame = field(init=False)
-    hardware: pd.DataFrame = field(init=False)  # cells on a machine's own devices
-    records: list[dict[str, Any]] = field(init=False)  # the cells' main columns, as dicts
-    samples: dict[Hashable, list[Any]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.cells = an.cells_table(self.df)
-        if not self.cells.empty:
-            # Batch, device and machine have columns of their own wherever a label is shown.
-            self.cells["label"] = an.config_labels(self.cells, fields=[
-                f for f in an.CONFIG if f not in ("batch_size", "device", "machine_id")])
-            self.cells = self.cells.sort_values(
-                [*GROUP, "batch_size", "framework", "label"], kind="stable").reset_index(drop=True)
-        # Simulated device sets measure overhead: they are no machine to answer with.
-        self.hardware = self.cells[~an.simulated(self.cells)]
-        self.samples = _raw_samples(self.df)
-        cols = [c for c in [*KEY, "label", "ips", "low", "high", "runs", "cell_id",
-                            "framework_version", "n_devices"] if c in self.cells]
-        self.records = recs_of(self.cells[cols])
-
-    def per_image(self, row: Mapping[Any, Any]) -> list[np.ndarray]:
-        """A cell's runs as seconds per image: comparable across batch sizes."""
-        k = tuple(row[f] for f in KEY)
-        out = []
-        for raw in self.samples.get(k, []):
-            a = np.asarray(raw, dtype=float)
-            a = a[np.isfinite(a) & (a > 0)]
-            if a.size:
-                out.append(a / float(row["batch_size"]))
-        return out
-
-
-def _raw_samples(df: pd.DataFrame) -> dict[Hashable, list[Any]]:
-    """Per cell key, each ok run's raw samples list, as analysis.cell_samples has them but
-    unconverted: only the cells a section compares become arrays."""
-    ok = df[(df["status"] == "ok") & (df["mode"] != "peak")]
-    if ok.empty:
-        return {}
-    cols = [ok[c].tolist() for c in KEY if c not in ("threads", "options_key")]
-    threads = ok["threads"].fillna(0).astype(int).tolist()
-    opts = [an.options_key(o) for o in ok["options"].tolist()]
-    at_t, at_o = KEY.index("threads"), KEY.index("options_key")
-    out: dict[Hashable, list[Any]] = {}
-    for vals, t, o, smp in zip(zip(*cols, strict=True), threads, opts,
-                               ok["samples_s"].tolist(), strict=True):
-        k = list(vals)
-        k.insert(at_t, t)
-        k.insert(at_o, o)
-        if isinstance(smp, list) and smp:
-            out.setdefault(tuple(k), []).append(smp)
-    return out
-
-
-# ------------------------------------------------------------------- formatting
-
-
-def fw(name: Any) -> str:
-    return FRAMEWORK_NAMES.get(str(name), str(name))
-
-
-def num(v: Any) -> str:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return ""
-    if v != v or v in (math.inf, -math.inf):
-        return ""
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-
-
-def labels_of(cells: pd.DataFrame) -> list[str]:
-    """nice_label for every row, without a per-row pandas apply."""
-    return [fw(f) + lab[len(f):] if lab.startswith(f) else lab
-            for f, lab in zip(cells["framework"].astype(str).tolist(),
-                              cells["label"].astype(str).tolist(), strict=True)]
-
-
-def ci(lo: Any, hi: Any) -> str:
-    a, b = num(lo), num(hi)
-    return f"[{a}, {b}]" if a and b else ""
-
-
-def system(machine: Any, device: Any) -> str:
-    return f"{machine} {'CPU' if device == 'cpu' else device}"
-
-
-def nice_label(row: Mapping[Any, Any]) -> str:
-    """A cell's label with the framework's proper name first."""
-    label = str(row.get("label") or row.get("framework"))
-    f = str(row.get("framework"))
-    return fw(f) + label[len(f):] if label.startswith(f) else label
-
-
-def _compare(inp: Inputs, base: Mapping[Any, Any], cont: Mapping[Any, Any]) -> an.Comparison | None:
-    b, c = inp.per_image(base), inp.per_image(cont)
-    if not b or not c:
-        return None
-    return an.compare_cells(b, c)
-
-
-def recs_of(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """A frame's rows as dicts with str keys (pandas types them Hashable)."""
-    return cast(list[dict[str, Any]], df.to_dict("records"))
-
-
-def _forest(rows: pd.DataFrame, labels: Sequence[str], title: str) -> Markup:
-    rows = rows.head(40)
-    fig = charts.forest(list(labels)[:40], rows["ratio"].tolist(), rows["low"].tolist(),
-                        rows["high"].tolist(), rows["significant"].astype(bool).tolist(), title)
-    return figure(fig, title)
-
-
-def _short_labels(rows: pd.DataFrame) -> list[str]:
-    """Chart labels of compared cells: the workload, then the contender (the table beside the
-    chart names the baseline)."""
-    return [f"{w} {m} b{int(b)}: {lab}" for w, m, b, lab in zip(
-        rows["workload"], rows["mode"], rows["batch_size"], labels_of(rows), strict=True)]
-
-
-def _notes(rows: pd.DataFrame) -> list[str]:
-    notes = sorted({n for n in rows.get("note", pd.Series(dtype=str)) if n})
-    return [f"Note: {n}." for n in notes]
-
-
-# ------------------------------------------------------------------- 1 summary
-
-
-def _simulated_note(inp: Inputs) -> str:
-    n = len(inp.cells) - len(inp.hardware)
-    return (f"{n:,} cells on simulated device sets (cpu*N: devices sharing the same cores) are "
-            "left out here: they measure data-parallel overhead, not a machine (see "
-            "Data-parallel scaling)." if n else "")
+from cnnbench.analyse import compare as an
+from cnnbench.analyse.claims import TF_BUILD, check_claims
+from cnnbench.core.keys import KEY
+from cnnbench.core.prices import price_for
+from cnnbench.core.results import REFERENCE_LABEL
+from cnnbench.report import charts
+from cnnbench.report.htmlkit import Section, bullets, details, esc, figure, para, table
+from cnnbench.report.render import peaks
+from cnnbench.report.sections.base import (
+    GROUP,
+    LIKE,
+    MAX_CHART_BARS,
+    MAX_CHARTS,
+    MAX_COMPARISONS,
+    MAX_FINDINGS,
+    MODE_NAMES,
+    SYSTEM,
+    Inputs,
+    _compare,
+    _forest,
+    _notes,
+    _short_labels,
+    _simulated_note,
+    ci,
+    fw,
+    labels_of,
+    nice_label,
+    num,
+    recs_of,
+    system,
+)
 
 
 def summary(inp: Inputs) -> Section:
@@ -528,7 +379,7 @@ def modes(inp: Inputs) -> Section:
 
 
 def builds(inp: Inputs) -> Section:
-    from . import builds as B
+    from cnnbench.analyse import builds as B
 
     sec = Section("builds", "What a build for your CPU buys you")
     df = inp.df
@@ -596,7 +447,7 @@ def _ladder_charts(gains: pd.DataFrame) -> list[Markup]:
     """Throughput against the ISA ladder, per framework: one chart per machine, workload,
     batch and precision, train and infer side by side; levels this CPU lacks are on the axis,
     marked, with no point."""
-    from .builds import LADDER_ORDER
+    from cnnbench.analyse.builds import LADDER_ORDER
 
     lad = gains[gains["isa_level"].notna() & gains["isa_level"].isin(list(LADDER_ORDER))]
     out: list[Markup] = []
@@ -638,7 +489,7 @@ def _scaling_table(t: pd.DataFrame, what: str) -> pd.DataFrame:
 
 
 def _curves(sec: Section, curves: pd.DataFrame, by: list[str], what: str) -> None:
-    from .scaling import projections, scaling_figure
+    from cnnbench.analyse.scaling import projections, scaling_figure
 
     for i, (k, sub) in enumerate(curves.groupby(by, sort=False, dropna=False)):
         if i >= MAX_CHARTS:
@@ -666,7 +517,7 @@ def table_of_projections(proj: pd.DataFrame) -> Markup:
 
 
 def threads(inp: Inputs) -> Section:
-    from .scaling import thread_scaling
+    from cnnbench.analyse.scaling import thread_scaling
 
     sec = Section("threads", "Thread scaling")
     t = thread_scaling(inp.df) if not inp.cells.empty else pd.DataFrame()
@@ -684,7 +535,7 @@ def threads(inp: Inputs) -> Section:
 
 
 def scaling(inp: Inputs) -> Section:
-    from .scaling import SEED_LABEL, device_scaling
+    from cnnbench.analyse.scaling import SEED_LABEL, device_scaling
 
     sec = Section("scaling", "Data-parallel scaling")
     t = device_scaling(inp.df) if not inp.cells.empty else pd.DataFrame()
@@ -892,7 +743,7 @@ def buyers(inp: Inputs) -> Section:
 
 
 def claims(inp: Inputs) -> Section:
-    from .scaling import device_scaling
+    from cnnbench.analyse.scaling import device_scaling
 
     sec = Section("claims", "The seeds' claims checked")
     scaling = device_scaling(inp.df) if not inp.cells.empty else None

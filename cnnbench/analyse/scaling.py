@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .analysis import cell_samples, compare_cells
-from .claims import TWO_GPUS
-from .report import KEY
+from cnnbench.analyse.claims import TWO_GPUS
+from cnnbench.analyse.compare import cell_samples, compare_cells
+from cnnbench.core.keys import KEY
 
 # The seed's claim as a chart draws it: a star at N = 2 on hardware GPUs' curves of training
 # with weak scaling, the setting the seed speaks of.
@@ -177,7 +177,7 @@ def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
 
 
 def _options_key(options: Any) -> str:
-    from .validity import options_key
+    from cnnbench.core.keys import options_key
 
     return options_key(options)
 

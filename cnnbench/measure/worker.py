@@ -1,6 +1,6 @@
 """The worker: runs ONE cell in its own process, inside one framework's environment.
 
-Started by the runner as ``python -m cnnbench.worker --cell CELL.json --out RECORD.json``.
+Started by the runner as ``python -m cnnbench.measure.worker --cell CELL.json --out RECORD.json``.
 The record goes to the ``--out`` file (written atomically), never to stdout, which belongs to
 the framework's chatter. Every failure the worker can see becomes a status with a one-line
 reason; failures it cannot see (SIGKILL, a hang) are recorded by the runner.
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .files import write_json_atomic
-from .timing import Measurement, Protocol, RoundBudget, measure, warm_up
+from cnnbench.core.files import write_json_atomic
+from cnnbench.measure.timing import Measurement, Protocol, RoundBudget, measure, warm_up
 
 TimeSteps = Callable[[int], float]
 
@@ -234,7 +234,7 @@ def _dump_texts(dump_dir: Path) -> dict[str, str]:
 def _flags() -> frozenset[str]:
     """The CPU's flags, to rank ISA names newer than cnnbench knows; none where they cannot
     be read (py-cpuinfo, the fallback, is not in a framework environment)."""
-    from .machine import cpu_flags
+    from cnnbench.core.machine import cpu_flags
 
     try:
         return cpu_flags()
@@ -249,8 +249,7 @@ def probe_kernels(cell: dict[str, Any]) -> dict[str, Any]:
     import tempfile
 
     from adapters import load_adapter
-
-    from .kernels import parse_onednn_verbose, parse_xla_dump
+    from cnnbench.measure.kernels import parse_onednn_verbose, parse_xla_dump
 
     with tempfile.TemporaryDirectory(prefix="cnnbench-probe-") as tmp:
         dump_dir, log = Path(tmp) / "xla", Path(tmp) / "stdout.txt"
@@ -349,7 +348,7 @@ def _dist() -> tuple[int, int, int] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="cnnbench.worker")
+    p = argparse.ArgumentParser(prog="cnnbench.measure.worker")
     p.add_argument("--cell", type=Path)
     p.add_argument("--facts", metavar="FRAMEWORK")
     p.add_argument("--out", type=Path, required=True)

@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from adapters import get_info
+from cnnbench.core.cells import Cell
+from cnnbench.core.schema import append_row, blank_row, iter_rows
+from cnnbench.measure.kernels import cap_ignored
+from cnnbench.measure.timing import Protocol
+from cnnbench.measure.worker import one_line as _one_line
+from cnnbench.plan.envs import find_python, tox_workdir, worker_env
+from cnnbench.plan.probes import probe_cells
+from cnnbench.plan.variants import VariantSet
+from cnnbench.sweep.nodes import Nodes, free_port
+from cnnbench.sweep.validity import Validity
 from workloads import get_workload
-
-from .envs import find_python, tox_workdir, worker_env
-from .kernels import cap_ignored
-from .multinode import Nodes, free_port
-from .plan import Cell
-from .schema import append_row, blank_row, iter_rows
-from .timing import Protocol
-from .validity import Validity, probe_cells
-from .variants import VariantSet
-from .worker import one_line as _one_line
 
 
 @dataclass
@@ -62,7 +62,7 @@ class RunSettings:
     # framework's own mechanism, and the node holding rank 0 records the one row.
     nodes: Nodes = field(default_factory=Nodes)
     # After each ok CPU cell, run one step again in a probe process with oneDNN's verbose log
-    # on (and XLA's dump): the kernels that ran, in the row's `kernels` (cnnbench.kernels).
+    # on (and XLA's dump): the kernels that ran, in the row's `kernels` (cnnbench.measure.kernels).
     kernel_probe: bool = True
     # This CPU's feature flags (/proc/cpuinfo); None = read them here. A ladder level that
     # needs a flag not in it is recorded unsupported.
@@ -211,7 +211,7 @@ def uses_torchrun(cell: Cell, settings: RunSettings) -> bool:
 
 
 def launcher(cell: Cell, settings: RunSettings) -> list[str]:
-    """What goes before ``-m cnnbench.worker``: nothing, or torchrun's arguments (run as
+    """What goes before ``-m cnnbench.measure.worker``: nothing, or torchrun's arguments (run as
     ``python -m torch.distributed.run`` of the framework's interpreter)."""
     if not uses_torchrun(cell, settings):
         return []
@@ -319,8 +319,8 @@ class WorkerProcess:
         row.update(variant_kind=variant.kind, isa_level=variant.isa)
         level = variant.level
         if level is not None and cell.device == "cpu":
-            from .machine import cpu_flags
-            from .variants import missing_flags
+            from cnnbench.core.machine import cpu_flags
+            from cnnbench.plan.variants import missing_flags
 
             lacks = missing_flags(level, settings.cpu_flags if settings.cpu_flags is not None
                                   else cpu_flags())
@@ -381,7 +381,7 @@ class WorkerProcess:
                    "protocol": settings.protocol.to_dict()}
         cell_file.write_text(json.dumps(payload))
         cmd = [*(settings.nodes.srun_prefix() if srun else []), python,
-               *launcher(cell, settings), "-m", "cnnbench.worker", "--cell", str(cell_file),
+               *launcher(cell, settings), "-m", "cnnbench.measure.worker", "--cell", str(cell_file),
                "--out", str(self.out_file)]
         if settings.memory_limit_mb:
             cmd += ["--memory-limit-mb", str(settings.memory_limit_mb)]
@@ -503,7 +503,7 @@ class WorkerProcess:
                 and bool(get_info(cell.framework).env or emulates))
 
     def probe_kernels(self) -> None:
-        """Run one step of the cell again in a probe process (``cnnbench.worker --kernels``)
+        """Run one step of the cell again in a probe process (``cnnbench.measure.worker --kernels``)
         and put what ran in the row's ``kernels``; a cap that did not take effect is flagged
         ``cap_ignored``. A failed probe leaves its reason there and fails nothing. A repeat
         of a cell already probed in this run gets a copy of that probe's record instead
@@ -535,7 +535,7 @@ class WorkerProcess:
             cell_file, out = Path(tmp) / "cell.json", Path(tmp) / "kernels.json"
             cell_file.write_text(json.dumps({"cell": {**cell.to_dict(), "options": options},
                                              "protocol": self.settings.protocol.to_dict()}))
-            cmd = [python, "-m", "cnnbench.worker", "--kernels", "--cell", str(cell_file),
+            cmd = [python, "-m", "cnnbench.measure.worker", "--kernels", "--cell", str(cell_file),
                    "--out", str(out)]
             try:
                 with open(self.log_path, "ab") as log:

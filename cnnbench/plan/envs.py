@@ -104,7 +104,7 @@ def facts_for(framework: str, overrides: dict[str, str], timeout: float = 180.0)
         env, _ = worker_env({}, None)
         try:
             proc = subprocess.run(
-                [python, "-m", "cnnbench.worker", "--facts", framework, "--out", str(out)],
+                [python, "-m", "cnnbench.measure.worker", "--facts", framework, "--out", str(out)],
                 env=env, cwd=tmp, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:

@@ -4,7 +4,7 @@ and the check that a requested ISA cap took effect. Pure standard library.
 A cap is only an environment variable, and frameworks ignore ones they do not read (MXNet 1.9
 reads ``DNNL_MAX_CPU_ISA``, not ``ONEDNN_MAX_CPU_ISA``) or values they do not know (PyTorch
 silently ignores an invalid ``ATEN_CPU_CAPABILITY``). So after a cell, a short probe process
-runs one step of it again with oneDNN's verbose log on (``cnnbench.worker --kernels``); the
+runs one step of it again with oneDNN's verbose log on (``cnnbench.measure.worker --kernels``); the
 log names the implementation of every primitive it executed (``brg_conv_fwd:avx2``,
 ``jit:avx512_core``, ``gemm:jit``), and the ISA in those names is what ran. The probe is a
 process of its own because oneDNN reads its verbose switch once, at first use, and TensorFlow
@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from . import isa
+from cnnbench.core import isa
 
 # ATen's kernel sets (ATEN_CPU_CAPABILITY / get_cpu_capability()).
 ATEN_LEVELS = ("default", "avx2", "avx512")
@@ -27,7 +27,7 @@ _VERBOSE_PREFIXES = ("onednn_verbose", "dnnl_verbose", "mkldnn_verbose")
 
 def dispatch_isa(max_isa: str | None, cpu_flags: Iterable[str] = ()) -> str | None:
     """The ladder's name of oneDNN's 'info,cpu,isa:' words ('Intel AVX2' -> 'avx2'; 'Intel
-    AVX10.1 and Intel AMX ...' -> 'avx512_core_amx'); see cnnbench.isa."""
+    AVX10.1 and Intel AMX ...' -> 'avx512_core_amx'); see cnnbench.core.isa."""
     rank = isa.onednn_words(max_isa, cpu_flags)
     return None if rank is None else isa.name(rank)
 
@@ -37,7 +37,7 @@ def parse_onednn_verbose(text: str, cpu_flags: Iterable[str] = ()) -> dict[str, 
     line: {version, max_isa (the 'info,cpu,isa' line), dispatch_isa (its ladder level),
     primitives: executions per kind, impls: executions per implementation, isa: executions
     per ISA named in them, top_isa: the highest of those}. ``cpu_flags`` ranks names newer
-    than cnnbench.isa knows (at least the CPU's own level)."""
+    than cnnbench.core.isa knows (at least the CPU's own level)."""
     cpu_flags = tuple(cpu_flags)
     version = max_isa = None
     impls: Counter[str] = Counter()

@@ -1,49 +1,19 @@
-"""The HTML report: pandas tables and matplotlib charts, rebuilt entirely from JSON Lines.
+"""Reading results: JSON Lines files and machine.json records into one pandas DataFrame.
 
-Self-contained (charts are embedded PNG data URIs, styles inline), and every string taken
-from results goes through Jinja2's autoescaping, so a shared results file cannot inject
-markup or script.
+Each resolved file is read once, and a row that repeats a run already read (the same
+machine_id, run_id, cell_id and repeat) is dropped with one warning. Reference bundles are
+left out unless asked for.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .files import write_atomic
-from .prices import Price
-from .schema import REQUIRED, iter_rows, reference_root, result_files
-from .validity import peak_key, probe_peak
-
-# What makes two rows the same cell: everything in its cell_id except the repeat index.
-# Adapter options are a dict, so they take part as their canonical JSON (options_key).
-# The report's sections, in order: (HTML id, heading). Each is a <section id=...> with an <h2>;
-# a section without data says so in one line, it is never left out.
-SECTIONS = (
-    ("summary", "Summary"),
-    ("throughput", "Throughput"),
-    ("speedup", "Speedup"),
-    ("modes", "Execution mode and precision"),
-    ("builds", "What a build for your CPU buys you"),
-    ("threads", "Thread scaling"),
-    ("scaling", "Data-parallel scaling"),
-    ("machines", "Machines compared"),
-    ("buyers", "Buyer's view"),
-    ("claims", "The seeds' claims checked"),
-    ("method", "Method"),
-    ("not-run", "Cells that did not run"),
-    ("problems", "Problems reading results"),
-)
-SECTION_IDS = tuple(s for s, _ in SECTIONS)
-
-KEY = ["machine_id", "framework", "variant", "device", "workload", "mode", "batch_size",
-       "precision", "exec_mode", "threads", "options_key"]
-
+from cnnbench.core.schema import REQUIRED, iter_rows, reference_root, result_files
 
 # Row fields that repeat across the rows of a sweep (dicts and lists of strings).
 _SHARED = ("build", "env", "options", "threads_set", "kernels", "busy", "flags", "python",
@@ -178,84 +148,7 @@ def _once(df: pd.DataFrame, problems: list[str]) -> pd.DataFrame:
 def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
     """The newest ok row per cell key, with how many ok runs (repeats) that key has and the
     spread of their images/s: (max - min) / median (``analysis.cells_table``)."""
-    from .analysis import cells_table
+    from cnnbench.analyse.compare import cells_table
 
     cells = cells_table(df)
     return cells.sort_values(["machine_id", "device", "workload", "mode", "framework"])
-
-
-def peaks(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """The measured GEMM peak per machine, device, threads and precision (best probe)."""
-    probes = df[(df["status"] == "ok") & (df["mode"] == "peak")]
-    best: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in probes.to_dict("records"):
-        r = {str(k): v for k, v in row.items()}
-        flops = probe_peak(r)
-        if flops is None:
-            continue
-        key = peak_key(r)
-        if key not in best or flops > best[key]["flops"]:
-            best[key] = {"machine": r["machine_id"], "device": r["device"],
-                         "threads": r["threads"], "precision": r["precision"],
-                         "framework": r["framework"], "flops": flops,
-                         "gflops": _fmt(flops / 1e9), "n": int(r["batch_size"])}
-    return [best[k] for k in sorted(best, key=str)]
-
-
-def _fmt(v: Any, spec: str = ".1f") -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    return format(v, spec)
-
-
-def build_sections(df: pd.DataFrame, problems: list[str], machines: dict[str, dict[str, Any]],
-                   prices: list[Price] | None = None, *, baseline: dict[str, str] | None = None,
-                   reference_machine: str | None = None, job: Any = None,
-                   notes: list[str] | None = None) -> list[Any]:
-    """Every section of the report, in SECTIONS order (a section without data says so)."""
-    from . import sections as S
-
-    inp = S.Inputs(df, problems, machines, prices or [], baseline, reference_machine,
-                   job or S.Job(), notes or [])
-    out = [build(inp) for build in S.BUILDERS]
-    assert [s.id for s in out] == list(SECTION_IDS), "sections out of order"
-    return out
-
-
-def render(df: pd.DataFrame, problems: list[str], sections: list[Any]) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("cnnbench", "templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True))
-    runs = sorted(set(df["run_id"].dropna())) if len(df) else []
-    return env.get_template("report.html.j2").render(
-        generated=datetime.now(UTC).isoformat(timespec="seconds"), n_rows=len(df),
-        n_ok=int((df["status"] == "ok").sum()) if len(df) else 0, runs=runs,
-        machines=sorted(set(df["machine_id"].dropna())) if len(df) else [],
-        sections=sections, n_problems=len(problems))
-
-
-def write_report(paths: list[Path], output: Path, prices: list[Price] | None = None, *,
-                 baseline: dict[str, str] | None = None, reference_machine: str | None = None,
-                 job: Any = None, with_reference: bool = False,
-                 warn: Callable[[str], None] | None = None, notes: Sequence[str] = ()) -> Path:
-    """Read results, build every section, and write exactly one file: ``output``
-    (atomically). ``warn`` gets the problems met reading (the first few) and the reference
-    bundles read or left out (with ``notes``, shown in the Method section), a line each."""
-    notes = list(notes)
-    df, problems, machines = load_results([Path(p) for p in paths],
-                                          with_reference=with_reference, notes=notes)
-    if warn is not None:
-        for line in problems[:_WARN_LINES]:
-            warn(f"warning: {line}")
-        if len(problems) > _WARN_LINES:
-            warn(f"warning: {len(problems) - _WARN_LINES:,} more problems: see the report's "
-                 "\"Problems reading results\"")
-        for line in notes:
-            warn(f"note: {line}")
-    secs = build_sections(df, problems, machines, prices, baseline=baseline,
-                          reference_machine=reference_machine, job=job, notes=notes)
-    return write_atomic(Path(output), render(df, problems, secs))
-
-
-_WARN_LINES = 5  # problems repeated on stderr; the report lists them all

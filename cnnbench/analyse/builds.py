@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from .analysis import Comparison, cell_samples, compare_cells
-from .claims import beside_build_row
-from .kernels import JAX_NOTE
-from .variants import LADDER, onednn_enabled
+from cnnbench.analyse.claims import beside_build_row
+from cnnbench.analyse.compare import Comparison, cell_samples, compare_cells
+from cnnbench.measure.kernels import JAX_NOTE
+from cnnbench.plan.variants import LADDER, onednn_enabled
 
 BASELINE = "default"
 # What must agree for a variant to be compared with the default build. Adapter options are

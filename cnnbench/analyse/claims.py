@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import analysis as an
-from .plan import device_count
-from .report import KEY
-from .variants import LADDER, LEVELS, onednn_enabled, top_level
+from cnnbench.analyse import compare as an
+from cnnbench.core.cells import device_count
+from cnnbench.core.keys import KEY
+from cnnbench.plan.variants import LADDER, LEVELS, onednn_enabled, top_level
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters import ADAPTERS
-
-from .isa import normalize_flags
-from .tomlfile import header_lines, key_line, read_text, tables
+from cnnbench.core.isa import normalize_flags
+from cnnbench.core.tomlfile import header_lines, key_line, read_text, tables
 
 
 class VariantError(ValueError):

@@ -41,9 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .plan import is_simulated
-from .report import KEY
-from .validity import options_key
+from cnnbench.core.cells import is_simulated
+from cnnbench.core.keys import KEY, options_key
 
 # Bootstrap resamples of every interval: the one setting, so the report and ``compare`` give
 # the same interval for the same pair.

@@ -10,12 +10,12 @@ The submitter (``cnnbench run --launcher slurm``) keeps its state in
   cells it has started (so an end state can be pinned on the cell it cut short);
 * ``logs/<job>_<task>.out``: the task's own output.
 
-Each task (``python -m cnnbench.launch.slurm task DIR SUBMISSION``) probes its node, writes
+Each task (``python -m cnnbench.sweep.slurm task DIR SUBMISSION``) probes its node, writes
 its machine.json and appends its rows to ``<results>/<its machine_id>/<run_id>.jsonl``, so two
 partitions with different hardware are two machines. The submitter watches ``squeue`` and
 the rows, and when a task ends in TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, CANCELLED, FAILED or
 PREEMPTED it records the cell that task was running with that end state and Slurm's reason
-(``cnnbench.slurm.END_STATUS``). Cells a task never reached stay unrecorded, and
+(``cnnbench.sweep.slurmctl.END_STATUS``). Cells a task never reached stay unrecorded, and
 ``--resume`` submits exactly the cells that are neither recorded nor in a live job.
 """
 
@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import slurm
-from ..files import write_json_atomic
-from ..multinode import Nodes
-from ..plan import Cell
-from ..runner import RunSettings, _base_row, run_plan
-from ..schema import append_row, iter_rows
-from ..timing import Protocol
-from ..variants import VariantSet, load_variants_file
+from cnnbench.core.cells import Cell
+from cnnbench.core.files import write_json_atomic
+from cnnbench.core.schema import append_row, iter_rows
+from cnnbench.measure.timing import Protocol
+from cnnbench.plan.variants import VariantSet, load_variants_file
+from cnnbench.sweep import slurmctl as slurm
+from cnnbench.sweep.nodes import Nodes
+from cnnbench.sweep.runner import RunSettings, _base_row, run_plan
 
 
 @dataclass
@@ -172,7 +172,7 @@ class Sweep:
 def submit(sweep: Sweep, cells: list[Cell], opts: SlurmOptions) -> str | None:
     """Submit ``cells`` as one job array (groups of at most cells_per_job, keeping the
     runner's side-by-side groups whole); its job id, or None when there is nothing to do."""
-    from ..runner import _groups
+    from cnnbench.sweep.runner import _groups
 
     if not cells:
         return None
@@ -186,7 +186,7 @@ def submit(sweep: Sweep, cells: list[Cell], opts: SlurmOptions) -> str | None:
             groups.append(ids)
     index = len(sweep.data["submissions"])
     (sweep.dir / "logs").mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "cnnbench.launch.slurm", "task", str(sweep.dir.resolve()),
+    command = [sys.executable, "-m", "cnnbench.sweep.slurm", "task", str(sweep.dir.resolve()),
                str(index)]
     job = slurm.sbatch([
         f"--array=0-{len(groups) - 1}", f"--job-name=cnnbench-{sweep.run_id}",
@@ -292,7 +292,7 @@ def counts(sweep: Sweep) -> Counter[str]:
 
 def run_task(sdir: Path, submission: int, index: int) -> int:
     """One array task: the ordinary runner over its group of cells, on this node."""
-    from .. import machine
+    from cnnbench.core import machine
 
     sweep = Sweep.load(sdir)
     sub = sweep.data["submissions"][submission]
@@ -316,7 +316,7 @@ def run_task(sdir: Path, submission: int, index: int) -> int:
                 "machine_id": mid, "host": mrec["hostname"], "started": started})
 
     def done(cell: Cell, row: dict[str, Any]) -> None:
-        from ..commands.run import describe
+        from cnnbench.commands.run import describe
 
         print(describe(cell, row), flush=True)
 
@@ -340,10 +340,10 @@ def _join_allocation(nodes: Nodes, run_id: str) -> None:
 
 
 def _node_facts(nodes: Nodes, names: list[str]) -> list[dict[str, object]]:
-    """Each node's own report (``cnnbench.machine --node``), gathered by one srun."""
+    """Each node's own report (``cnnbench.core.machine --node``), gathered by one srun."""
     import subprocess
 
-    cmd = [*nodes.srun_prefix(), sys.executable, "-m", "cnnbench.machine", "--node"]
+    cmd = [*nodes.srun_prefix(), sys.executable, "-m", "cnnbench.core.machine", "--node"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     facts = []
     for line in r.stdout.splitlines():
@@ -361,7 +361,7 @@ def _node_facts(nodes: Nodes, names: list[str]) -> list[dict[str, object]]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 3 or argv[0] != "task":
-        print("usage: python -m cnnbench.launch.slurm task STATE_DIR SUBMISSION", file=sys.stderr)
+        print("usage: python -m cnnbench.sweep.slurm task STATE_DIR SUBMISSION", file=sys.stderr)
         return 2
     index = int(os.environ.get("SLURM_ARRAY_TASK_ID", "0"))
     return run_task(Path(argv[1]), int(argv[2]), index)

@@ -41,7 +41,7 @@ _FLAGS = ("ci_wide", "above_peak", "time_not_growing", "warmup_unsteady", "busy_
 
 # The one definition of a row, as "name | type | meaning" lines (an indented line goes on).
 # The runner's blank row, the keys it takes from a worker's record and the README's schema
-# table (``python -m cnnbench.schema``) all come from here. Defaults other than None are in
+# table (``python -m cnnbench.core.schema``) all come from here. Defaults other than None are in
 # _DEFAULTS.
 _TABLE = """
 schema_version | int | version of this row layout (readers migrate older rows and refuse newer ones)
@@ -169,7 +169,7 @@ def blank_row(**values: Any) -> dict[str, Any]:
 
 
 def markdown_table() -> str:
-    """The README's schema table (``python -m cnnbench.schema`` prints it)."""
+    """The README's schema table (``python -m cnnbench.core.schema`` prints it)."""
     lines = ["| field | type | meaning |", "|---|---|---|"]
     lines += [f"| `{f.name}` | {f.type} | {f.meaning} |" for f in FIELDS]
     return "\n".join(lines)

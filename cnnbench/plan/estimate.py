@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import ADAPTERS
+from cnnbench.core.cells import MODES, Cell, base_device
+from cnnbench.core.keys import probe_peak
+from cnnbench.measure.timing import Protocol
+from cnnbench.plan.expand import expand
+from cnnbench.plan.probes import TRAIN_FLOP_FACTOR, probe_cells
+from cnnbench.plan.variants import VariantSet, missing_flags
 from workloads import get_workload
-
-from .plan import MODES, Cell, base_device, expand
-from .timing import Protocol
-from .validity import TRAIN_FLOP_FACTOR, probe_cells, probe_peak
-from .variants import VariantSet, missing_flags
 
 # --------------------------------------------------------------------------- calibration
 #
@@ -50,7 +51,7 @@ from .variants import VariantSet, missing_flags
 #       (7.5 s cold); tensorflow 7.3-7.8 s; jax+flax+optax 3.4-3.5 s; mxnet 5.4-6.5 s (load 6)
 #   canonical weights in numpy (workloads.reference.init_weights, load 2): lenet5 0.04 s,
 #       resnet20 0.02 s, resnet50 0.73 s, mobilenet_v2 0.16 s, vgg16 5.1 s (37 ns a parameter)
-#   one worker, `python -m cnnbench.worker`, batch 1, budget 0.05 s, under /usr/bin/time
+#   one worker, `python -m cnnbench.measure.worker`, batch 1, budget 0.05 s, under /usr/bin/time
 #   (CPU = user + sys of the whole worker; setup = wall before the first step):
 #       pytorch  lenet5 infer: CPU 5.9-6.5 s; setup 5.7 s at load 2 (build_s 2.8: the first
 #                torch.optim pulls in torch._dynamo), 12.6-14.3 s at load 7.5
@@ -272,7 +273,7 @@ def step_seconds(cell: Cell, peaks: Mapping[Any, float] | None = None) -> float:
 
 @functools.cache
 def _builtin_variants() -> tuple[VariantSet, frozenset[str]]:
-    from .machine import cpu_flags
+    from cnnbench.core.machine import cpu_flags
 
     return VariantSet(), cpu_flags()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tomlfile import read_text, tables
+from cnnbench.core.tomlfile import read_text, tables
 
 
 class PriceError(ValueError):

@@ -1,0 +1,105 @@
+"""The plan: frameworks x variants x devices x workloads x modes x batch sizes x precisions x
+execution modes x thread counts, expanded into cells. Pure standard library + our registries.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from adapters import ADAPTERS, get_info
+from cnnbench.core.cells import (
+    MODES,
+    PRECISIONS,
+    SCALINGS,
+    Cell,
+    PlanError,
+    device_count,
+    normalize_device,
+    resolve_all_gpus,
+)
+from workloads import get_workload
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for i in items:
+        if i not in seen:
+            seen.append(i)
+    return seen
+
+
+def expand(
+    frameworks: Sequence[str],
+    workloads: Sequence[str],
+    modes: Sequence[str] = MODES,
+    batch_sizes: Sequence[int] | None = None,
+    precisions: Sequence[str] = ("fp32",),
+    exec_modes: Sequence[str] = ("default",),
+    devices: Sequence[str] = ("cpu",),
+    variants: Sequence[str] = ("default",),
+    threads: Sequence[int | None] = (None,),
+    options: dict[str, Any] | None = None,
+    scalings: Sequence[str] = ("weak",),
+    gpu_count: int | None = None,
+) -> list[Cell]:
+    """All cells, in an order that keeps one framework's cells together.
+
+    ``batch_sizes=None`` uses each workload's default batch. ``exec_modes`` may contain
+    "default" (each adapter's own default). Combinations an adapter cannot run are still
+    planned: the worker records them as `unsupported` with a reason, so nothing is dropped
+    silently.
+
+    Device sets (``cpu*2``, ``gpu:0+1``, ``gpu:all``) run data parallel once per entry of
+    ``scalings``: with ``weak`` the batch size is per device (the global batch is N times
+    it), with ``strong`` it is the global batch, split over the devices (a batch that does
+    not split evenly is recorded `unsupported`). One-device cells are planned once whatever
+    ``scalings`` holds: they are the baseline of both. ``gpu_count`` (the machine's, when
+    known) turns ``gpu:all`` into its GPUs.
+    """
+    for f in frameworks:
+        get_info(f)
+    for w in workloads:
+        get_workload(w)
+    for m in modes:
+        if m not in MODES:
+            raise PlanError(f"unknown mode {m!r} (known: {', '.join(MODES)})")
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise PlanError(f"unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
+    for b in batch_sizes or ():
+        if not isinstance(b, int) or b <= 0:
+            raise PlanError(f"batch size must be a positive integer, got {b!r}")
+    for t in threads:
+        if t is not None and (not isinstance(t, int) or t <= 0):
+            raise PlanError(f"thread count must be a positive integer, got {t!r}")
+    known_modes = {m for info in ADAPTERS.values() for m in info.exec_modes} | {"default"}
+    for e in exec_modes:
+        if e not in known_modes:
+            raise PlanError(f"unknown execution mode {e!r} (known: {', '.join(sorted(known_modes))})")
+    for sc in scalings:
+        if sc not in SCALINGS:
+            raise PlanError(f"unknown scaling {sc!r} (known: {', '.join(SCALINGS)})")
+    devs = _unique(resolve_all_gpus(normalize_device(d), gpu_count or 0) for d in devices)
+
+    cells: list[Cell] = []
+    for fw in _unique(frameworks):
+        info = get_info(fw)
+        fw_exec = _unique(info.default_exec_mode if e == "default" else e for e in exec_modes)
+        for var, dev, wl, mode, prec, ex, th in itertools.product(
+            _unique(variants), devs, _unique(workloads), _unique(modes), _unique(precisions),
+            fw_exec, _unique(threads),
+        ):
+            for b in _unique(batch_sizes or [get_workload(wl).default_batch]):
+                n = device_count(dev)
+                if n == 1:
+                    cells.append(Cell(fw, var, dev, wl, mode, b, prec, ex, th,
+                                      dict(options or {})))
+                    continue
+                for sc in _unique(scalings):
+                    # gpu:all on a machine without GPUs (n = 0) keeps the batch as given.
+                    glob = b * n if sc == "weak" and n else b
+                    cells.append(Cell(fw, var, dev, wl, mode, glob, prec, ex, th,
+                                      dict(options or {}), scaling=sc))
+    return cells
