@@ -136,6 +136,8 @@ def flag(*flags: str, default: Any = None, factory: Callable[[], Any] | None = N
             "alternative": alternative}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
+    if argparse_kwargs.get("action") == "store_true":
+        default = False
     return dataclasses.field(default=default, metadata=meta)
 
 
