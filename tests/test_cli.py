@@ -245,6 +245,7 @@ def test_parsed_flags_are_the_options_dataclass() -> None:
     """The parser is generated from RunOptions: what it reads back is that dataclass, with
     the field's default where a flag was left out."""
     from cnnbench.cli import build_parser
+    from cnnbench.commands import run as run_cmd
     from cnnbench.core.options import parsed_command
     from cnnbench.sweep.options import RunOptions, SlurmOptions
 
@@ -253,6 +254,7 @@ def test_parsed_flags_are_the_options_dataclass() -> None:
          "--shared-nodes", "--slurm-arg=--account=a"]))
     assert opts == RunOptions(interleave="none", adapter_opt={"step_s": 0.5}, launcher="slurm",
                               slurm=SlurmOptions(exclusive=False, extra=["--account=a"]))
+    assert run is run_cmd.run
     _, plain = parsed_command(build_parser().parse_args(["run"]))
     assert plain == RunOptions()
 

@@ -54,6 +54,6 @@ def _print(out: dict[str, Any]) -> None:
     print(f"os        {rec['os']}, python {rec['python']}")
     for fw, f in fw_facts.items():
         print(f"\n[{fw}] {f['status']}" + (f": {f['error']}" if f.get("error") else ""))
-        build: dict[str, Any] = f.get("build") or {}  # type: ignore[assignment]
+        build: dict[str, Any] = f.get("build") or {}
         for k, v in build.items():
             print(f"  {k:24} {v}")

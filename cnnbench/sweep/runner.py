@@ -37,7 +37,6 @@ from cnnbench.sweep.options import RunOptions
 from cnnbench.sweep.validity import Validity
 from workloads import get_workload
 
-
 # A setting that travels with a Slurm sweep to its tasks (`RunSettings.portable`): the rest
 # is what each task finds on its own node.
 _PORTABLE = {"portable": True}
