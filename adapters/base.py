@@ -15,6 +15,7 @@ from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
+from cnnbench.core.cells import DeviceSet, PlanError
 from workloads import WorkloadSpec
 
 Weights = dict[str, np.ndarray]
@@ -41,41 +42,22 @@ GPU_ONLY_PRECISIONS = ("fp16", "tf32")
 
 def gpu_index(device: str) -> int | None:
     """None for "cpu", N for "gpu:N"; Unsupported for anything else."""
-    if device == "cpu":
+    ds = device_set(device)
+    if ds.kind == "cpu" and not ds.simulated:
         return None
-    kind, _, idx = device.partition(":")
-    if kind != "gpu" or not idx.isdigit():
+    if ds.kind != "gpu" or ds.indices is None or len(ds.indices) != 1:
         raise Unsupported(f"no device {device!r} (use cpu or gpu:N)")
-    return int(idx)
-
-
-@dataclass(frozen=True)
-class DeviceSet:
-    """The devices of a cell: ``kind`` "cpu" or "gpu"; ``indices`` the GPUs (None: all the
-    framework sees) or, for ``cpu*N``, 0..N-1 simulated CPU devices on the same cores."""
-
-    kind: str
-    indices: tuple[int, ...] | None
-    simulated: bool = False
-
-    @property
-    def parallel(self) -> bool:
-        return self.indices is None or len(self.indices) > 1
+    return ds.indices[0]
 
 
 def device_set(device: str) -> DeviceSet:
-    """Parse cpu, cpu*N, gpu:N, gpu:0+1 and gpu:all (the plan's normalized spellings)."""
-    if device == "cpu":
-        return DeviceSet("cpu", (0,))
-    if device.startswith("cpu*") and device[4:].isdigit() and int(device[4:]) > 0:
-        return DeviceSet("cpu", tuple(range(int(device[4:]))), simulated=int(device[4:]) > 1)
-    kind, _, idx = device.partition(":")
-    if kind == "gpu" and idx == "all":
-        return DeviceSet("gpu", None)
-    parts = idx.split("+")
-    if kind != "gpu" or not all(p.isdigit() for p in parts):
-        raise Unsupported(f"no device {device!r} (use cpu, cpu*N, gpu:N, gpu:0+1 or gpu:all)")
-    return DeviceSet("gpu", tuple(int(p) for p in parts))
+    """The cell's device set (`cnnbench.core.cells.DeviceSet`, the one parser of device
+    strings); a string that is none is Unsupported here."""
+    try:
+        return DeviceSet.parse(device)
+    except PlanError:
+        raise Unsupported(f"no device {device!r} (use cpu, cpu*N, gpu:N, gpu:0+1 or gpu:all)"
+                          ) from None
 
 
 def dist_env() -> tuple[int, int, int] | None:

@@ -675,7 +675,7 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
     def device_name(self, device: str) -> str:
         if device_set(device).kind == "cpu":
             return cpu_model_name()
-        device = "gpu:" + device[4:].split("+")[0].replace("all", "0")
+        device = str(device_set(device).base)
         self._device(device)  # refuses a GPU TensorFlow does not see, with the reason
         gpu = tf.config.list_physical_devices("GPU")[gpu_index(device) or 0]
         return str(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
@@ -716,9 +716,7 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
                               "use graph for data parallel")
         if strategy is not None and opts.precision == "fp16":
             raise Unsupported("fp16 loss scaling is not written for MirroredStrategy")
-        first = "cpu" if device_set(opts.device).kind == "cpu" else (
-            "gpu:" + opts.device[4:].split("+")[0].replace("all", "0"))
-        device = self._device(first)
+        device = self._device(str(device_set(opts.device).base))
         p = opts.precision
         self._gpu_math(device)
         with strategy.scope() if strategy else tf.device(device):

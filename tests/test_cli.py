@@ -225,3 +225,47 @@ def test_env_reports_machine_without_importing_frameworks() -> None:
     data = json.loads(r.stdout)
     assert data["machine"]["cpu"]["logical_cores"] >= 1
     assert data["frameworks"]["null"]["status"] == "ok"
+
+
+def test_each_command_runs_in_process_from_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """A command is its options dataclass and run(options): no parser, no subprocess."""
+    from cnnbench.commands import list as list_cmd
+    from cnnbench.commands import run as run_cmd
+
+    opts = run_cmd.RunOptions(frameworks=["null"], workloads=["resnet*"], batch_sizes=[2, 4],
+                              repeat=1, dry_run=True)
+    assert run_cmd.run(opts) == 0
+    assert "\n8 cells\n" in capsys.readouterr().out
+    assert list_cmd.run(list_cmd.ListOptions(json=True, tag="small")) == 0
+    listed = [w["name"] for w in json.loads(capsys.readouterr().out)]
+    assert listed == list_workloads(tag="small") and listed
+
+
+def test_parsed_flags_are_the_options_dataclass() -> None:
+    """The parser is generated from RunOptions: what it reads back is that dataclass, with
+    the field's default where a flag was left out."""
+    from cnnbench.cli import build_parser
+    from cnnbench.commands import run as run_cmd
+    from cnnbench.core.options import parsed_command
+    from cnnbench.sweep.options import RunOptions, SlurmOptions
+
+    run, opts = parsed_command(build_parser().parse_args(
+        ["run", "--no-interleave", "--adapter-opt", "step_s=0.5", "--launcher", "slurm",
+         "--shared-nodes", "--slurm-arg=--account=a"]))
+    assert opts == RunOptions(interleave="none", adapter_opt={"step_s": 0.5}, launcher="slurm",
+                              slurm=SlurmOptions(exclusive=False, extra=["--account=a"]))
+    assert run is run_cmd.run
+    _, plain = parsed_command(build_parser().parse_args(["run"]))
+    assert plain == RunOptions()
+
+
+def test_top_level_help_does_not_import_the_estimator() -> None:
+    code = ("import sys\nfrom cnnbench.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('ESTIMATE', 'cnnbench.plan.estimate' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "usage: cnnbench" in r.stdout and "ESTIMATE False" in r.stdout
+    # `run --help` computes the presets' help text when it is shown.
+    assert "the full sweep: all" in cli("run", "--help").stdout

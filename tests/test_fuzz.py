@@ -96,3 +96,39 @@ def test_plan_raises_only_plan_errors(device: str, batches: list[int], prec: str
                precisions=[prec], devices=[device])
     except (PlanError, UnknownAdapter, UnknownWorkload) as exc:
         assert str(exc)
+
+
+DEVICE_TEXT = st.one_of(
+    st.sampled_from(["cpu", "gpu", "cuda", "gpu:all", "GPU:ALL", " cpu "]),
+    st.integers(1, 64).map(lambda n: f"cpu*{n}"),
+    st.lists(st.integers(0, 15), min_size=1, max_size=5).flatmap(
+        lambda idx: st.sampled_from(["gpu:", "cuda:"]).flatmap(
+            lambda pre: st.sampled_from(["+", ","]).map(
+                lambda sep: pre + sep.join(map(str, idx))))),
+    st.text(max_size=10))
+
+
+@settings(max_examples=500, deadline=None)
+@given(DEVICE_TEXT)
+def test_device_set_round_trips_through_its_string(text: str) -> None:
+    """A device set parsed once reads back the same from str(); the helpers the plan, the
+    estimator and the rows use agree with it."""
+    from cnnbench.core.cells import DeviceSet, base_device, device_count, is_simulated
+
+    try:
+        ds = DeviceSet.parse(text)
+    except PlanError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    again = DeviceSet.parse(str(ds))
+    assert again == ds and str(again) == str(ds) == normalize_device(text)
+    assert device_count(str(ds)) == ds.count and is_simulated(str(ds)) == ds.is_simulated
+    assert ds.count == (0 if str(ds) == "gpu:all" else len(ds.indices or ()))
+    assert ds.base.count == 1 and not ds.base.parallel and ds.base.kind == ds.kind
+    assert base_device(str(ds)) == str(ds.base)
+    assert ds.is_simulated == (ds.kind == "cpu" and ds.count > 1)
+    if ds.kind == "gpu" and ds.indices:
+        assert list(ds.indices) == sorted(set(ds.indices))
+        assert ds.gpus_needed == max(ds.indices) + 1
+    resolved = ds.resolve(4)
+    assert resolved == ds or (str(ds) == "gpu:all" and str(resolved) == "gpu:0+1+2+3")

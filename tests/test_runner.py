@@ -186,6 +186,46 @@ def test_worker_never_writes_results_to_stdout(tmp_path: Path) -> None:
     assert proc.stdout.strip() == ""
 
 
+def _cell_file(kind: str) -> str:
+    good = {"cell": cell(step_s=0.0005).to_dict(), "protocol": FAST.to_dict()}
+    edits = {"batch 0": {"batch_size": 0}, "colour": {"colour": "red"},
+             "tpu": {"device": "tpu:0"}, "threads": {"threads": "4"}}
+    if kind in edits:
+        return json.dumps({**good, "cell": {**good["cell"], **edits[kind]}})
+    return {"not json": "{not json", "list": '["cell"]',
+            "fields": '{"cell": {"framework": "null"}, "protocol": {}}',
+            "no protocol": json.dumps({"cell": good["cell"]}),
+            "protocol": json.dumps({**good, "protocol": {"budget_s": -1}})}[kind]
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("not json", "cannot read it"),
+    ("list", "expected a JSON object with a 'cell'"),
+    ("fields", "missing variant"),
+    ("batch 0", "batch_size must be an integer >= 1, got 0"),
+    ("threads", "threads must be an integer >= 1, got '4'"),
+    ("colour", "unknown colour"),
+    ("tpu", "bad device 'tpu:0'"),
+    ("no protocol", "no 'protocol'"),
+    ("protocol", "bad protocol"),
+])
+def test_a_bad_cell_file_is_one_line_and_a_failed_worker(tmp_path: Path, kind: str,
+                                                         needle: str) -> None:
+    """The worker reads its cell with Cell.from_dict on arrival: a file that is not a cell
+    ends it at once with one line on stderr, exit status 2 and no record."""
+    (tmp_path / "cell.json").write_text(_cell_file(kind))
+    env, _ = worker_env({}, None)
+    proc = subprocess.run([sys.executable, "-m", "cnnbench.measure.worker", "--cell", "cell.json",
+                           "--out", "record.json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("cnnbench.measure.worker: bad cell file cell.json: ")
+    assert needle in lines[0]
+    assert not (tmp_path / "record.json").exists()
+
+
 def test_a_worker_that_cannot_start_is_that_cells_status(tmp_path: Path) -> None:
     """A custom interpreter without execute permission: the cell is unavailable, with the
     reason, and the sweep goes on."""
@@ -318,18 +358,20 @@ def _tf_config(cluster: dict | None = None, task: dict | None = None) -> str:
 
 
 def test_a_tensorflow_cell_under_tf_config_has_one_replica_per_worker(monkeypatch) -> None:
+    from dataclasses import replace
+
+    from cnnbench.core.cells import Cell
     from cnnbench.measure.worker import _refusal, _replicas
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    tf_cell = {"framework": "tensorflow", "device": "cpu", "exec_mode": "graph",
-               "precision": "fp32", "batch_size": 8}
+    tf_cell = Cell("tensorflow", "default", "cpu", "lenet5", "train", 8, "fp32", "graph")
     assert _replicas(tf_cell) == 1
     monkeypatch.setenv("TF_CONFIG", _tf_config(task={"type": "worker", "index": 1}))
     assert _replicas(tf_cell) == 2
     assert _refusal(tf_cell) is None
-    assert "does not split evenly over 2" in (_refusal({**tf_cell, "batch_size": 7}) or "")
-    assert _replicas({**tf_cell, "framework": "jax"}) == 1  # TF_CONFIG is TensorFlow's alone
+    assert "does not split evenly over 2" in (_refusal(replace(tf_cell, batch_size=7)) or "")
+    assert _replicas(replace(tf_cell, framework="jax")) == 1  # TF_CONFIG is TensorFlow's alone
     # A TF_CONFIG the adapter refuses counts one replica here; the adapter says why.
     monkeypatch.setenv("TF_CONFIG", "{not json")
     assert _replicas(tf_cell) == 1

@@ -1,5 +1,7 @@
-"""One module per subcommand (as asv's ``commands/``): each has a ``run(...)`` that takes plain
-parameters, so it can be called and tested in-process; ``cnnbench.cli`` only parses."""
+"""One module per subcommand (as asv's ``commands/``): each owns its arguments, an options
+dataclass whose fields are its flags (`cnnbench.core.options`), with ``setup_arguments(
+subparsers)`` adding them and ``run(options) -> int`` doing the work, so a command can be
+called and tested in-process; ``cnnbench.cli`` only assembles them."""
 
 from __future__ import annotations
 

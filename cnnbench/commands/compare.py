@@ -13,12 +13,38 @@ import json
 import math
 import sys
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cnnbench.commands import UsageError, console
+from cnnbench.core.options import add_command, flag
+
+if TYPE_CHECKING:  # pandas is imported when a comparison runs, not when the CLI parses
+    import pandas as pd
+
+
+@dataclass
+class CompareOptions:
+    baseline: str = flag("baseline", default="",
+                         help="results file or folder, or a run id under --results-dir")
+    contender: str = flag("contender", default="",
+                          help="results file or folder, or a run id under --results-dir")
+    fail_above: str | None = flag(
+        "--fail-above", metavar="FRAC",
+        help="exit 1 if a cell is significantly slower by more than this (5%% or 0.05)")
+    json: bool = flag("--json", action="store_true", help="machine-readable output")
+    results_dir: Path = flag("--results-dir", default=Path("results"), type=Path, metavar="DIR")
+    seed: int = 0  # of the bootstrap intervals
+
+
+def setup_arguments(subparsers: Any) -> None:
+    add_command(subparsers, "compare", CompareOptions, run,
+                help="compare the same cells in two result sets",
+                description="Per cell present in both: images/s of each with its 95%% CI, the "
+                "ratio CONTENDER / BASELINE with its CI and whether it is significant (a ratio "
+                "whose interval crosses 1 reads 'no clear difference'), then the geometric "
+                "mean.")
 
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _CELL = ["workload", "mode", "batch_size", "precision", "framework", "variant", "exec_mode",
@@ -74,12 +100,13 @@ def _ips(v: float, lo: float, hi: float) -> str:
     return f"{v:,.1f} [{lo:,.1f}, {hi:,.1f}]"
 
 
-def run(baseline: str | Path, contender: str | Path, fail_above: str | float | None = None,
-        as_json: bool = False, results_dir: Path = Path("results"), seed: int = 0) -> int:
+def run(options: CompareOptions) -> int:
     from cnnbench.analyse.compare import MATCH, cell_samples, compare_samples, geomean
     from cnnbench.core.schema import clean
 
-    limit = None if fail_above is None else parse_fraction(fail_above)
+    baseline, contender, results_dir, seed = (options.baseline, options.contender,
+                                              options.results_dir, options.seed)
+    limit = None if options.fail_above is None else parse_fraction(options.fail_above)
     base_df, base_paths = _load(baseline, results_dir)
     cont_df, cont_paths = _load(contender, results_dir)
     base, cont = cell_samples(base_df, MATCH), cell_samples(cont_df, MATCH)
@@ -93,7 +120,7 @@ def run(baseline: str | Path, contender: str | Path, fail_above: str | float | N
     gm = geomean(table["ratio"], table["low"], table["high"], seed=seed)
     unmatched = {"baseline": len(set(base) - set(cont)), "contender": len(set(cont) - set(base))}
     failed = int(table["regressed"].sum())
-    if as_json:
+    if options.json:
         doc = {"baseline": [str(p) for p in base_paths], "contender": [str(p) for p in cont_paths],
                "fail_above": limit, "cells": table.to_dict("records"),
                "geomean": {"ratio": gm.ratio, "low": gm.low, "high": gm.high, "n": gm.n,

@@ -13,21 +13,39 @@ from typing import Any
 
 from cnnbench.commands import UsageError, console
 from cnnbench.core.cells import MODES, Cell
+from cnnbench.core.options import add_command, given
 from cnnbench.measure.timing import Protocol
 from cnnbench.plan.expand import expand
 from cnnbench.plan.variants import VariantSet, load_variants_file
 from cnnbench.sweep.nodes import Nodes, split_endpoint
-from cnnbench.sweep.runner import RunSettings
-from cnnbench.sweep.slurm import SlurmOptions
+from cnnbench.sweep.options import (
+    DEFAULT_REPEAT,
+    GROUPS,
+    QUICK_BATCH,
+    QUICK_BUDGET_S,
+    QUICK_WORKLOADS,
+    RunOptions,
+    SlurmOptions,
+)
+from cnnbench.sweep.runner import RunSettings, describe
 
-QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
-QUICK_BATCH = 32
-QUICK_BUDGET_S = 2.0
-# Runs per cell unless --repeat says otherwise. Fresh processes of one cell differ by 10-30%
-# here (far more than one run's rounds), so a comparison is only honest across runs: with
-# three a side, the comparison layer's Welch test flags about 5% of A/A pairs; with one, it
-# can only use the rounds, and flags most of them. The presets' budgets are per run.
-DEFAULT_REPEAT = 3
+__all__ = ["DEFAULT_REPEAT", "QUICK_BATCH", "QUICK_BUDGET_S", "QUICK_WORKLOADS", "RunOptions",
+           "describe", "run", "setup_arguments"]
+
+
+def setup_arguments(subparsers: Any) -> None:
+    add_command(subparsers, "run", RunOptions, run, groups=GROUPS, check=_check_flags,
+                help="run a sweep of cells, one worker process per cell",
+                description="Expand frameworks x variants x devices x workloads x modes x batch "
+                "sizes x precisions x execution modes x threads into cells and run each in "
+                "its own worker process.")
+
+
+def _check_flags(ns: Any) -> None:
+    """What the parsed flags alone can refuse: Slurm's options without the Slurm launcher."""
+    slurm_flags = given(SlurmOptions, ns)
+    if ns.launcher != "slurm" and slurm_flags:
+        raise UsageError(f"cnnbench run: {', '.join(slurm_flags)} need --launcher slurm")
 
 
 def protocol(budget_s: float, target_ci: float) -> Protocol:
@@ -121,120 +139,125 @@ def default_budget(quick: bool, full: bool) -> float:
     return QUICK_BUDGET_S if quick else (FULL_PLAN if full else DEFAULT_PLAN).budget_s
 
 
-def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None = None,
-        workloads: list[str] | None = None, modes: list[str] | None = None,
-        batch_sizes: list[int] | None = None, precisions: list[str] | None = None,
-        exec_modes: list[str] | None = None, devices: list[str] | None = None,
-        threads: list[int] | None = None, variants: list[str] | None = None,
-        scalings: list[str] | None = None, nnodes: int = 1, rdzv_endpoint: str | None = None,
-        rdzv_id: str | None = None, node_rank: int | None = None,
-        node_addrs: list[str] | None = None, launcher: str = "local",
-        slurm_options: SlurmOptions | None = None, detach: bool = False,
-        variants_file: Path | None = None, budget: float | None = None,
-        target_ci: float = 0.03, timeout: float | None = None,
-        pythons: dict[str, str] | None = None, adapter_opts: dict[str, Any] | None = None,
-        repeat: int | None = None, interleave: str = "variants", no_probe: bool = False,
-        no_noise_check: bool = False, memory_limit_mb: int | None = None,
-        results_dir: Path = Path("results"), run_id: str | None = None,
-        resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
-        with_reference: bool = False, strict: bool = False, dry_run: bool = False,
-        no_progress: bool = False, verbose: bool = False, no_kernel_probe: bool = False) -> int:
+def run(options: RunOptions) -> int:
+    """`cnnbench run` with ``options``: every check that can refuse them runs before
+    anything is measured."""
     from cnnbench.core import machine
-    from cnnbench.sweep.runner import pending
 
-    if launcher == "local" and resume and resume != "last" and _slurm_state(results_dir, resume):
-        launcher = "slurm"  # a Slurm sweep is resumed (collected) by its own launcher
-    if launcher == "slurm":
+    o = options
+    launcher = _launcher(o)
+    if launcher == "slurm" and o.resume:
         from cnnbench.commands import run_slurm
 
-        if nnodes > 1:
-            raise UsageError("cnnbench run: with --launcher slurm, --nodes-per-job N spans "
-                             "each job over N nodes (--nnodes is for runs started by hand)")
-        if resume:
-            return run_slurm.resume(results_dir, resume, detach, no_progress, strict)
-    elif detach:
-        raise UsageError("cnnbench run: --detach needs --launcher slurm")
-    vset = VariantSet(load_variants_file(variants_file) if variants_file else None)
-    variant_names = variants or ["default"]
+        return run_slurm.resume(o.results_dir, o.resume, o.detach, o.no_progress, o.strict)
+    vset = VariantSet(load_variants_file(o.variants_file) if o.variants_file else None)
+    variant_names = o.variants or ["default"]
     vset.check_names(variant_names)
     vset.check_interpreters(variant_names)
-    if quick and full:
+    if o.quick and o.full:
         raise UsageError("cnnbench run: --quick and --full exclude each other")
-    proto = protocol(budget or default_budget(quick, full), target_ci)
+    proto = protocol(o.budget or default_budget(o.quick, o.full), o.target_ci)
     mrec = machine.probe()
-    nodes = multinode(nnodes, rdzv_endpoint, rdzv_id, node_rank, node_addrs)
+    nodes = multinode(o.nnodes, o.rdzv_endpoint, o.rdzv_id, o.node_rank, o.node_addrs)
     gpu_count = len(mrec.get("gpus") or [])
+    threads = o.threads or [mrec["cpu"]["usable_cores"]]
     if launcher == "slurm":
         from cnnbench.commands import run_slurm
 
         # The compute nodes', not this machine's: Slurm's CPUs and GPUs per node.
-        threads = threads or run_slurm.node_cpus(slurm_options or SlurmOptions())
-        gpu_count = (slurm_options or SlurmOptions()).gpus_per_node or 0
-    cells = plan(expand_frameworks(frameworks), quick=quick, full=full, workloads=workloads,
-                 modes=modes, batch_sizes=batch_sizes, own_variants=variants is None,
-                 precisions=precisions or ["fp32"],
-                 exec_modes=exec_modes or ["default"], devices=devices or ["cpu"],
-                 variants=variant_names, threads=threads or [mrec["cpu"]["usable_cores"]],
-                 options=adapter_opts or {}, scalings=scalings or ["weak"], gpu_count=gpu_count)
-    repeat = DEFAULT_REPEAT if repeat is None else repeat
-    if repeat > 1:
-        # Repeats are interleaved (every cell once, then every cell again), so slow drifts
-        # of the machine spread over all cells instead of biasing the last ones.
-        cells = [dataclasses.replace(c, repeat=r) for r in range(repeat) for c in cells]
+        threads = o.threads or run_slurm.node_cpus(o.slurm) or threads
+        gpu_count = o.slurm.gpus_per_node or 0
+    cells = cells_of(o, variant_names, threads, gpu_count)
     check_threads(cells, vset)
-    out = console()
-    if dry_run:
-        from cnnbench.plan.estimate import describe_plan
-        from cnnbench.plan.probes import probe_cells
-
-        for c in cells:
-            out.print(c.label(), markup=False)
-        out.print(f"{len(cells)} cells", markup=False)
-        probes = [] if no_probe else probe_cells(cells)
-        for line in describe_plan(cells, proto.budget_s, probes=probes, protocol=proto,
-                                  kernel_probe=not no_kernel_probe):
-            out.print(line, markup=False)
-        return 0
-
+    if o.dry_run:
+        return _dry_run(cells, proto, o)
     if launcher == "slurm":
-        from cnnbench.commands import run_slurm
-
-        return run_slurm.submit_sweep(
-            cells, results_dir=results_dir, run_id=run_id, machine_id=machine_id,
-            variants_file=variants_file, options=slurm_options or SlurmOptions(),
-            detach=detach, no_progress=no_progress, strict=strict, report=report,
-            settings=RunSettings(
-                run_id="", machine_id="", results_dir=results_dir, protocol=proto,
-                timeout_s=timeout, python_overrides=pythons or {}, variants=vset,
-                memory_limit_mb=memory_limit_mb or 0, verbose=verbose,
-                probe_peak=not no_probe, check_noise=not no_noise_check,
-                interleave=interleave, kernel_probe=not no_kernel_probe))
-    mid = machine_id or machine.machine_id(mrec)
-    settings = RunSettings(
-        run_id=resolve_run_id(results_dir, mid, run_id, resume), machine_id=mid,
-        results_dir=results_dir, protocol=proto, timeout_s=timeout,
-        python_overrides=pythons or {}, variants=vset, memory_limit_mb=memory_limit_mb or 0,
-        verbose=verbose, probe_peak=not no_probe, check_noise=not no_noise_check,
-        interleave=interleave, gpu_count=gpu_count,
-        gpu_reason=mrec.get("gpu_error") or ("NVML lists no GPU" if not gpu_count else None),
-        nodes=nodes, kernel_probe=not no_kernel_probe)
+        return _submit(cells, o, RunSettings.from_options(
+            o, run_id="", machine_id="", protocol=proto, variants=vset))
+    mid = o.machine_id or machine.machine_id(mrec)
+    settings = RunSettings.from_options(
+        o, run_id=resolve_run_id(o.results_dir, mid, o.run_id, o.resume), machine_id=mid,
+        protocol=proto, variants=vset, gpu_count=gpu_count, nodes=nodes,
+        gpu_reason=mrec.get("gpu_error") or ("NVML lists no GPU" if not gpu_count else None))
     if nodes.count > 1 and not nodes.rdzv_id:
         nodes.rdzv_id = settings.run_id
-    if resume and not settings.run_file.exists():
+    if o.resume and not settings.run_file.exists():
         raise UsageError(f"--resume {settings.run_id}: no such run in {settings.run_file.parent}")
-    machine.write_machine(results_dir, mid, mrec)
+    machine.write_machine(o.results_dir, mid, mrec)
+    return _run_here(cells, settings, o)
+
+
+def _launcher(o: RunOptions) -> str:
+    """Where the run goes, checked against the flags that only one launcher takes."""
+    launcher = o.launcher
+    if launcher == "local" and o.resume and o.resume != "last" and _slurm_state(o.results_dir,
+                                                                               o.resume):
+        launcher = "slurm"  # a Slurm sweep is resumed (collected) by its own launcher
+    if launcher == "slurm" and o.nnodes > 1:
+        raise UsageError("cnnbench run: with --launcher slurm, --nodes-per-job N spans "
+                         "each job over N nodes (--nnodes is for runs started by hand)")
+    if launcher != "slurm" and o.detach:
+        raise UsageError("cnnbench run: --detach needs --launcher slurm")
+    return launcher
+
+
+def cells_of(o: RunOptions, variant_names: list[str], threads: list[int],
+             gpu_count: int) -> list[Cell]:
+    """The run's cells: the plan, each repeated ``--repeat`` times."""
+    cells = plan(expand_frameworks(o.frameworks), quick=o.quick, full=o.full,
+                 workloads=o.workloads, modes=o.modes, batch_sizes=o.batch_sizes,
+                 own_variants=o.variants is None, precisions=o.precisions or ["fp32"],
+                 exec_modes=o.exec_modes or ["default"], devices=o.devices or ["cpu"],
+                 variants=variant_names, threads=threads, options=o.adapter_opt,
+                 scalings=o.scaling or ["weak"], gpu_count=gpu_count)
+    if o.repeat > 1:
+        # Repeats are interleaved (every cell once, then every cell again), so slow drifts
+        # of the machine spread over all cells instead of biasing the last ones.
+        cells = [dataclasses.replace(c, repeat=r) for r in range(o.repeat) for c in cells]
+    return cells
+
+
+def _dry_run(cells: list[Cell], proto: Protocol, o: RunOptions) -> int:
+    from cnnbench.plan.estimate import describe_plan
+    from cnnbench.plan.probes import probe_cells
+
+    out = console()
+    for c in cells:
+        out.print(c.label(), markup=False)
+    out.print(f"{len(cells)} cells", markup=False)
+    probes = [] if o.no_probe else probe_cells(cells)
+    for line in describe_plan(cells, proto.budget_s, probes=probes, protocol=proto,
+                              kernel_probe=not o.no_kernel_probe):
+        out.print(line, markup=False)
+    return 0
+
+
+def _submit(cells: list[Cell], o: RunOptions, settings: RunSettings) -> int:
+    from cnnbench.commands import run_slurm
+
+    return run_slurm.submit_sweep(
+        cells, results_dir=o.results_dir, run_id=o.run_id, machine_id=o.machine_id,
+        variants_file=o.variants_file, options=o.slurm, detach=o.detach,
+        no_progress=o.no_progress, strict=o.strict, report=o.report, settings=settings)
+
+
+def _run_here(cells: list[Cell], settings: RunSettings, o: RunOptions) -> int:
+    from cnnbench.sweep.runner import pending
+
+    out = console()
     todo = pending(cells, settings)
     n_cells = sum(c.mode != "peak" for c in todo)
     recorded = len(cells) - n_cells
     out.print(f"run {settings.run_id}: {n_cells} cells to run"
               + (f" ({recorded} already recorded)" if recorded else "")
               + f" -> {settings.run_file}", markup=False)
-    counts = _run_with_progress(cells, todo, settings, out, no_progress)
+    counts = _run_with_progress(cells, todo, settings, out, o.no_progress)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
     out.print(f"done: {summary}. Results: {settings.run_file}", markup=False)
-    if report:
-        out.print(f"report: {_report(results_dir, mid, report, with_reference)}", markup=False)
-    return 1 if strict and set(counts) - {"ok", "follower"} else 0
+    if o.report:
+        out.print(f"report: {_report(o.results_dir, settings.machine_id, o.report, o.with_reference)}",
+                  markup=False)
+    return 1 if o.strict and set(counts) - {"ok", "follower"} else 0
 
 
 def _report(results_dir: Path, machine_id: str, output: Path, with_reference: bool) -> Path:
@@ -288,27 +311,6 @@ def _all() -> list[str]:
     from workloads import list_workloads
 
     return list_workloads()
-
-
-def describe(cell: Cell, row: dict[str, Any]) -> str:
-    """One line for a finished cell: its figure with the CI, or why it has none."""
-    from cnnbench.core.keys import probe_peak
-
-    peak = probe_peak(row) if row["mode"] == "peak" else None
-    if row.get("follower"):
-        what = (f"this node's ranks {'ran' if row['status'] == 'ok' else 'ended ' + row['status']}"
-                "; the node holding rank 0 records the row")
-    elif peak is not None:  # an ok GEMM probe
-        what = f"GEMM peak {peak / 1e9:.1f} GFLOP/s (best round)"
-    elif row["status"] == "ok":
-        what = f"{row['images_per_s']:.1f} img/s [{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]"
-        if row.get("mfu") is not None:
-            what += f" MFU {100 * row['mfu']:.1f}%"
-        if row["flags"]:
-            what += f" flags={','.join(row['flags'])}"
-    else:
-        what = f"{row['status'].upper()}: {row['error']}"
-    return f"{cell.label()}: {what}"
 
 
 def _run_with_progress(cells: list[Cell], todo: list[Cell], settings: RunSettings, out: Any,

@@ -19,8 +19,9 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from cnnbench.core.cells import Cell, CellError
 from cnnbench.core.files import write_json_atomic
 from cnnbench.measure.timing import Measurement, Protocol, RoundBudget, measure, warm_up
 
@@ -63,27 +64,25 @@ def _driven_rounds(time_steps: TimeSteps, proto: Protocol, compiled: bool,
     return rounds.result()
 
 
-def _refusal(cell: dict[str, Any]) -> str | None:
+def _refusal(cell: Cell) -> str | None:
     """Why the adapter table says this cell cannot run, before any framework is imported."""
     from adapters import get_info
 
-    info = get_info(cell["framework"])
-    if cell["exec_mode"] not in info.exec_modes:
-        return (f"{info.name} has no execution mode {cell['exec_mode']!r} "
+    info = get_info(cell.framework)
+    if cell.exec_mode not in info.exec_modes:
+        return (f"{info.name} has no execution mode {cell.exec_mode!r} "
                 f"(it has {', '.join(info.exec_modes)})")
-    if cell["precision"] not in info.precisions:
-        return f"{info.name} does not support precision {cell['precision']!r}"
-    dev_kind = cell["device"].split(":")[0].split("*")[0]
-    if dev_kind not in info.device_kinds:
-        return f"{info.name} does not run on {dev_kind}"
+    if cell.precision not in info.precisions:
+        return f"{info.name} does not support precision {cell.precision!r}"
+    if cell.devices.kind not in info.device_kinds:
+        return f"{info.name} does not run on {cell.devices.kind}"
     n = _replicas(cell)
-    if n > 1 and cell["batch_size"] % n:
-        return (f"the global batch {cell['batch_size']} does not split evenly over {n} "
-                "replicas")
+    if n > 1 and cell.batch_size % n:
+        return f"the global batch {cell.batch_size} does not split evenly over {n} replicas"
     return None
 
 
-def _replicas(cell: dict[str, Any]) -> int:
+def _replicas(cell: Cell) -> int:
     """Data-parallel replicas of the cell: its devices, times the nodes under torchrun, the
     workers of a TensorFlow cell under TF_CONFIG (one CPU device each), or the processes of
     a JAX job times each one's devices."""
@@ -92,25 +91,21 @@ def _replicas(cell: dict[str, Any]) -> int:
     dist = dist_env()
     if dist is not None:
         return dist[1]
-    if cell["framework"] == "tensorflow":
+    if cell.framework == "tensorflow":
         try:
             workers = tf_workers()
         except Unsupported:
             workers = None  # the adapter refuses the cell, with the reason
         if workers is not None:
             return workers[1]
-    dev = cell["device"]
-    if dev.startswith("cpu*"):
-        per = int(dev[4:])
-    else:
-        per = len(dev.split("+")) if dev.startswith("gpu:") and dev != "gpu:all" else 1
-    return per * _jax_processes(cell)
+    # gpu:all counts one here: the adapter finds how many GPUs it has.
+    return max(1, cell.n_devices) * _jax_processes(cell)
 
 
-def _jax_processes(cell: dict[str, Any]) -> int:
+def _jax_processes(cell: Cell) -> int:
     """Processes of a multi-process JAX cell (the adapter's rendezvous variables; under srun
     JAX counts Slurm's tasks), else 1."""
-    if cell["framework"] != "jax" or not os.environ.get("CNNBENCH_COORDINATOR"):
+    if cell.framework != "jax" or not os.environ.get("CNNBENCH_COORDINATOR"):
         return 1
     n = os.environ.get("CNNBENCH_NUM_PROCESSES") or os.environ.get("SLURM_NTASKS") or "1"
     return int(n) if n.isdigit() else 1
@@ -142,7 +137,7 @@ def _math_mode(adapter: Any, rec: dict[str, Any]) -> None:
     rec["build"] = {**rec.get("build", {}), **math}
 
 
-def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[TimeSteps, bool]:
+def _prepare(adapter: Any, cell: Cell, rec: dict[str, Any]) -> tuple[TimeSteps, bool]:
     """Set the adapter up, build the cell's model (or GEMM probe) and return
     (time_steps, whether the execution mode compiles). Facts go into ``rec``."""
     import numpy as np
@@ -151,20 +146,19 @@ def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[T
     from workloads import get_workload
     from workloads.reference import init_weights, synthetic_batch
 
-    adapter.setup_devices(cell["device"])
-    rec["threads_set"] = adapter.setup(cell.get("threads"))
+    adapter.setup_devices(cell.device)
+    rec["threads_set"] = adapter.setup(cell.threads)
     rec["build"] = adapter.build_facts()
-    rec["device_name"] = adapter.device_name(cell["device"])
-    opts = BuildOptions(device=cell["device"], precision=cell["precision"],
-                        exec_mode=cell["exec_mode"], mode=cell["mode"],
-                        options=cell.get("options") or {})
-    if cell["mode"] == "peak":  # the device's GEMM probe, not a workload
-        time_steps = adapter.prepare_gemm(cell["batch_size"], opts)
+    rec["device_name"] = adapter.device_name(cell.device)
+    opts = BuildOptions(device=cell.device, precision=cell.precision, exec_mode=cell.exec_mode,
+                        mode=cell.mode, options=dict(cell.options))
+    if cell.mode == "peak":  # the device's GEMM probe, not a workload
+        time_steps = adapter.prepare_gemm(cell.batch_size, opts)
         _math_mode(adapter, rec)
         return time_steps, False
-    spec = get_workload(cell["workload"])
+    spec = get_workload(cell.workload)
     weights = init_weights(spec, seed=0)
-    x, y = synthetic_batch(spec, cell["batch_size"], seed=0)
+    x, y = synthetic_batch(spec, cell.batch_size, seed=0)
     t0 = time.perf_counter()
     model = adapter.build(spec, weights, opts)
     del weights
@@ -175,10 +169,10 @@ def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[T
     rec.update(adapter.prepare_facts(model))
     if _replicas(cell) > 1 and any(layer.op == "batchnorm" for layer in spec.layers):
         rec["batch_norm"] = adapter.dp_batch_norm
-    return time_steps, cell["exec_mode"] != "eager"
+    return time_steps, cell.exec_mode != "eager"
 
 
-def run_cell(cell: dict[str, Any], proto: Protocol,
+def run_cell(cell: Cell, proto: Protocol,
              control: Control | None = None) -> dict[str, Any]:
     """Build, warm up and time one cell. Never raises: failures become a status."""
     from adapters import load_adapter
@@ -188,7 +182,7 @@ def run_cell(cell: dict[str, Any], proto: Protocol,
     if reason:
         return {"status": "unsupported", "error": reason}
     try:
-        adapter = load_adapter(cell["framework"])
+        adapter = load_adapter(cell.framework)
     except ImportError as exc:
         return {"status": "unavailable", "error": f"framework not importable: {one_line(exc)}"}
     rec: dict[str, Any] = {"status": "error", "error": None}
@@ -242,7 +236,7 @@ def _flags() -> frozenset[str]:
         return frozenset()
 
 
-def probe_kernels(cell: dict[str, Any]) -> dict[str, Any]:
+def probe_kernels(cell: Cell) -> dict[str, Any]:
     """Build the cell and run two steps (the first compiles) with oneDNN's verbose log going
     to a file instead of stdout, then reduce the log (and XLA's dump) to what ran."""
     import ctypes
@@ -253,7 +247,7 @@ def probe_kernels(cell: dict[str, Any]) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="cnnbench-probe-") as tmp:
         dump_dir, log = Path(tmp) / "xla", Path(tmp) / "stdout.txt"
-        _probe_env(cell["framework"], dump_dir)
+        _probe_env(cell.framework, dump_dir)
         sys.stdout.flush()
         saved = os.dup(1)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -261,12 +255,12 @@ def probe_kernels(cell: dict[str, Any]) -> dict[str, Any]:
         os.close(fd)
         out: dict[str, Any] = {}
         try:
-            adapter = load_adapter(cell["framework"])
+            adapter = load_adapter(cell.framework)
             rec: dict[str, Any] = {}
             time_steps, _ = _prepare(adapter, cell, rec)
             time_steps(1)
             time_steps(1)
-            out.update(adapter.kernel_facts(cell))
+            out.update(adapter.kernel_facts(cell.to_dict()))
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             out["error"] = one_line(exc)
@@ -347,7 +341,26 @@ def _dist() -> tuple[int, int, int] | None:
     return dist_env()
 
 
-def main(argv: list[str] | None = None) -> int:
+def read_cell_file(path: Path) -> tuple[Cell, Protocol | None]:
+    """The cell of a cell file, typed and checked on arrival (`Cell.from_dict`), and its
+    timing protocol where the file has one (a kernel probe's has none). A file that is not
+    a cell is a `CellError` with one line saying why."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CellError(f"cannot read it: {one_line(exc)}") from None
+    if not isinstance(payload, dict) or "cell" not in payload:
+        raise CellError("expected a JSON object with a 'cell' (and a 'protocol')")
+    cell = Cell.from_dict(payload["cell"])
+    if payload.get("protocol") is None:
+        return cell, None
+    try:
+        return cell, Protocol.from_dict(payload["protocol"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CellError(f"bad protocol: {one_line(exc)}") from None
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="cnnbench.measure.worker")
     p.add_argument("--cell", type=Path)
     p.add_argument("--facts", metavar="FRAMEWORK")
@@ -357,6 +370,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernels", action="store_true",
                    help="probe which kernels one step of --cell runs (oneDNN verbose, XLA dump)")
     args = p.parse_args(argv)
+    if args.cell is None and not args.facts:
+        p.error("one of --cell and --facts is required")
+    return args
+
+
+def _exit(code: int) -> NoReturn:
+    """Skip interpreter teardown: some frameworks hang or crash in atexit handlers, and the
+    record is already safe on disk."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     _exit_with_parent()
     if args.memory_limit_mb:
         lim = args.memory_limit_mb * 1024 * 1024
@@ -364,38 +392,42 @@ def main(argv: list[str] | None = None) -> int:
     if args.facts:
         write_json_atomic(args.out, facts(args.facts))
         return 0
-    payload = json.loads(args.cell.read_text(encoding="utf-8"))
-    if args.kernels:
-        write_json_atomic(args.out, probe_kernels(payload["cell"]))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    try:
+        cell, proto = read_cell_file(args.cell)
+        if proto is None and not args.kernels:
+            raise CellError("it has no 'protocol' to time the cell with")
+    except CellError as exc:
+        print(f"cnnbench.measure.worker: bad cell file {args.cell}: {exc}", file=sys.stderr)
+        return 2
+    if args.kernels or proto is None:
+        write_json_atomic(args.out, probe_kernels(cell))
+        _exit(0)
     control = None
     if args.control:
         fd_in, fd_out = (int(v) for v in args.control.split(","))
         control = Control(fd_in, fd_out)
-    rec = run_cell(payload["cell"], Protocol.from_dict(payload["protocol"]), control)
+    _record(args.out, run_cell(cell, proto, control))
+    return 0
+
+
+def _record(out: Path, rec: dict[str, Any]) -> NoReturn:
+    """Write the cell's record (rank 0's; another node's first rank says only that its part
+    ran) and leave."""
     rec["python"] = sys.executable
     rank, first_on_node = _process_rank()
     if rank == 0:
-        write_json_atomic(args.out, rec)
+        write_json_atomic(out, rec)
     elif first_on_node and not os.environ.get("CNNBENCH_SRUN"):
         # The first rank of another node: rank 0's node records the row, this node's runner
         # only learns that its part ran. (Under srun one runner started every node, and
         # they share the record's file: only rank 0 writes.)
-        write_json_atomic(args.out, {"follower": True, "status": rec["status"],
-                                     "error": rec.get("error")})
+        write_json_atomic(out, {"follower": True, "status": rec["status"],
+                                "error": rec.get("error")})
     if (_dist() is not None or rank or os.environ.get("CNNBENCH_SRUN")) and rec["status"] != "ok":
         # torchrun (and srun --kill-on-bad-exit) end the other ranks, maybe waiting in a
         # collective, when one fails.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)
-    # Skip interpreter teardown: some frameworks hang or crash in atexit handlers, and the
-    # record is already safe on disk.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+        _exit(1)
+    _exit(0)
 
 
 if __name__ == "__main__":

@@ -6,19 +6,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from adapters import ADAPTERS, get_info
-from cnnbench.core.cells import (
-    MODES,
-    PRECISIONS,
-    SCALINGS,
-    Cell,
-    PlanError,
-    device_count,
-    normalize_device,
-    resolve_all_gpus,
-)
+from cnnbench.core.cells import MODES, PRECISIONS, SCALINGS, Cell, DeviceSet, PlanError
 from workloads import get_workload
 
 
@@ -58,6 +50,39 @@ def expand(
     ``scalings`` holds: they are the baseline of both. ``gpu_count`` (the machine's, when
     known) turns ``gpu:all`` into its GPUs.
     """
+    _check_axes(frameworks, workloads, modes, batch_sizes, precisions, exec_modes, threads,
+                scalings)
+    devs = _unique(DeviceSet.parse(d).resolve(gpu_count or 0) for d in devices)
+    cells: list[Cell] = []
+    for fw in _unique(frameworks):
+        info = get_info(fw)
+        fw_exec = _unique(info.default_exec_mode if e == "default" else e for e in exec_modes)
+        for var, dev, wl, mode, prec, ex, th in itertools.product(
+            _unique(variants), devs, _unique(workloads), _unique(modes), _unique(precisions),
+            fw_exec, _unique(threads),
+        ):
+            for b in _unique(batch_sizes or [get_workload(wl).default_batch]):
+                cells.extend(_scaled(Cell(fw, var, str(dev), wl, mode, b, prec, ex, th,
+                                          dict(options or {})), dev, scalings))
+    return cells
+
+
+def _scaled(cell: Cell, dev: DeviceSet, scalings: Sequence[str]) -> list[Cell]:
+    """A one-device cell as it is; a device set's once per scaling, with its global batch."""
+    n = dev.count
+    if n == 1:
+        return [cell]
+    # gpu:all on a machine without GPUs (n = 0) keeps the batch as given.
+    return [replace(cell, batch_size=cell.batch_size * n if sc == "weak" and n else
+                    cell.batch_size, options=dict(cell.options), scaling=sc)
+            for sc in _unique(scalings)]
+
+
+def _check_axes(frameworks: Sequence[str], workloads: Sequence[str], modes: Sequence[str],
+                batch_sizes: Sequence[int] | None, precisions: Sequence[str],
+                exec_modes: Sequence[str], threads: Sequence[int | None],
+                scalings: Sequence[str]) -> None:
+    """Every value of every axis known (or a positive count), else the one-line error."""
     for f in frameworks:
         get_info(f)
     for w in workloads:
@@ -81,25 +106,3 @@ def expand(
     for sc in scalings:
         if sc not in SCALINGS:
             raise PlanError(f"unknown scaling {sc!r} (known: {', '.join(SCALINGS)})")
-    devs = _unique(resolve_all_gpus(normalize_device(d), gpu_count or 0) for d in devices)
-
-    cells: list[Cell] = []
-    for fw in _unique(frameworks):
-        info = get_info(fw)
-        fw_exec = _unique(info.default_exec_mode if e == "default" else e for e in exec_modes)
-        for var, dev, wl, mode, prec, ex, th in itertools.product(
-            _unique(variants), devs, _unique(workloads), _unique(modes), _unique(precisions),
-            fw_exec, _unique(threads),
-        ):
-            for b in _unique(batch_sizes or [get_workload(wl).default_batch]):
-                n = device_count(dev)
-                if n == 1:
-                    cells.append(Cell(fw, var, dev, wl, mode, b, prec, ex, th,
-                                      dict(options or {})))
-                    continue
-                for sc in _unique(scalings):
-                    # gpu:all on a machine without GPUs (n = 0) keeps the batch as given.
-                    glob = b * n if sc == "weak" and n else b
-                    cells.append(Cell(fw, var, dev, wl, mode, glob, prec, ex, th,
-                                      dict(options or {}), scaling=sc))
-    return cells

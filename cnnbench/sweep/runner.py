@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,29 +31,40 @@ from cnnbench.measure.timing import Protocol
 from cnnbench.measure.worker import one_line as _one_line
 from cnnbench.plan.envs import find_python, tox_workdir, worker_env
 from cnnbench.plan.probes import probe_cells
-from cnnbench.plan.variants import VariantSet
+from cnnbench.plan.variants import Variant, VariantSet
 from cnnbench.sweep.nodes import Nodes, free_port
+from cnnbench.sweep.options import RunOptions
 from cnnbench.sweep.validity import Validity
 from workloads import get_workload
+
+# A setting that travels with a Slurm sweep to its tasks (`RunSettings.portable`): the rest
+# is what each task finds on its own node.
+_PORTABLE = {"portable": True}
 
 
 @dataclass
 class RunSettings:
+    """The runner's view of a run: the command's `RunOptions` as the runner reads them
+    (`from_options`), plus what the command found (ids, protocol, variants, the machine's
+    GPUs, the nodes) and what the run learns as it goes (the kernels probed)."""
+
     run_id: str
     machine_id: str
     results_dir: Path
     protocol: Protocol = field(default_factory=Protocol)  # built and checked by the CLI
-    timeout_s: float | None = None  # None: derived from the budget
-    python_overrides: dict[str, str] = field(default_factory=dict)
+    timeout_s: float | None = field(default=None, metadata=_PORTABLE)  # None: from the budget
+    python_overrides: dict[str, str] = field(default_factory=dict, metadata=_PORTABLE)
     variants: VariantSet = field(default_factory=VariantSet)
-    memory_limit_mb: int = 0
-    verbose: bool = False  # workers keep the frameworks' own log output (CNNBENCH_VERBOSE)
-    probe_peak: bool = True  # run the GEMM probes first and annotate MFU
+    memory_limit_mb: int = field(default=0, metadata=_PORTABLE)
+    # Workers keep the frameworks' own log output (CNNBENCH_VERBOSE).
+    verbose: bool = field(default=False, metadata=_PORTABLE)
+    probe_peak: bool = field(default=True, metadata=_PORTABLE)  # GEMM probes first, for MFU
     # Which cells run side by side, their timed rounds alternating (`run_interleaved`):
     # "variants" (the cells that differ only in variant: a build comparison meets its
     # baseline under the same drift), "all" (also framework and execution mode) or "none".
-    interleave: str = "variants"
-    check_noise: bool = True  # sample other busy processes before and after each cell
+    interleave: str = field(default="variants", metadata=_PORTABLE)
+    # Sample other busy processes before and after each cell.
+    check_noise: bool = field(default=True, metadata=_PORTABLE)
     # GPUs on this machine (NVML, from the machine record) and why there are none; None:
     # not known, the worker's framework decides.
     gpu_count: int | None = None
@@ -63,7 +74,7 @@ class RunSettings:
     nodes: Nodes = field(default_factory=Nodes)
     # After each ok CPU cell, run one step again in a probe process with oneDNN's verbose log
     # on (and XLA's dump): the kernels that ran, in the row's `kernels` (cnnbench.measure.kernels).
-    kernel_probe: bool = True
+    kernel_probe: bool = field(default=True, metadata=_PORTABLE)
     # This CPU's feature flags (/proc/cpuinfo); None = read them here. A ladder level that
     # needs a flag not in it is recorded unsupported.
     cpu_flags: frozenset[str] | None = None
@@ -71,6 +82,23 @@ class RunSettings:
     # kernels of a build, switch and cell do not change between its repeats, so one probe
     # serves them all (each later row carries a copy, marked ``probed_in``).
     probed: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_options(cls, options: RunOptions, *, run_id: str, machine_id: str,
+                     protocol: Protocol, variants: VariantSet, **found: Any) -> RunSettings:
+        """The settings of a run of ``options``; ``found`` holds what the command found out
+        (gpu_count, gpu_reason, nodes)."""
+        return cls(run_id=run_id, machine_id=machine_id, results_dir=options.results_dir,
+                   protocol=protocol, timeout_s=options.timeout,
+                   python_overrides=dict(options.python), variants=variants,
+                   memory_limit_mb=options.memory_limit_mb or 0, verbose=options.verbose,
+                   probe_peak=not options.no_probe, check_noise=not options.no_noise_check,
+                   interleave=options.interleave, kernel_probe=not options.no_kernel_probe,
+                   **found)
+
+    def portable(self) -> dict[str, Any]:
+        """The settings a Slurm task takes as they are (JSON)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("portable")}
 
     @property
     def run_file(self) -> Path:
@@ -295,11 +323,8 @@ class WorkerProcess:
     def _gpu_missing(self) -> bool:
         """A GPU cell on a machine the probe found no GPU on is unavailable, not a crash."""
         settings = self.settings
-        if not self.cell.device.startswith("gpu") or settings.gpu_count is None:
-            return False
-        need = max(int(i) for i in self.cell.device[4:].split("+")) + 1 if (
-            self.cell.device != "gpu:all") else 1
-        if settings.gpu_count >= need:
+        need = self.cell.devices.gpus_needed
+        if not need or settings.gpu_count is None or settings.gpu_count >= need:
             return False
         why = settings.gpu_reason or "no GPU found"
         self.row.update(status="unavailable", error=(
@@ -317,35 +342,8 @@ class WorkerProcess:
                        error=f"variant {cell.variant!r} is not defined for {cell.framework}")
             return None
         row.update(variant_kind=variant.kind, isa_level=variant.isa)
-        level = variant.level
-        if level is not None and cell.device == "cpu":
-            from cnnbench.core.machine import cpu_flags
-            from cnnbench.plan.variants import missing_flags
-
-            lacks = missing_flags(level, settings.cpu_flags if settings.cpu_flags is not None
-                                  else cpu_flags())
-            if lacks:
-                row.update(status="unsupported", error=(
-                    f"{level.name} needs {' '.join(lacks)}, which this CPU lacks: a build for "
-                    f"{level.target} would not run here"))
-                return None
-        overrides = dict(settings.python_overrides)
-        # A build of its own (an interpreter or a tox environment) wins over --python, which
-        # names the framework's default environment.
-        if variant.python:
-            overrides[cell.framework] = variant.python
-        elif variant.tox_env:
-            py = tox_workdir() / variant.tox_env / "bin" / "python"
-            if not py.exists():
-                row.update(status="unavailable", error=(
-                    f"build {variant.name!r} is not installed: {py} does not exist; create it "
-                    f"with `tox -e {variant.tox_env} --notest`"))
-                return None
-            overrides[cell.framework] = str(py)
-        python, how = find_python(cell.framework, overrides)
-        if python is None or not Path(python).exists():
-            error = how if python is None else f"interpreter not found: {python} ({how})"
-            row.update(status="unavailable", error=error)
+        python = self._interpreter(variant) if self._isa_runs(variant) else None
+        if python is None:
             return None
         extra = {"CNNBENCH_VERBOSE": "1"} if settings.verbose else {}
         dev_env = device_env(cell, settings)
@@ -365,6 +363,46 @@ class WorkerProcess:
         # The variant's adapter options, overridden by the run's own --adapter-opt.
         self.launch = (python, env, {**variant.options, **cell.options})
         return self.launch
+
+    def _isa_runs(self, variant: Variant) -> bool:
+        """False (the row unsupported) when the variant's ISA level needs a CPU flag that
+        this CPU lacks."""
+        level = variant.level
+        if level is None or self.cell.device != "cpu":
+            return True
+        from cnnbench.core.machine import cpu_flags
+        from cnnbench.plan.variants import missing_flags
+
+        flags = self.settings.cpu_flags
+        lacks = missing_flags(level, flags if flags is not None else cpu_flags())
+        if lacks:
+            self.row.update(status="unsupported", error=(
+                f"{level.name} needs {' '.join(lacks)}, which this CPU lacks: a build for "
+                f"{level.target} would not run here"))
+        return not lacks
+
+    def _interpreter(self, variant: Variant) -> str | None:
+        """The variant's interpreter, or None (the row unavailable, with the reason)."""
+        cell, row = self.cell, self.row
+        overrides = dict(self.settings.python_overrides)
+        # A build of its own (an interpreter or a tox environment) wins over --python, which
+        # names the framework's default environment.
+        if variant.python:
+            overrides[cell.framework] = variant.python
+        elif variant.tox_env:
+            py = tox_workdir() / variant.tox_env / "bin" / "python"
+            if not py.exists():
+                row.update(status="unavailable", error=(
+                    f"build {variant.name!r} is not installed: {py} does not exist; create it "
+                    f"with `tox -e {variant.tox_env} --notest`"))
+                return None
+            overrides[cell.framework] = str(py)
+        python, how = find_python(cell.framework, overrides)
+        if python is None or not Path(python).exists():
+            error = how if python is None else f"interpreter not found: {python} ({how})"
+            row.update(status="unavailable", error=error)
+            return None
+        return python
 
     def _spawn(self, python: str, env: dict[str, str], options: dict[str, Any]) -> None:
         cell, settings = self.cell, self.settings
@@ -555,6 +593,27 @@ class WorkerProcess:
             except (OSError, json.JSONDecodeError) as exc:
                 kernels = {"error": f"kernel probe failed: {_one_line(exc)}"}
         return kernels
+
+
+def describe(cell: Cell, row: dict[str, Any]) -> str:
+    """One line for a finished cell: its figure with the CI, or why it has none."""
+    from cnnbench.core.keys import probe_peak
+
+    peak = probe_peak(row) if row["mode"] == "peak" else None
+    if row.get("follower"):
+        what = (f"this node's ranks {'ran' if row['status'] == 'ok' else 'ended ' + row['status']}"
+                "; the node holding rank 0 records the row")
+    elif peak is not None:  # an ok GEMM probe
+        what = f"GEMM peak {peak / 1e9:.1f} GFLOP/s (best round)"
+    elif row["status"] == "ok":
+        what = f"{row['images_per_s']:.1f} img/s [{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]"
+        if row.get("mfu") is not None:
+            what += f" MFU {100 * row['mfu']:.1f}%"
+        if row["flags"]:
+            what += f" flags={','.join(row['flags'])}"
+    else:
+        what = f"{row['status'].upper()}: {row['error']}"
+    return f"{cell.label()}: {what}"
 
 
 def run_cell(cell: Cell, settings: RunSettings) -> dict[str, Any]:

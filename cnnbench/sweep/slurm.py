@@ -40,34 +40,8 @@ from cnnbench.measure.timing import Protocol
 from cnnbench.plan.variants import VariantSet, load_variants_file
 from cnnbench.sweep import slurmctl as slurm
 from cnnbench.sweep.nodes import Nodes
-from cnnbench.sweep.runner import RunSettings, _base_row, run_plan
-
-
-@dataclass
-class SlurmOptions:
-    """What the submitter asks Slurm for (the command line's --partition ... --slurm-arg)."""
-
-    partition: str | None = None
-    time: str | None = None  # Slurm's --time, e.g. 00:30:00, per job
-    gpus_per_node: int | None = None
-    nodes_per_job: int = 1  # > 1: every cell of the job spans its nodes (multinode)
-    cells_per_job: int = 8
-    # A benchmark wants its nodes to itself; --shared-nodes lets Slurm pack jobs.
-    exclusive: bool = True
-    extra: list[str] = field(default_factory=list)  # more sbatch arguments, as they are
-    poll_s: float = 2.0
-
-    def sbatch_args(self) -> list[str]:
-        args = [f"--nodes={self.nodes_per_job}", "--ntasks-per-node=1"]
-        if self.exclusive:
-            args.append("--exclusive")
-        if self.partition:
-            args.append(f"--partition={self.partition}")
-        if self.time:
-            args.append(f"--time={self.time}")
-        if self.gpus_per_node:
-            args.append(f"--gpus-per-node={self.gpus_per_node}")
-        return [*args, *self.extra]
+from cnnbench.sweep.options import SlurmOptions
+from cnnbench.sweep.runner import RunSettings, _base_row, describe, run_plan
 
 
 def state_dir(results_dir: Path, run_id: str) -> Path:
@@ -81,28 +55,23 @@ def settings_dict(s: RunSettings, variants_file: Path | None, opts: SlurmOptions
                   ) -> dict[str, Any]:
     return {"run_id": s.run_id, "results_dir": str(s.results_dir.resolve()),
             "machine_id": s.machine_id or None, "protocol": s.protocol.to_dict(),
-            "timeout_s": s.timeout_s, "python_overrides": s.python_overrides,
+            **s.portable(),
             "variants_file": str(variants_file.resolve()) if variants_file else None,
-            "memory_limit_mb": s.memory_limit_mb, "verbose": s.verbose,
-            "probe_peak": s.probe_peak, "check_noise": s.check_noise,
-            "interleave": s.interleave, "kernel_probe": s.kernel_probe,
             "nodes_per_job": opts.nodes_per_job}
 
 
 def settings_from(d: dict[str, Any], machine_id: str) -> RunSettings:
     vfile = d.get("variants_file")
+    portable = RunSettings("", "", Path()).portable()
     return RunSettings(
         run_id=d["run_id"], machine_id=machine_id, results_dir=Path(d["results_dir"]),
-        protocol=Protocol.from_dict(d["protocol"]), timeout_s=d["timeout_s"],
-        python_overrides=dict(d["python_overrides"]),
+        protocol=Protocol.from_dict(d["protocol"]),
         variants=VariantSet(load_variants_file(Path(vfile)) if vfile else None),
-        memory_limit_mb=d["memory_limit_mb"], verbose=d["verbose"], probe_peak=d["probe_peak"],
-        check_noise=d["check_noise"], interleave=d["interleave"],
-        kernel_probe=d["kernel_probe"], nodes=Nodes(count=d["nodes_per_job"]))
+        nodes=Nodes(count=d["nodes_per_job"]), **{k: d[k] for k in portable if k in d})
 
 
 def cell_from(d: dict[str, Any]) -> Cell:
-    return Cell(**d)
+    return Cell.from_dict(d)
 
 
 # ------------------------------------------------------------------------- state
@@ -316,8 +285,6 @@ def run_task(sdir: Path, submission: int, index: int) -> int:
                 "machine_id": mid, "host": mrec["hostname"], "started": started})
 
     def done(cell: Cell, row: dict[str, Any]) -> None:
-        from cnnbench.commands.run import describe
-
         print(describe(cell, row), flush=True)
 
     write_json_atomic(sweep.task_file(task), {"machine_id": mid, "host": mrec["hostname"],
