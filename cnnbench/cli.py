@@ -20,10 +20,10 @@ from cnnbench.commands import env as env_cmd
 from cnnbench.commands import list as list_cmd
 from cnnbench.commands import report as report_cmd
 from cnnbench.commands import run as run_cmd
-from cnnbench.commands.run import DEFAULT_REPEAT, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
+from cnnbench.commands.run import DEFAULT_REPEAT
 from cnnbench.core.cells import PRECISIONS, PlanError
 from cnnbench.core.prices import PriceError
-from cnnbench.plan.estimate import DEFAULT_PLAN, FULL_PLAN
+from cnnbench.plan.presets import DEFAULT_PLAN, FULL_PLAN, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
 from cnnbench.plan.variants import VariantError
 from workloads import UnknownWorkload
 

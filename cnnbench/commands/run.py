@@ -15,14 +15,12 @@ from cnnbench.commands import UsageError, console
 from cnnbench.core.cells import MODES, Cell
 from cnnbench.measure.timing import Protocol
 from cnnbench.plan.expand import expand
+from cnnbench.plan.presets import QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
 from cnnbench.plan.variants import VariantSet, load_variants_file
 from cnnbench.sweep.nodes import Nodes, split_endpoint
 from cnnbench.sweep.runner import RunSettings
 from cnnbench.sweep.slurm import SlurmOptions
 
-QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
-QUICK_BATCH = 32
-QUICK_BUDGET_S = 2.0
 # Runs per cell unless --repeat says otherwise. Fresh processes of one cell differ by 10-30%
 # here (far more than one run's rounds), so a comparison is only honest across runs: with
 # three a side, the comparison layer's Welch test flags about 5% of A/A pairs; with one, it
@@ -104,7 +102,7 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
     `estimate.DEFAULT_PLAN` or, with ``full``, `estimate.FULL_PLAN`; ``quick`` is the
     few-minute smoke plan. ``own_variants``: the run named no variants, so a preset's
     entries run the variants they name (the default preset's ISA ladder on ResNet-20)."""
-    from cnnbench.plan.estimate import DEFAULT_PLAN, FULL_PLAN
+    from cnnbench.plan.presets import DEFAULT_PLAN, FULL_PLAN
 
     if quick or workloads or modes or batch_sizes:
         return expand(frameworks,
@@ -116,7 +114,7 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
 
 
 def default_budget(quick: bool, full: bool) -> float:
-    from cnnbench.plan.estimate import DEFAULT_PLAN, FULL_PLAN
+    from cnnbench.plan.presets import DEFAULT_PLAN, FULL_PLAN
 
     return QUICK_BUDGET_S if quick else (FULL_PLAN if full else DEFAULT_PLAN).budget_s
 
@@ -290,34 +288,15 @@ def _all() -> list[str]:
     return list_workloads()
 
 
-def describe(cell: Cell, row: dict[str, Any]) -> str:
-    """One line for a finished cell: its figure with the CI, or why it has none."""
-    from cnnbench.core.keys import probe_peak
-
-    peak = probe_peak(row) if row["mode"] == "peak" else None
-    if row.get("follower"):
-        what = (f"this node's ranks {'ran' if row['status'] == 'ok' else 'ended ' + row['status']}"
-                "; the node holding rank 0 records the row")
-    elif peak is not None:  # an ok GEMM probe
-        what = f"GEMM peak {peak / 1e9:.1f} GFLOP/s (best round)"
-    elif row["status"] == "ok":
-        what = f"{row['images_per_s']:.1f} img/s [{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]"
-        if row.get("mfu") is not None:
-            what += f" MFU {100 * row['mfu']:.1f}%"
-        if row["flags"]:
-            what += f" flags={','.join(row['flags'])}"
-    else:
-        what = f"{row['status'].upper()}: {row['error']}"
-    return f"{cell.label()}: {what}"
-
-
 def _run_with_progress(cells: list[Cell], todo: list[Cell], settings: RunSettings, out: Any,
                        no_progress: bool) -> Counter[str]:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cnnbench.core.schema import iter_rows
-    from cnnbench.plan.estimate import Eta, eta_column, format_duration, peaks_from_rows
+    from cnnbench.plan.estimate import format_duration, peaks_from_rows
+    from cnnbench.sweep.eta import Eta, eta_column
+    from cnnbench.sweep.progress import describe
     from cnnbench.sweep.runner import run_plan
 
     # The ETA is the dry run's estimate of the cells left, corrected as cells finish (a resumed

@@ -316,7 +316,7 @@ def run_task(sdir: Path, submission: int, index: int) -> int:
                 "machine_id": mid, "host": mrec["hostname"], "started": started})
 
     def done(cell: Cell, row: dict[str, Any]) -> None:
-        from cnnbench.commands.run import describe
+        from cnnbench.sweep.progress import describe
 
         print(describe(cell, row), flush=True)
 
