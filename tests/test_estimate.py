@@ -282,7 +282,6 @@ def test_eta_is_read_by_the_display_thread_while_cells_finish() -> None:
         while not stop.is_set():
             try:
                 eta.remaining_s()
-                eta.estimated_total_s()
             except Exception as exc:  # what would end rich's refresh thread
                 errors.append(exc)
                 return

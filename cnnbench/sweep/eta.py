@@ -79,11 +79,6 @@ class Eta:
         self.estimates = {c.cell_id: self._estimate(c) for c in self.cells
                           if c.cell_id not in self._done}
 
-    def estimated_total_s(self) -> float:
-        """Observed seconds of the finished cells + the (uncorrected) estimate of the rest."""
-        with self._lock:
-            return sum(e.total_s for e in self.estimates.values()) + sum(self._done.values())
-
     def ratio(self, part: str) -> float:
         """Current correction of "speed", "setup", "budget" or "steps" (1.0 = as estimated)."""
         return _shrunk_ratio(self._ratios[part], self.prior_n)
