@@ -407,11 +407,6 @@ def test_peaks_from_rows_take_the_best_probe() -> None:
     assert est.peaks_from_rows(rows) == {("cpu", 2, "fp32"): pytest.approx(1.6e11)}
 
 
-def test_peaks_from_validity_drop_the_machine_id() -> None:
-    assert est.peaks_from_validity({("m1", "cpu", 2, "fp32"): 1e11, ("m2", "cpu", 2, "fp32"): 2e11}
-                                   ) == {("cpu", 2, "fp32"): 2e11}
-
-
 # ------------------------------------------------------------------ formatting
 
 

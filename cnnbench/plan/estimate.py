@@ -81,11 +81,10 @@ def _threads(cell: Cell) -> int:
 def peak_flops(cell: Cell, peaks: Mapping[Any, float] | None = None) -> float:
     """FLOP/s of the cell's device: the measured probe if ``peaks`` has it, else typical.
 
-    ``peaks`` is keyed (device, threads, precision); `peaks_from_validity` converts
-    `Validity.peaks`, whose keys also start with the machine id.
+    ``peaks`` is keyed (device, threads, precision), as `peaks_from_rows` gives it.
     """
     if peaks:
-        # Probes run on one device of a set (validity.probe_cells); N GPUs have N peaks.
+        # Probes run on one device of a set (probes.probe_cells); N GPUs have N peaks.
         got = peaks.get((base_device(cell.device), cell.threads, cell.precision))
         if got:
             return float(got) * (1 if cell.simulated else max(1, cell.n_devices))
@@ -94,15 +93,6 @@ def peak_flops(cell: Cell, peaks: Mapping[Any, float] | None = None) -> float:
     base = (CAL.peaks.cpu_per_thread * _threads(cell) if kind == "cpu"
             else CAL.peaks.gpu * max(1, cell.n_devices))
     return base * CAL.peaks.precision_speed[kind].get(cell.precision, 1.0)
-
-
-def peaks_from_validity(peaks: Mapping[tuple[Any, ...], float]) -> dict[Any, float]:
-    """`Validity.peaks` ((machine, device, threads, precision) -> FLOP/s) keyed as here."""
-    out: dict[Any, float] = {}
-    for key, v in peaks.items():
-        k = tuple(key[-3:])
-        out[k] = max(v, out.get(k, 0.0))
-    return out
 
 
 def peaks_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[Any, float]:
