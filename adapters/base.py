@@ -253,7 +253,7 @@ class Adapter(ABC):
     # -- refusals every adapter shares -----------------------------------------------------
     def check_precision(self, opts: BuildOptions) -> None:
         """Unsupported unless this adapter runs opts.precision on opts.device."""
-        from . import get_info
+        from .table import get_info
 
         info = get_info(self.name)
         p, on_cpu = opts.precision, device_set(opts.device).kind == "cpu"
@@ -268,7 +268,7 @@ class Adapter(ABC):
     def check_options(self, opts: BuildOptions) -> None:
         """The refusals of build() that do not depend on the framework: precision, the
         float64 check, and the execution mode (the static table in adapters/__init__)."""
-        from . import get_info
+        from .table import get_info
 
         self.check_precision(opts)
         info = get_info(self.name)

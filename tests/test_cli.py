@@ -268,4 +268,4 @@ def test_top_level_help_does_not_import_the_estimator() -> None:
     assert r.returncode == 0, r.stderr
     assert "usage: cnnbench" in r.stdout and "ESTIMATE False" in r.stdout
     # `run --help` computes the presets' help text when it is shown.
-    assert "the full sweep: all" in cli("run", "--help").stdout
+    assert "the full sweep: every registered workload" in cli("run", "--help").stdout

@@ -4,14 +4,21 @@ real time."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from adapters import FRAMEWORKS
 from cnnbench.core.cells import Cell
 from cnnbench.measure.timing import Protocol, measure
+from cnnbench.plan import calibration
 from cnnbench.plan import estimate as est
+from cnnbench.plan.presets import DEFAULT_PLAN, FULL_PLAN
 from cnnbench.plan.probes import gemm_n, probe_cells
+from cnnbench.sweep import eta as eta_mod
+from workloads import WorkloadSpec, get_workload, list_workloads
 
 PEAK_2CORE = {("cpu", 2, "fp32"): 170e9}
 MEASURED_FULL_SWEEP_MIN = 56  # `tox -e bench` with no arguments on 2 cores, before this module
@@ -29,6 +36,17 @@ def null_cell(step_s: float, exec_mode: str = "eager") -> Cell:
     return cell("null", "lenet5", "train", 8, exec_mode, step_s=step_s)
 
 
+def total_s(c: Cell, budget_s: float, peaks: dict[tuple[str, int, str], float] | None = None) -> float:
+    """One cell's estimated wall time, setup included."""
+    return est.estimate_cell(c, budget_s, peaks).total_s
+
+
+def plan_s(cells: list[Cell], budget_s: float, peaks: dict[tuple[str, int, str], float] | None = None,
+           *, with_probes: bool = False) -> float:
+    """The cells run one after another, with the GEMM probes `runner.run_plan` runs first."""
+    return sum(total_s(c, budget_s, peaks) for c in [*(probe_cells(cells) if with_probes else ()), *cells])
+
+
 # ------------------------------------------------------------------ one cell
 
 
@@ -36,7 +54,7 @@ def null_cell(step_s: float, exec_mode: str = "eager") -> Cell:
 @pytest.mark.parametrize("mode", ["train", "infer"])
 def test_monotone_in_flops(fw: str, mode: str) -> None:
     """More FLOPs per step (a bigger batch, a bigger model) never takes less time."""
-    totals = [est.estimate_cell_s(cell(fw, "resnet50", mode, b), 20.0, PEAK_2CORE)
+    totals = [total_s(cell(fw, "resnet50", mode, b), 20.0, PEAK_2CORE)
               for b in (1, 2, 4, 8, 16, 32, 64)]
     assert totals == sorted(totals)
     assert totals[-1] > totals[0]
@@ -47,14 +65,14 @@ def test_monotone_in_flops(fw: str, mode: str) -> None:
 
 def test_a_lower_peak_means_slower_steps() -> None:
     c = cell("mxnet", "vgg16", "infer", 16)
-    assert (est.estimate_cell_s(c, 20.0, {("cpu", 2, "fp32"): 80e9})
-            > est.estimate_cell_s(c, 20.0, PEAK_2CORE))
+    assert (total_s(c, 20.0, {("cpu", 2, "fp32"): 80e9})
+            > total_s(c, 20.0, PEAK_2CORE))
 
 
 @pytest.mark.parametrize("workload,batch", [("lenet5", 64), ("resnet20", 128), ("vgg16", 16)])
 def test_monotone_in_budget(workload: str, batch: int) -> None:
     budgets = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0]
-    totals = [est.estimate_cell_s(cell("tensorflow", workload, "train", batch), b, PEAK_2CORE)
+    totals = [total_s(cell("tensorflow", workload, "train", batch), b, PEAK_2CORE)
               for b in budgets]
     assert totals == sorted(totals)
 
@@ -65,7 +83,7 @@ def test_a_fast_cell_spends_its_budget_plus_setup() -> None:
     assert not e.step_bound and not e.over_budget
     assert 20.0 <= e.timed_s <= 20.0 * 1.05
     assert e.total_s == pytest.approx(e.setup_s + e.timed_s)
-    assert est.estimate_cell_s(c, 40.0, PEAK_2CORE) - e.total_s == pytest.approx(20.0, rel=0.05)
+    assert total_s(c, 40.0, PEAK_2CORE) - e.total_s == pytest.approx(20.0, rel=0.05)
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
@@ -103,16 +121,17 @@ def test_probe_cells_are_estimated_from_2n3_flops() -> None:
     n = gemm_n("cpu")
     assert probe.mode == "peak" and probe.batch_size == n
     step = est.step_seconds(probe, PEAK_2CORE)
-    assert step == pytest.approx(est.SLOWDOWN * 2 * n**3 / (est.GEMM_EFFICIENCY * 170e9))
+    assert step == pytest.approx(est.CAL.speed.slowdown * 2 * n**3 / (est.CAL.speed.gemm_efficiency * 170e9))
     e = est.estimate_cell(probe, 20.0, PEAK_2CORE)
     assert e.compile_s == 0 and 20.0 <= e.timed_s <= 21.0
-    assert est.estimate_plan_s([probe], 20.0, PEAK_2CORE) == pytest.approx(e.total_s)
+    (line,) = est.describe_plan([], 20.0, PEAK_2CORE, probes=[probe])
+    assert line.startswith(f"estimated wall time: {est.format_duration(e.total_s)} (0 cells + 1 GEMM probe,")
 
 
 def test_declared_unsupported_cells_cost_only_a_process_start() -> None:
     c = dataclasses.replace(cell("jax", "resnet50", "train", 32), precision="fp16")
     e = est.estimate_cell(c, 20.0)
-    assert not e.runs and e.total_s == pytest.approx(est.PROCESS_S)
+    assert not e.runs and e.total_s == pytest.approx(est.CAL.setup.process_s)
 
 
 @pytest.mark.parametrize("exec_mode", ["eager", "compiled"])
@@ -144,12 +163,12 @@ def test_timed_part_matches_the_protocol_on_a_fake_clock(step_s: float, budget: 
 
 
 def test_default_plan_fits_a_2_core_laptop_in_about_20_minutes_a_run() -> None:
-    cells = est.DEFAULT_PLAN.expand(FRAMEWORKS, threads=[2])
-    total = est.estimate_plan_s(cells, est.DEFAULT_PLAN.budget_s, PEAK_2CORE, with_probes=True)
+    cells = DEFAULT_PLAN.expand(FRAMEWORKS, threads=[2])
+    total = plan_s(cells, DEFAULT_PLAN.budget_s, PEAK_2CORE, with_probes=True)
     assert total <= 20 * 60  # one of its three runs a cell
-    assert {c.workload for c in cells} == set(est.REFERENCE_IMAGES_S)  # every workload ...
+    assert {c.workload for c in cells} == set(list_workloads())  # every workload ...
     assert {c.framework for c in cells} == set(FRAMEWORKS)  # ... and every framework
-    over = [c for c in cells if est.estimate_cell(c, est.DEFAULT_PLAN.budget_s, PEAK_2CORE).over_budget]
+    over = [c for c in cells if est.estimate_cell(c, DEFAULT_PLAN.budget_s, PEAK_2CORE).over_budget]
     # At 5 s a run (three runs a cell), the step-bound ImageNet inference cells outlast it:
     # they still take their 8 rounds and are flagged by the protocol.
     assert len(over) <= 10
@@ -159,12 +178,12 @@ def test_default_plan_answers_the_build_question_on_resnet20_only() -> None:
     """Every framework's ResNet-20, train and infer, against itself capped to two ladder
     levels; the other workloads run the default build only, and a run that names its own
     variants runs those everywhere instead."""
-    cells = est.DEFAULT_PLAN.expand(FRAMEWORKS, threads=[2])
+    cells = DEFAULT_PLAN.expand(FRAMEWORKS, threads=[2])
     ladder = {(c.framework, c.mode, c.variant) for c in cells if c.workload == "resnet20"}
     assert ladder == {(fw, m, v) for fw in FRAMEWORKS for m in ("train", "infer")
                       for v in ("default", "x86-64-v2", "x86-64-v3")}
     assert {c.variant for c in cells if c.workload != "resnet20"} == {"default"}
-    mine = est.DEFAULT_PLAN.expand(FRAMEWORKS, threads=[2], own_variants=False,
+    mine = DEFAULT_PLAN.expand(FRAMEWORKS, threads=[2], own_variants=False,
                                    variants=["default", "avx"])
     assert {c.variant for c in mine} == {"default", "avx"}
     assert {c.variant for c in mine if c.workload == "vgg16"} == {"default", "avx"}
@@ -182,7 +201,7 @@ def test_the_kernel_probe_is_counted_once_per_cpu_cell() -> None:
     lines = est.describe_plan([c, dataclasses.replace(c, repeat=1)], 5.0, PEAK_2CORE,
                               kernel_probe=True)
     assert "2 cells + 1 kernel probe," in lines[0]
-    eta = est.Eta([c], 5.0, dict(PEAK_2CORE), kernel_probe=True)
+    eta = eta_mod.Eta([c], 5.0, dict(PEAK_2CORE), kernel_probe=True)
     assert eta.remaining_s() == pytest.approx(probed.total_s)
 
 
@@ -191,10 +210,10 @@ def test_full_plan_estimate_is_near_the_measured_sweep() -> None:
     below 0.75x (an ETA that is too hopeful is worse than one that is too careful), not above
     1.5x. At the reference rates the protocol's own arithmetic (19 steps a slow compiled
     cell) already gives ~53 min for the 21 step-bound cells."""
-    cells = est.FULL_PLAN.expand(FRAMEWORKS, threads=[2])
+    cells = FULL_PLAN.expand(FRAMEWORKS, threads=[2])
     assert len(cells) == 48
     # That sweep ran at 20 s a cell (the full preset is now three runs of 8 s).
-    total = est.estimate_plan_s(cells, 20.0, PEAK_2CORE, with_probes=True)
+    total = plan_s(cells, 20.0, PEAK_2CORE, with_probes=True)
     assert 0.75 * MEASURED_FULL_SWEEP_MIN * 60 <= total <= 1.5 * MEASURED_FULL_SWEEP_MIN * 60
     over = [c for c in cells if est.estimate_cell(c, 20.0, PEAK_2CORE).over_budget]
     assert 15 <= len(over) <= 27  # the sweep flagged 21 of 48 rows over_budget
@@ -202,17 +221,17 @@ def test_full_plan_estimate_is_near_the_measured_sweep() -> None:
 
 def test_full_plan_per_cell_rates_follow_the_reference_sweep() -> None:
     """Steady steps within the SLOWDOWN margin of the sweep's own images/s."""
-    for wl, by_fw in est.REFERENCE_IMAGES_S.items():
+    for wl, by_fw in est.CAL.speed.reference_images_s.items():
         for fw, (train_ips, infer_ips) in by_fw.items():
             for mode, ips in (("train", train_ips), ("infer", infer_ips)):
-                c = est.FULL_PLAN.expand([fw], threads=[2])
+                c = FULL_PLAN.expand([fw], threads=[2])
                 (c1,) = [x for x in c if x.workload == wl and x.mode == mode]
-                step = est.step_seconds(c1, {("cpu", 2, "fp32"): est.REFERENCE_PEAK})
-                assert step == pytest.approx(est.SLOWDOWN * c1.batch_size / ips, rel=1e-6)
+                step = est.step_seconds(c1, {("cpu", 2, "fp32"): est.CAL.speed.reference_peak})
+                assert step == pytest.approx(est.CAL.speed.slowdown * c1.batch_size / ips, rel=1e-6)
 
 
 def test_describe_plan_names_the_total_and_the_overrunning_cells() -> None:
-    cells = est.FULL_PLAN.expand(["jax"], threads=[2])
+    cells = FULL_PLAN.expand(["jax"], threads=[2])
     lines = est.describe_plan(cells, 20.0, PEAK_2CORE, probes=probe_cells(cells), top=2)
     assert lines[0].startswith("estimated wall time: about ")
     assert "12 cells + 1 GEMM probe," in lines[0]
@@ -238,9 +257,9 @@ def _budget_cells(n: int) -> list[Cell]:
 def test_eta_starts_at_the_plan_estimate_and_counts_down_while_a_cell_runs() -> None:
     cells = _budget_cells(4)
     clock = FakeClock()
-    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE), clock=clock)
+    eta = eta_mod.Eta(cells, 20.0, dict(PEAK_2CORE), clock=clock)
     start = eta.remaining_s()
-    assert start == pytest.approx(est.estimate_plan_s(cells, 20.0, PEAK_2CORE))
+    assert start == pytest.approx(plan_s(cells, 20.0, PEAK_2CORE))
     eta.start(cells[0])
     clock.now = 10.0
     assert eta.remaining_s() == pytest.approx(start - 10.0)
@@ -255,7 +274,7 @@ def test_eta_is_read_by_the_display_thread_while_cells_finish() -> None:
     import threading
 
     cells = _budget_cells(300)
-    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE))
+    eta = eta_mod.Eta(cells, 20.0, dict(PEAK_2CORE))
     errors: list[BaseException] = []
     stop = threading.Event()
 
@@ -263,7 +282,6 @@ def test_eta_is_read_by_the_display_thread_while_cells_finish() -> None:
         while not stop.is_set():
             try:
                 eta.remaining_s()
-                eta.estimated_total_s()
             except Exception as exc:  # what would end rich's refresh thread
                 errors.append(exc)
                 return
@@ -289,7 +307,7 @@ def test_eta_is_read_by_the_display_thread_while_cells_finish() -> None:
 def test_eta_counts_interleaved_cells_time_once() -> None:
     cells = _budget_cells(3)
     clock = FakeClock()
-    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE), clock=clock)
+    eta = eta_mod.Eta(cells, 20.0, dict(PEAK_2CORE), clock=clock)
     start = eta.remaining_s()
     eta.start(cells[0])
     eta.start(cells[1])  # side by side, as run_plan starts an interleaved group
@@ -299,7 +317,7 @@ def test_eta_counts_interleaved_cells_time_once() -> None:
 
 def test_eta_moves_towards_observed_times_but_shrunk() -> None:
     cells = [cell("mxnet", "vgg16", "train", 16 + i) for i in range(8)]  # all step-bound
-    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE))
+    eta = eta_mod.Eta(cells, 20.0, dict(PEAK_2CORE))
     per_cell = {c.cell_id: eta.estimates[c.cell_id].total_s for c in cells}
     before = sum(per_cell[c.cell_id] for c in cells[2:])
     for c in cells[:2]:
@@ -314,7 +332,7 @@ def test_eta_moves_towards_observed_times_but_shrunk() -> None:
 
 def test_eta_one_odd_cell_does_not_swing_it() -> None:
     cells = _budget_cells(10)
-    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE))
+    eta = eta_mod.Eta(cells, 20.0, dict(PEAK_2CORE))
     per_cell = {c.cell_id: eta.estimates[c.cell_id].total_s for c in cells}
     for c in cells[:5]:
         eta.done(c, per_cell[c.cell_id])  # as estimated
@@ -326,7 +344,7 @@ def test_eta_one_odd_cell_does_not_swing_it() -> None:
 def test_eta_splits_setup_from_the_timed_part() -> None:
     """Slow setups (a loaded disk, a cold cache) do not inflate the budgets still to run."""
     cells = _budget_cells(6)
-    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE), prior_n=0.0)
+    eta = eta_mod.Eta(cells, 20.0, dict(PEAK_2CORE), prior_n=0.0)
     e = eta.estimates[cells[0].cell_id]
     for c in cells[:3]:
         eta.done(c, 3 * e.setup_s + e.timed_s, timed_s=e.timed_s)
@@ -340,7 +358,7 @@ def test_eta_learns_the_speed_and_turns_cells_step_bound() -> None:
     the remaining estimate follows the protocol's min_rounds rule, not a ratio of totals."""
     cells = [dataclasses.replace(cell("pytorch", "resnet20", "train", 128), repeat=i)
              for i in range(6)]
-    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE), prior_n=0.0)
+    eta = eta_mod.Eta(cells, 20.0, dict(PEAK_2CORE), prior_n=0.0)
     e = eta.estimates[cells[0].cell_id]
     assert not e.step_bound
     slow = est.estimate_cell(cells[0], 20.0, PEAK_2CORE, speed=10.0)
@@ -356,7 +374,7 @@ def test_eta_learns_the_speed_and_turns_cells_step_bound() -> None:
 
 def test_eta_ignores_failed_cells_for_speed() -> None:
     cells = _budget_cells(3)
-    eta = est.Eta(cells, 20.0, dict(PEAK_2CORE))
+    eta = eta_mod.Eta(cells, 20.0, dict(PEAK_2CORE))
     eta.done_row(cells[0], {"status": "crashed", "wall_s": 0.5})
     assert eta.ratio("setup") == 1.0 and eta.ratio("budget") == 1.0
     assert cells[0].cell_id not in eta.estimates
@@ -365,7 +383,7 @@ def test_eta_ignores_failed_cells_for_speed() -> None:
 def test_eta_done_row_uses_the_rows_breakdown_and_a_probes_peak() -> None:
     work = [cell("mxnet", "resnet50", "infer", 32)]
     (probe,) = probe_cells(work)
-    eta = est.Eta([probe, *work], 20.0)
+    eta = eta_mod.Eta([probe, *work], 20.0)
     before = eta.estimates[work[0].cell_id].total_s
     n = probe.batch_size
     half_typical = 0.5 * est.peak_flops(probe)
@@ -389,11 +407,6 @@ def test_peaks_from_rows_take_the_best_probe() -> None:
     assert est.peaks_from_rows(rows) == {("cpu", 2, "fp32"): pytest.approx(1.6e11)}
 
 
-def test_peaks_from_validity_drop_the_machine_id() -> None:
-    assert est.peaks_from_validity({("m1", "cpu", 2, "fp32"): 1e11, ("m2", "cpu", 2, "fp32"): 2e11}
-                                   ) == {("cpu", 2, "fp32"): 2e11}
-
-
 # ------------------------------------------------------------------ formatting
 
 
@@ -405,12 +418,80 @@ def test_format_duration(s: float, text: str) -> None:
 
 
 def test_format_clock() -> None:
-    assert est.format_clock(3725.4) == "1:02:05"
-    assert est.format_clock(-3) == "0:00:00"
+    assert eta_mod.format_clock(3725.4) == "1:02:05"
+    assert eta_mod.format_clock(-3) == "0:00:00"
 
 
 def test_eta_column_renders_the_remaining_time() -> None:
     pytest.importorskip("rich")
-    eta = est.Eta(_budget_cells(1), 20.0, dict(PEAK_2CORE))
-    text = est.eta_column(eta).render(None).plain
-    assert text == "ETA " + est.format_clock(eta.remaining_s())
+    eta = eta_mod.Eta(_budget_cells(1), 20.0, dict(PEAK_2CORE))
+    text = eta_mod.eta_column(eta).render(None).plain
+    assert text == "ETA " + eta_mod.format_clock(eta.remaining_s())
+
+
+# ------------------------------------------------------------------ presets and calibration
+
+FIXTURE = Path(__file__).parent / "fixtures" / "preset_estimates.json"
+
+
+def _preset_estimates() -> dict[str, object]:
+    """Every estimate of the two presets' cells and probes, with a probe's peak and with the
+    typical one, and the dry run's lines: what tests/fixtures/preset_estimates.json holds,
+    computed at b309825, before the calibration moved into calibration.toml."""
+    out: dict[str, object] = {}
+    for preset in (DEFAULT_PLAN, FULL_PLAN):
+        cells = preset.expand(FRAMEWORKS, threads=[2])
+        probes = probe_cells(cells)
+        for name, peaks in (("probe", PEAK_2CORE), ("typical", None)):
+            ests = [[c.label(), *dataclasses.astuple(est.estimate_cell(c, preset.budget_s, peaks,
+                                                                       kernel_probe=True))]
+                    for c in [*probes, *cells]]
+            lines = est.describe_plan(cells, preset.budget_s, peaks, probes=probes,
+                                      kernel_probe=True)
+            out[f"{preset.name}/{name}"] = {"cells": ests, "lines": lines}
+    return out
+
+
+def test_preset_estimates_are_unchanged_by_the_move_to_toml() -> None:
+    """Data moved to a file, presets read from the registry: the same cells, the same figures
+    to the last bit."""
+    assert _preset_estimates() == json.loads(FIXTURE.read_text())
+
+
+@pytest.fixture
+def new_workload() -> Iterator[str]:
+    """A workload registered after import, as a user's own module would (lenet5's graph
+    under another name), unregistered afterwards."""
+    from workloads import registry
+
+    def my_net() -> WorkloadSpec:
+        return dataclasses.replace(get_workload("lenet5"), name="my_net", tags=())
+
+    registry.register_workload(my_net)
+    yield "my_net"
+    del registry._FACTORIES["my_net"]
+    registry.get_workload.cache_clear()
+
+
+def test_a_newly_registered_workload_runs_under_full_and_default(new_workload: str) -> None:
+    full = {(c.workload, c.mode, c.batch_size) for c in FULL_PLAN.expand(["pytorch"], threads=[2])}
+    assert {(new_workload, m, 64) for m in ("train", "infer")} <= full
+    # Not known to be small: the default preset runs its inference at the ImageNet batch.
+    default = [c for c in DEFAULT_PLAN.expand(["jax"], threads=[2]) if c.workload == new_workload]
+    assert [(c.mode, c.batch_size) for c in default] == [("infer", 4)]
+    assert est.estimate_cell(default[0], 5.0, PEAK_2CORE).runs  # estimated like any other
+
+
+def test_a_calibration_file_with_a_missing_or_unknown_key_is_refused(tmp_path: Path) -> None:
+    text = calibration.CALIBRATION_FILE.read_text()
+    assert calibration.parse(text, tmp_path / "c.toml") == calibration.load()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("slowdown = 1.1", "slow_down = 1.1"))
+    with pytest.raises(calibration.CalibrationError, match=r"bad.toml: \[speed\]: missing keys "
+                       r"\['slowdown'\], unknown keys \['slow_down'\]"):
+        calibration.load(bad)
+    bad.write_text(text.replace("[peaks]", "[peak]"))
+    with pytest.raises(calibration.CalibrationError, match=r"unknown tables \['peak'\]"):
+        calibration.load(bad)
+    with pytest.raises(calibration.CalibrationError, match="calibration file not found"):
+        calibration.load(tmp_path / "none.toml")

@@ -119,10 +119,10 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
          modes: list[str] | None, batch_sizes: list[int] | None, own_variants: bool = False,
          **axes: Any) -> list[Cell]:
     """The cells of the run. Without workload, mode or batch options it is a preset:
-    `estimate.DEFAULT_PLAN` or, with ``full``, `estimate.FULL_PLAN`; ``quick`` is the
+    `presets.DEFAULT_PLAN` or, with ``full``, `presets.FULL_PLAN`; ``quick`` is the
     few-minute smoke plan. ``own_variants``: the run named no variants, so a preset's
     entries run the variants they name (the default preset's ISA ladder on ResNet-20)."""
-    from cnnbench.plan.estimate import DEFAULT_PLAN, FULL_PLAN
+    from cnnbench.plan.presets import DEFAULT_PLAN, FULL_PLAN
 
     if quick or workloads or modes or batch_sizes:
         return expand(frameworks,
@@ -134,7 +134,7 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
 
 
 def default_budget(quick: bool, full: bool) -> float:
-    from cnnbench.plan.estimate import DEFAULT_PLAN, FULL_PLAN
+    from cnnbench.plan.presets import DEFAULT_PLAN, FULL_PLAN
 
     return QUICK_BUDGET_S if quick else (FULL_PLAN if full else DEFAULT_PLAN).budget_s
 
@@ -319,7 +319,8 @@ def _run_with_progress(cells: list[Cell], todo: list[Cell], settings: RunSetting
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cnnbench.core.schema import iter_rows
-    from cnnbench.plan.estimate import Eta, eta_column, format_duration, peaks_from_rows
+    from cnnbench.plan.estimate import format_duration, peaks_from_rows
+    from cnnbench.sweep.eta import Eta, eta_column
     from cnnbench.sweep.runner import run_plan
 
     # The ETA is the dry run's estimate of the cells left, corrected as cells finish (a resumed

@@ -108,7 +108,7 @@ def _go(sweep: Sweep, cells: list[Cell] | None, detach: bool, no_progress: bool,
 def _printer(out: Any) -> Callable[[Cell, dict[str, Any]], None]:
     from rich.markup import escape
 
-    from cnnbench.commands.run import describe
+    from cnnbench.sweep.runner import describe
 
     def show(cell: Cell, row: dict[str, Any]) -> None:
         color = "green" if row["status"] == "ok" else "red"

@@ -156,6 +156,50 @@ def _smi_topology() -> dict[str, str] | None:
     return parse_topo_matrix(proc.stdout) if proc.returncode == 0 else None
 
 
+def _gpu(nvml: Any, i: int, h: Any) -> dict[str, Any]:
+    """One GPU's record (NVML device handle ``h``, index ``i``); every field optional."""
+    mem = _optional(nvml.nvmlDeviceGetMemoryInfo, h)
+    cc = _optional(nvml.nvmlDeviceGetCudaComputeCapability, h)
+    pci = _optional(nvml.nvmlDeviceGetPciInfo, h)
+    bus = getattr(pci, "busId", None) if pci is not None else None
+    power_mw = _optional(nvml.nvmlDeviceGetPowerManagementLimit, h)
+    return {
+        "index": i,
+        "name": _optional(nvml.nvmlDeviceGetName, h),
+        "memory_bytes": int(mem.total) if mem is not None else None,
+        "uuid": _optional(nvml.nvmlDeviceGetUUID, h),
+        "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None,
+        "pci_bus_id": bus.decode() if isinstance(bus, bytes) else bus,
+        "nvlinks_active": _nvlinks(nvml, h),
+        "power_limit_w": power_mw / 1000 if power_mw else None,
+    }
+
+
+def _gpu_record(nvml: Any) -> dict[str, Any]:
+    """The machine's GPUs, driver and interconnect from an initialised NVML."""
+    driver = _optional(nvml.nvmlSystemGetDriverVersion)
+    cuda = _optional(nvml.nvmlSystemGetCudaDriverVersion_v2)
+    gpus, handles = [], []
+    count = _optional(nvml.nvmlDeviceGetCount) or 0
+    for i in range(count):
+        h = _optional(nvml.nvmlDeviceGetHandleByIndex, i)
+        if h is None:
+            continue
+        handles.append(h)
+        gpus.append(_gpu(nvml, i, h))
+    rec: dict[str, Any] = {
+        "gpus": gpus, "driver": driver,
+        "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
+        **(_interconnect(nvml, handles) if len(handles) > 1 else
+           {"interconnect": None, "gpu_pairs": {}}),
+    }
+    if not gpus:
+        rec["gpu_error"] = "NVML lists no GPU"
+    if len(handles) > 1:
+        rec["topology_smi"] = _smi_topology()
+    return rec
+
+
 def _gpus(nvml: Any = None) -> dict[str, Any]:
     """GPUs, driver, CUDA driver version and interconnect, from NVML (nvidia-ml-py), never
     from a framework. Every field is optional and nothing here raises: a machine without
@@ -172,41 +216,7 @@ def _gpus(nvml: Any = None) -> dict[str, Any]:
     except Exception as exc:
         return {"gpus": [], "driver": None, "gpu_error": f"NVML unavailable: {exc}"}
     try:
-        driver = _optional(nvml.nvmlSystemGetDriverVersion)
-        cuda = _optional(nvml.nvmlSystemGetCudaDriverVersion_v2)
-        gpus, handles = [], []
-        count = _optional(nvml.nvmlDeviceGetCount) or 0
-        for i in range(count):
-            h = _optional(nvml.nvmlDeviceGetHandleByIndex, i)
-            if h is None:
-                continue
-            handles.append(h)
-            mem = _optional(nvml.nvmlDeviceGetMemoryInfo, h)
-            cc = _optional(nvml.nvmlDeviceGetCudaComputeCapability, h)
-            pci = _optional(nvml.nvmlDeviceGetPciInfo, h)
-            bus = getattr(pci, "busId", None) if pci is not None else None
-            gpus.append({
-                "index": i,
-                "name": _optional(nvml.nvmlDeviceGetName, h),
-                "memory_bytes": int(mem.total) if mem is not None else None,
-                "uuid": _optional(nvml.nvmlDeviceGetUUID, h),
-                "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None,
-                "pci_bus_id": bus.decode() if isinstance(bus, bytes) else bus,
-                "nvlinks_active": _nvlinks(nvml, h),
-                "power_limit_w": (lambda mw: mw / 1000 if mw else None)(
-                    _optional(nvml.nvmlDeviceGetPowerManagementLimit, h)),
-            })
-        rec: dict[str, Any] = {
-            "gpus": gpus, "driver": driver,
-            "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
-            **(_interconnect(nvml, handles) if len(handles) > 1 else
-               {"interconnect": None, "gpu_pairs": {}}),
-        }
-        if not gpus:
-            rec["gpu_error"] = "NVML lists no GPU"
-        if len(handles) > 1:
-            rec["topology_smi"] = _smi_topology()
-        return rec
+        return _gpu_record(nvml)
     except Exception as exc:  # a driver/binding mismatch: say so, never crash the sweep
         return {"gpus": [], "driver": None, "gpu_error": f"NVML query failed: {exc}"}
     finally:

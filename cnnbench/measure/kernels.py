@@ -20,8 +20,6 @@ from typing import Any
 
 from cnnbench.core import isa
 
-# ATen's kernel sets (ATEN_CPU_CAPABILITY / get_cpu_capability()).
-ATEN_LEVELS = ("default", "avx2", "avx512")
 _VERBOSE_PREFIXES = ("onednn_verbose", "dnnl_verbose", "mkldnn_verbose")
 
 

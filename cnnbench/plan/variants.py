@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,6 @@ LEVELS: dict[str, IsaLevel] = {lv.name: lv for lv in LADDER}
 ALIASES = {"isa-avx2": "x86-64-v3", "isa-generic": "x86-64-v2"}
 # Frameworks that have ladder switches.
 LADDER_FRAMEWORKS = ("pytorch", "tensorflow", "mxnet", "jax")
-# What "kind" a variant is, in every row (`variant_kind`), so a report can tell a cap from
-# another binary: default | isa (a ladder level) | config | build (a built-in alternative
-# build) | custom (declared in a variants file).
-KINDS = ("default", "isa", "config", "build", "custom")
 
 
 def ladder_env(framework: str, level: IsaLevel) -> dict[str, str]:
@@ -126,6 +123,9 @@ class Variant:
     description: str = ""
     # Adapter options (as with --adapter-opt) that this variant sets; --adapter-opt wins.
     options: dict[str, Any] = field(default_factory=dict)
+    # In every row (`variant_kind`), so a report can tell a cap from another binary: default |
+    # isa (a ladder level) | config | build (a built-in alternative build) | custom (declared
+    # in a variants file).
     kind: str = "config"
     isa: str | None = None  # the ladder level it caps to (a level above the CPU: unsupported)
     tox_env: str | None = None  # a tox environment holding this build (instead of python)
@@ -208,46 +208,58 @@ def load_variants_file(path: Path) -> list[Variant]:
                 return _w
             return f"{path}:{key_line(text, starts[_i], key)}: variant #{_i + 1}"
 
-        name = _check_name(e.get("name"), where("name"))
-        fw = e.get("framework")
-        if fw != "*" and fw not in ADAPTERS:
-            raise VariantError(f"{where('framework')}: unknown framework {fw!r}")
-        env = e.get("env", {})
-        if not isinstance(env, dict) or not all(
-            isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in env.items()
-        ):
-            raise VariantError(f"{where('env')}: env must be a table of strings")
-        py = e.get("python")
-        if py is not None and (not isinstance(py, str) or not py):
-            raise VariantError(f"{where('python')}: python must be a path")
-        tox_env = e.get("tox_env")
-        if tox_env is not None and (not isinstance(tox_env, str) or not tox_env
-                                    or "/" in tox_env):
-            raise VariantError(f"{where('tox_env')}: tox_env must be a tox environment name")
-        if py and tox_env:
-            raise VariantError(f"{where('tox_env')}: give python or tox_env, not both")
-        isa = e.get("isa")
-        if isa is not None:
-            isa = ALIASES.get(isa, isa)
-            if isa not in LEVELS:
-                raise VariantError(f"{where('isa')}: unknown ISA level {e['isa']!r} (known: "
-                                   f"{', '.join(LEVELS)})")
-        desc = e.get("description", "")
-        if not isinstance(desc, str):
-            raise VariantError(f"{where('description')}: description must be a string")
-        options = e.get("options", {})
-        if not isinstance(options, dict) or not all(
-            isinstance(k, str) and isinstance(v, (str, int, float, bool))
-            for k, v in options.items()
-        ):
-            raise VariantError(f"{where('options')}: options must be a table of strings or "
-                               "numbers")
-        # An ISA level caps the build with the framework's own switches, under the file's env.
-        cap = ladder_env(fw, LEVELS[isa]) if isa and fw != "*" else {}
-        out.append(Variant(name, fw, {**cap, **{k: str(v) for k, v in env.items()}}, py, desc,
-                           dict(options), kind="custom", isa=isa, tox_env=tox_env,
-                           source=where("python" if py else "tox_env" if tox_env else "name")))
+        out.append(_variant(e, where))
     return out
+
+
+def _table_of(e: dict[str, Any], key: str, types: tuple[type, ...], where: Callable[[str], str],
+              what: str) -> dict[str, Any]:
+    """``e[key]``, a table of string keys to ``types`` values (empty if absent)."""
+    got = e.get(key, {})
+    if not isinstance(got, dict) or not all(
+        isinstance(k, str) and isinstance(v, types) for k, v in got.items()
+    ):
+        raise VariantError(f"{where(key)}: {key} must be a table of {what}")
+    return got
+
+
+def _interpreter(e: dict[str, Any], where: Callable[[str], str]) -> tuple[str | None, str | None]:
+    """The variant's (python, tox_env): at most one of them."""
+    py = e.get("python")
+    if py is not None and (not isinstance(py, str) or not py):
+        raise VariantError(f"{where('python')}: python must be a path")
+    tox_env = e.get("tox_env")
+    if tox_env is not None and (not isinstance(tox_env, str) or not tox_env
+                                or "/" in tox_env):
+        raise VariantError(f"{where('tox_env')}: tox_env must be a tox environment name")
+    if py and tox_env:
+        raise VariantError(f"{where('tox_env')}: give python or tox_env, not both")
+    return py, tox_env
+
+
+def _variant(e: dict[str, Any], where: Callable[[str], str]) -> Variant:
+    """One checked [[variant]] table of a variants file."""
+    name = _check_name(e.get("name"), where("name"))
+    fw = e.get("framework")
+    if fw != "*" and fw not in ADAPTERS:
+        raise VariantError(f"{where('framework')}: unknown framework {fw!r}")
+    env = _table_of(e, "env", (str, int, float), where, "strings")
+    py, tox_env = _interpreter(e, where)
+    isa = e.get("isa")
+    if isa is not None:
+        isa = ALIASES.get(isa, isa)
+        if isa not in LEVELS:
+            raise VariantError(f"{where('isa')}: unknown ISA level {e['isa']!r} (known: "
+                               f"{', '.join(LEVELS)})")
+    desc = e.get("description", "")
+    if not isinstance(desc, str):
+        raise VariantError(f"{where('description')}: description must be a string")
+    options = _table_of(e, "options", (str, int, float, bool), where, "strings or numbers")
+    # An ISA level caps the build with the framework's own switches, under the file's env.
+    cap = ladder_env(fw, LEVELS[isa]) if isa and fw != "*" else {}
+    return Variant(name, fw, {**cap, **{k: str(v) for k, v in env.items()}}, py, desc,
+                   dict(options), kind="custom", isa=isa, tox_env=tox_env,
+                   source=where("python" if py else "tox_env" if tox_env else "name"))
 
 
 class VariantSet:

@@ -26,10 +26,8 @@ from cnnbench.core.options import (
     safe_id,
     slurm_time,
 )
+from cnnbench.plan.presets import QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
 
-QUICK_WORKLOADS = ("lenet5", "cifar10_tutorial", "resnet20")
-QUICK_BATCH = 32
-QUICK_BUDGET_S = 2.0
 # Runs per cell unless --repeat says otherwise. Fresh processes of one cell differ by 10-30%
 # here (far more than one run's rounds), so a comparison is only honest across runs: with
 # three a side, the comparison layer's Welch test flags about 5% of A/A pairs; with one, it
@@ -53,13 +51,13 @@ def pythons(pairs: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def _full_help() -> str:
-    from cnnbench.plan.estimate import FULL_PLAN
+    from cnnbench.plan.presets import FULL_PLAN
 
     return f"the full sweep: {FULL_PLAN.description}"
 
 
 def _budget_help() -> str:
-    from cnnbench.plan.estimate import DEFAULT_PLAN, FULL_PLAN
+    from cnnbench.plan.presets import DEFAULT_PLAN, FULL_PLAN
 
     return ("seconds of warm-up + timed rounds per cell, the first step not counted "
             f"(default {DEFAULT_PLAN.budget_s:g}; {FULL_PLAN.budget_s:g} with --full, "
