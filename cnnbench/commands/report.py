@@ -35,9 +35,9 @@ def run(results: list[Path] | None = None, output: Path = Path("reports/index.ht
         prices: Path | None = None, baseline: str | None = None,
         reference_machine: str | None = None, job: str | None = None,
         with_reference: bool = False) -> int:
+    from cnnbench.analyse.pairs import parse_baseline
     from cnnbench.core.prices import load_prices
     from cnnbench.report.render import write_report
-    from cnnbench.report.sections import parse_baseline
 
     try:
         base = parse_baseline(baseline) if baseline else None
