@@ -22,7 +22,7 @@ import pandas as pd
 
 from cnnbench.analyse.claims import beside_build_row
 from cnnbench.analyse.compare import Comparison, cell_samples, compare_cells
-from cnnbench.core.keys import VARIANT_GROUP
+from cnnbench.core.keys import LADDER_CHART, VARIANT_GROUP
 from cnnbench.measure.kernels import JAX_NOTE
 from cnnbench.plan.variants import LADDER, onednn_enabled
 
@@ -202,9 +202,6 @@ def with_variants(df: pd.DataFrame) -> pd.DataFrame:
     has_variant = (rows["variant"] != BASELINE).groupby(
         [rows[c] for c in VARIANT_GROUP], dropna=False, sort=False).transform("any")
     return rows[has_variant]
-
-
-LADDER_CHART = ["machine_id", "device", "workload", "batch_size", "precision", "threads"]
 
 
 def ladders(gains: pd.DataFrame, limit: int) -> Iterator[tuple[pd.DataFrame, list[str],

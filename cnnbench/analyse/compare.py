@@ -43,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from cnnbench.core.cells import is_simulated
-from cnnbench.core.keys import ACROSS_MACHINES, KEY, options_key
+from cnnbench.core.keys import ACROSS_MACHINES, CONFIG, KEY, options_key
 
 # Bootstrap resamples of every interval: the one setting, so the report and ``compare`` give
 # the same interval for the same pair.
@@ -345,11 +345,6 @@ def geomean(ratios: Sequence[float] | pd.Series, low: Sequence[float] | pd.Serie
 
 
 # ------------------------------------------------------------------- report helpers
-
-# Fields that name a configuration within a workload group, in the order a label gives them.
-CONFIG = ["framework", "variant", "exec_mode", "precision", "threads", "options_key",
-          "batch_size", "device", "machine_id"]
-
 
 def config_labels(cells: pd.DataFrame, always: Sequence[str] = ("framework",),
                   fields: Sequence[str] = CONFIG) -> pd.Series:

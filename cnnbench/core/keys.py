@@ -43,6 +43,11 @@ SYSTEM = ["machine_id", "device"]
 WORKLOAD = ["machine_id", "device", "workload", "mode"]
 # The same work on the same system, any configuration: frameworks and machines ranked.
 LIKE = ["machine_id", "device", "workload", "mode", "batch_size", "precision"]
+# One chart of the ISA ladder: its levels and modes are drawn, all else is one chart.
+LADDER_CHART = ["machine_id", "device", "workload", "batch_size", "precision", "threads"]
+# Fields that name a configuration within a workload group, in the order a label gives them.
+CONFIG = ["framework", "variant", "exec_mode", "precision", "threads", "options_key",
+          "batch_size", "device", "machine_id"]
 
 
 def options_key(options: Any) -> str:
