@@ -7,8 +7,8 @@ those, a planted row whose strings hold markup and script, a prices file, then
 ``cnnbench report``. The page is then checked at 1366 px wide (a laptop):
 
 * no console errors, no uncaught page errors, no request leaving the file;
-* every section of ``cnnbench.report.sections.registry.section_ids()``, in order, as ``<section id=...>`` with an
-  ``<h2>`` and some text (a section without data says so, it is never blank);
+* every section of ``cnnbench.report.sections.registry.section_ids()``, in order, as
+  ``<section id=...>`` with an ``<h2>`` and some text (a section without data says so, it is never blank);
 * every ``<img>`` decoded, with a non-zero natural size;
 * no horizontal overflow, of the page or of any element not inside a scrolling container;
 * ``<script>`` and HTML in result strings shown as literal text: no dialog, no planted element.

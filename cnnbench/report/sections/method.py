@@ -39,7 +39,7 @@ def _peaks(sec: Section, df: pd.DataFrame) -> None:
     if not pk:
         return
     t = pd.DataFrame(pk)
-    t.insert(t.columns.get_loc("n"), "gflops", t["flops"].map(lambda v: format(v / 1e9, ".1f")))
+    t.insert(list(t.columns).index("n"), "gflops", t["flops"].map(lambda v: format(v / 1e9, ".1f")))
     sec.add(Markup("<h3>Measured peaks</h3>"))
     sec.add("Each device's peak is the fastest round of any framework's n×n GEMM probe at "
             "that thread count and precision; MFU = achieved FLOP/s ÷ peak.")

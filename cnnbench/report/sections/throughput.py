@@ -3,6 +3,8 @@ the full table."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from markupsafe import Markup
@@ -35,7 +37,7 @@ def _histogram(best: pd.DataFrame, title: str) -> Markup:
     return figure(fig, title)
 
 
-def _chart(sec: Section, mid: str, dev: str, sub: pd.DataFrame) -> None:
+def _chart(sec: Section, mid: Any, dev: Any, sub: pd.DataFrame) -> None:
     """One machine/device's bars; past MAX_CHART_BARS the best per workload and mode, past
     that again a histogram of those."""
     sub = sub.assign(series=an.config_labels(sub, fields=[f for f in an.CONFIG
