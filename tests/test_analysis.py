@@ -13,11 +13,11 @@ from cnnbench.analyse.compare import (
     ONE_RUN_NOTE,
     cell_estimate,
     cell_samples,
+    cells_table,
     compare_cells,
-    compare_frames,
+    compare_samples,
     format_ratio,
     geomean,
-    speedup_table,
 )
 from cnnbench.core.schema import blank_row
 
@@ -168,32 +168,67 @@ def test_cell_samples_groups_runs_and_skips_what_is_not_a_timing() -> None:
     assert any(k[MATCH.index("threads") + 1] == 0 for k in cells)  # None threads became 0
 
 
-def test_compare_frames_matches_across_machines() -> None:
+def test_results_compared_across_machines_match_on_the_key_without_the_machine() -> None:
+    """What ``cnnbench compare`` computes: every cell of one set against the same cell of
+    the other, matched on ``MATCH`` (the cell key without the machine)."""
     base = pd.DataFrame([row("pytorch", list(rounds(0.02))), row("jax", list(rounds(0.01)))])
     cont = pd.DataFrame([row("pytorch", list(rounds(0.01, seed=5)), machine_id="m2"),
                          row("mxnet", machine_id="m2")])
-    t = compare_frames(base, cont)
+
+    def compare(b: pd.DataFrame, c: pd.DataFrame) -> pd.DataFrame:
+        return compare_samples(cell_samples(b, MATCH), cell_samples(c, MATCH), MATCH)
+
+    t = compare(base, cont)
     assert list(t["framework"]) == ["pytorch"]
     r = t.iloc[0]
     assert r["verdict"] == "faster" and r["ratio"] == pytest.approx(2.0, rel=0.05)
     assert r["baseline_ips"] == pytest.approx(32 / 0.02, rel=0.05) and r["note"] == ONE_RUN_NOTE
     assert r["contender_low"] < r["contender_ips"] < r["contender_high"]
-    assert compare_frames(base, cont.iloc[:0]).empty
+    assert compare(base, cont.iloc[:0]).empty
 
 
-def test_speedup_table_against_the_baseline_of_each_workload() -> None:
+def test_speedups_against_the_baseline_of_each_workload() -> None:
+    """The report's speedups (``pairs.speedups``): each cell against the baseline cell of
+    its group, the cells that differ from it only in the fields the baseline names."""
+    from cnnbench.analyse.pairs import SampleBank, against, records, speedups
+
     df = pd.DataFrame([
         row("pytorch", list(rounds(0.02))), row("jax", list(rounds(0.01))),
         row("pytorch", list(rounds(0.04)), workload="lenet5"),
         row("jax", list(rounds(0.04, seed=3)), workload="lenet5"),
         row("mxnet", workload="vgg"),  # no baseline in its group
     ])
-    t = speedup_table(df, {"framework": "pytorch"})
+    cells, bank = records(cells_table(df)), SampleBank(df)
+    t, total = speedups(cells, bank, {"framework": "pytorch"}, limit=100)
     assert sorted(t["workload"]) == ["lenet5", "resnet20"] and set(t["framework"]) == {"jax"}
+    assert total == 2 and set(t["base_framework"]) == {"pytorch"}
     by = t.set_index("workload")
     assert by.loc["resnet20", "ratio"] == pytest.approx(2.0, rel=0.05)
-    assert by.loc["lenet5", "verdict"] == NO_CLEAR
-    with pytest.raises(ValueError, match="several cells"):
-        speedup_table(df, {"mode": "train"})
+    assert not by.loc["lenet5", "significant"] and by.loc["lenet5", "text"].startswith(NO_CLEAR)
+    # A group with several baseline cells has no one baseline: it is left out, not guessed.
+    several, n = against(cells, ["workload"], lambda r: r["mode"] == "train", bank, limit=100)
+    assert several.empty and n == 0
     with pytest.raises(ValueError, match="not cell key"):
-        speedup_table(df, {"colour": "red"})
+        speedups(cells, bank, {"colour": "red"}, limit=100)
+    assert speedups(cells, bank, {"framework": "pytorch"}, limit=1)[1] == 2  # all counted
+
+
+def test_grouping_keys_are_named_once_in_core_keys() -> None:
+    """No module of the analysis and report floors defines a list of cell-key columns of its
+    own: grouping keys are named in core/keys.py and imported."""
+    import ast
+    from pathlib import Path
+
+    import cnnbench
+    from cnnbench.core.keys import KEY
+
+    fields = {*KEY, "scaling"}
+    root = Path(cnnbench.__file__).parent
+    found = []
+    for path in [*root.glob("analyse/**/*.py"), *root.glob("report/**/*.py")]:
+        for node in ast.parse(path.read_text()).body:
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if isinstance(value, ast.List | ast.Tuple) and len(value.elts) >= 3 and all(
+                    isinstance(e, ast.Constant) and e.value in fields for e in value.elts):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []

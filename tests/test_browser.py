@@ -7,8 +7,8 @@ those, a planted row whose strings hold markup and script, a prices file, then
 ``cnnbench report``. The page is then checked at 1366 px wide (a laptop):
 
 * no console errors, no uncaught page errors, no request leaving the file;
-* every section of ``cnnbench.report.SECTION_IDS``, in order, as ``<section id=...>`` with an
-  ``<h2>`` and some text (a section without data says so, it is never blank);
+* every section of ``cnnbench.report.sections.registry.section_ids()``, in order, as
+  ``<section id=...>`` with an ``<h2>`` and some text (a section without data says so, it is never blank);
 * every ``<img>`` decoded, with a non-zero natural size;
 * no horizontal overflow, of the page or of any element not inside a scrolling container;
 * ``<script>`` and HTML in result strings shown as literal text: no dialog, no planted element.
@@ -33,7 +33,7 @@ import pytest
 
 from cnnbench.core.cells import Cell
 from cnnbench.core.schema import append_row
-from cnnbench.report.render import SECTION_IDS
+from cnnbench.report.sections.registry import section_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "reports" / "screenshots"
@@ -264,13 +264,13 @@ def test_every_section_present_in_order_with_a_heading(opened: Opened) -> None:
         const text = s.innerText.replace(h2 ? h2.innerText : '', '').trim();
         return {id, section: true, heading: h2 ? h2.innerText.trim() : '', text: text.length,
                 top: s.getBoundingClientRect().top + window.scrollY};
-    })""", list(SECTION_IDS))
+    })""", list(section_ids()))
     missing = [f["id"] for f in found if not f["section"]]
     assert missing == [], f"no <section id=...> for {missing}"
     assert [f["id"] for f in found if not f["heading"]] == [], "sections without an <h2>"
     assert [f["id"] for f in found if f["text"] == 0] == [], "blank sections (say 'no data')"
     tops = [f["top"] for f in found]
-    assert tops == sorted(tops), "sections out of SECTION_IDS order"
+    assert tops == sorted(tops), "sections out of the registry's order"
 
 
 def test_every_image_decoded_with_a_size(opened: Opened) -> None:

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from cnnbench.core.schema import FIELDS, REQUIRED, SCHEMA_VERSION, append_row
-from cnnbench.report.render import SECTION_IDS, write_report
+from cnnbench.report.render import write_report
+from cnnbench.report.sections.registry import section_ids
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -43,7 +44,8 @@ def test_report_has_table_and_embedded_chart(tmp_path: Path) -> None:
 
 
 def test_cells_that_differ_only_in_adapter_options_stay_apart(tmp_path: Path) -> None:
-    from cnnbench.core.results import latest_ok, load_results
+    from cnnbench.analyse.compare import cells_table
+    from cnnbench.core.results import load_results
 
     res = tmp_path / "results"
     append_row(res / "m1" / "r1.jsonl", row(options={"memory_format": "contiguous"}))
@@ -51,7 +53,7 @@ def test_cells_that_differ_only_in_adapter_options_stay_apart(tmp_path: Path) ->
                                             ci95_high=1700.0,
                                             options={"memory_format": "channels_last"}))
     df, _, _ = load_results([res])
-    last = latest_ok(df)
+    last = cells_table(df)
     assert len(last) == 2 and last["runs"].tolist() == [1, 1]
     assert sorted(last["images_per_s"]) == [800.0, 1600.0]
 
@@ -84,7 +86,7 @@ def test_empty_results_folder(tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
     html = write_report([tmp_path / "results"], tmp_path / "index.html").read_text()
     assert "No successful cells" in html
-    for sid in SECTION_IDS:  # every section is there, saying it has no data
+    for sid in section_ids():  # every section is there, saying it has no data
         assert f'<section id="{sid}">' in html
 
 

@@ -30,13 +30,14 @@ def test_twenty_thousand_cells_make_a_small_page(tmp_path: Path) -> None:
 
 
 def test_the_copies_are_distinct_cells_with_their_samples(tmp_path: Path) -> None:
-    from cnnbench.core.results import latest_ok, load_results
+    from cnnbench.analyse.compare import cells_table
+    from cnnbench.core.results import load_results
 
     row, machine = measured_row(tmp_path, budget=0.2)
     write_many(tmp_path / "results", row, machine, 600)
     df, problems, machines = load_results([tmp_path / "results"])
     assert problems == [] and list(machines) == ["scale-box"]
-    assert len(df) == 600 and df["cell_id"].is_unique and len(latest_ok(df)) == 600
+    assert len(df) == 600 and df["cell_id"].is_unique and len(cells_table(df)) == 600
     assert df["workload"].nunique() == 6 and df["batch_size"].nunique() == 100
     assert (df["samples_s"].map(len) == len(row["samples_s"])).all()
     # each copy's statistics follow from its own samples

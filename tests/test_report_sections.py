@@ -14,7 +14,8 @@ import pytest
 from test_report import EVIL, row
 
 from cnnbench.core.schema import append_row
-from cnnbench.report.render import SECTION_IDS, write_report
+from cnnbench.report.render import write_report
+from cnnbench.report.sections.registry import section_ids
 
 RNG = np.random.default_rng(7)
 BASE = list(0.01 * np.exp(RNG.normal(0, 0.02, 30)))
@@ -109,7 +110,7 @@ def test_two_machines_fill_every_section_or_say_no_data(tmp_path: Path) -> None:
                         "--job", "lenet5:10:60000"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     s = sections(out.read_text())
-    assert list(s) == list(SECTION_IDS)
+    assert list(s) == list(section_ids())
     for sid, body in s.items():
         has_data = "<table" in body or "<img" in body or "<li>" in body
         one_line = re.findall(r'<p class="empty">([^<]+)</p>', body)
@@ -161,3 +162,43 @@ def test_a_chosen_baseline(tmp_path: Path) -> None:
     m = re.search(r"PyTorch[^<]*compiled[^<]*</td>\s*<td[^>]*>TensorFlow[^<]*graph[^<]*</td>"
                   r"\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>([^<]*)</td>", s)
     assert m and m.group(1).startswith("1.12× ["), s
+
+
+@pytest.fixture
+def planted_section():
+    """Registers "zz-test" (order 125: between Cells that did not run and Problems) for one
+    test, and takes it out of the registry again."""
+    from cnnbench.report.htmlkit import Section
+    from cnnbench.report.sections import registry
+    from cnnbench.report.sections.base import Inputs
+
+    @registry.section("zz-test", "Planted", order=125)
+    def planted(inp: Inputs, sec: Section) -> None:
+        sec.add(f"Planted text over {len(inp.cells)} cells.")
+
+    yield planted
+    registry._REGISTRY.pop("zz-test", None)
+
+
+def test_a_registered_section_is_rendered_in_its_order(tmp_path: Path, planted_section) -> None:
+    res = tmp_path / "results" / "m1" / "r.jsonl"
+    cell(res, 1, framework="pytorch", exec_mode="eager")
+    html = write_report([tmp_path / "results"], tmp_path / "index.html").read_text()
+    ids = list(sections(html))
+    assert ids[-3:] == ["not-run", "zz-test", "problems"], ids
+    assert '<section id="zz-test">' in html and "<h2>Planted</h2>" in html
+    assert "Planted text over 1 cells." in sections(html)["zz-test"]
+    assert "zz-test" in section_ids()
+
+
+def test_two_sections_with_one_id_are_refused(planted_section) -> None:
+    from cnnbench.report.sections.registry import section
+
+    def other(inp, sec) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="two report sections with the id 'zz-test'"):
+        section("zz-test", "Another", order=1)(other)
+    with pytest.raises(ValueError, match="'summary'"):
+        section("summary", "Summary again", order=10)(other)
+    section("zz-test", "Planted", order=125)(planted_section)  # the same one again: fine

@@ -15,20 +15,18 @@ versions and says so), and whether it is a user's own build (`custom`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 
 from cnnbench.analyse.claims import beside_build_row
 from cnnbench.analyse.compare import Comparison, cell_samples, compare_cells
+from cnnbench.core.keys import LADDER_CHART, VARIANT_GROUP
 from cnnbench.measure.kernels import JAX_NOTE
 from cnnbench.plan.variants import LADDER, onednn_enabled
 
 BASELINE = "default"
-# What must agree for a variant to be compared with the default build. Adapter options are
-# left out: a configuration variant (channels-last) is its options.
-GROUP = ["machine_id", "device", "framework", "workload", "mode", "batch_size", "precision",
-         "exec_mode", "threads"]
 LADDER_ORDER = {lv.name: i for i, lv in enumerate(LADDER)}
 
 
@@ -102,7 +100,7 @@ def _version(v: Any) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
-_COLUMNS = [*GROUP, "variant", "variant_kind", "isa_level", "status", "ratio", "low", "high",
+_COLUMNS = [*VARIANT_GROUP, "variant", "variant_kind", "isa_level", "status", "ratio", "low", "high",
             "significant", "verdict", "text", "baseline_ips", "contender_ips", "runs_baseline",
             "runs_contender", "kernel_isa", "default_kernel_isa", "cap_ignored", "build_version",
             "default_version", "across_versions", "custom", "note", "claim_ratio", "claim",
@@ -118,15 +116,15 @@ def _not_defined(v: pd.DataFrame) -> bool:
 
 def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.DataFrame:
     """Every variant and alternative build against ``default`` in the same group (see
-    ``GROUP``), one row each, ladder levels in ladder order. Variants that did not run
+    ``VARIANT_GROUP``), one row each, ladder levels in ladder order. Variants that did not run
     (``unsupported``, ``unavailable``...) get a row with their status and reason as ``text``
     and no ratio. ``by_run``: compare only within one run (sweep), so a variant meets the
     default measured beside it rather than every default run pooled (which covers
     between-process noise but, with two or three runs, gives very wide intervals).
     ``options`` go to ``compare_cells`` (e.g. ``threshold``)."""
-    group = [*GROUP, "run_id"] if by_run else GROUP
+    group = [*VARIANT_GROUP, "run_id"] if by_run else VARIANT_GROUP
     if df.empty:
-        return pd.DataFrame(columns=[*group, *_COLUMNS[len(GROUP):]])
+        return pd.DataFrame(columns=[*group, *_COLUMNS[len(VARIANT_GROUP):]])
     rows = df[(df["mode"] != "peak") & df["variant"].notna()].copy()
     rows["threads"] = rows["threads"].fillna(0).astype(int)
     key = [*group, "variant"]
@@ -186,12 +184,39 @@ def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.Da
                 str(rec["framework"]), str(rec["mode"]), rec["variant_kind"], c,
                 switched is not None)
             records.append(rec)
-    out = pd.DataFrame(records, columns=[*group, *_COLUMNS[len(GROUP):]])
+    out = pd.DataFrame(records, columns=[*group, *_COLUMNS[len(VARIANT_GROUP):]])
     if out.empty:
         return out
     out["_order"] = out["isa_level"].map(LADDER_ORDER).fillna(len(LADDER_ORDER))
     out = out.sort_values([*group, "_order", "variant"], kind="stable")
     return out.drop(columns="_order").reset_index(drop=True)
+
+
+def with_variants(df: pd.DataFrame) -> pd.DataFrame:
+    """The cell rows of the groups (``VARIANT_GROUP``) where a variant other than the
+    default build was run: what ``build_gains`` compares."""
+    rows = df[(df["mode"] != "peak") & df["variant"].notna()] if not df.empty else df
+    if rows.empty:
+        return rows
+    rows = rows.assign(threads=rows["threads"].fillna(0).astype(int))
+    has_variant = (rows["variant"] != BASELINE).groupby(
+        [rows[c] for c in VARIANT_GROUP], dropna=False, sort=False).transform("any")
+    return rows[has_variant]
+
+
+def ladders(gains: pd.DataFrame, limit: int) -> Iterator[tuple[pd.DataFrame, list[str],
+                                                                dict[str, str]]]:
+    """The ISA ladder rows of ``build_gains`` per machine, device, workload, batch, precision
+    and threads (the first ``limit`` groups): (rows, the levels in ladder order, the levels
+    this CPU lacks with why)."""
+    lad = gains[gains["isa_level"].notna() & gains["isa_level"].isin(list(LADDER_ORDER))]
+    for i, (_, sub) in enumerate(lad.groupby(LADDER_CHART, sort=True)):
+        if i >= limit:
+            return
+        levels = sorted(set(sub["isa_level"]), key=LADDER_ORDER.__getitem__)
+        missing = {lv: "not on this CPU" for lv in levels
+                   if not (sub[sub["isa_level"] == lv]["status"] != "unsupported").any()}
+        yield sub, levels, missing
 
 
 def isa_matrix(df: pd.DataFrame, cpu_flags: set[str] | frozenset[str]) -> pd.DataFrame:
@@ -228,5 +253,5 @@ def isa_matrix(df: pd.DataFrame, cpu_flags: set[str] | frozenset[str]) -> pd.Dat
                                           *extensions])
 
 
-__all__ = ["BASELINE", "GROUP", "build_gains", "isa_matrix", "jax_note", "jax_row_note",
-           "kernel_isa"]
+__all__ = ["BASELINE", "build_gains", "isa_matrix", "jax_note", "jax_row_note",
+           "kernel_isa", "ladders", "with_variants"]

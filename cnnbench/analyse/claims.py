@@ -37,7 +37,7 @@ import pandas as pd
 
 from cnnbench.analyse import compare as an
 from cnnbench.core.cells import device_count
-from cnnbench.core.keys import KEY
+from cnnbench.core.keys import BUILD_PAIR, CROSS_DEVICE, KEY
 from cnnbench.plan.variants import LADDER, LEVELS, onednn_enabled, top_level
 
 
@@ -120,9 +120,6 @@ CLAIMS: tuple[Claim, ...] = (CIFAR10_DEMO, PRODUCTION_MODEL, TWO_GPUS, TF_BUILD)
 
 NOT_MEASURED = "not measured on this machine"
 MAX_LINES = 4  # machines (or curves) one answer lists
-# What two cells must share to be one GPU against the CPU (threads are the CPU's own).
-LIKE = ["framework", "variant", "workload", "mode", "batch_size", "precision", "exec_mode",
-        "options_key"]
 
 
 def fw(name: Any) -> str:
@@ -227,12 +224,12 @@ def gpu_over_cpu(cells: pd.DataFrame, samples: Mapping[Any, Sequence[np.ndarray]
                                         if sets else "") + ")")
     cpu_by: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for c in _recs(sel[sel["device"] == "cpu"].sort_values("ips", ascending=False)):
-        cpu_by.setdefault(tuple(c[k] for k in LIKE), []).append(c)
+        cpu_by.setdefault(tuple(c[k] for k in CROSS_DEVICE), []).append(c)
     # the claim's framework first, then any other (named in the answer)
     ranked = _recs(gpus.assign(_o=gpus["framework"] != (claim.framework or "")).sort_values(
         ["_o", "ips"], ascending=[True, False], kind="stable"))
     for g in ranked:
-        cpus = cpu_by.get(tuple(g[k] for k in LIKE), [])
+        cpus = cpu_by.get(tuple(g[k] for k in CROSS_DEVICE), [])
         own = [c for c in cpus if c["machine_id"] == g["machine_id"]]
         if not cpus:
             continue
@@ -339,9 +336,6 @@ def _speedup(r: Mapping[str, Any]) -> str:
 
 # ------------------------------------------------------------------- a TensorFlow built for the CPU
 
-# What a TensorFlow cell must share with another to be paired for the build claim.
-BUILD_GROUP = ["machine_id", "workload", "mode", "batch_size", "precision", "exec_mode",
-               "threads", "options_key"]
 ONEDNN_SWITCHES = ("onednn-on", "onednn-off")  # the stock build, oneDNN forced on or off
 SEED_LOW, SEED_HIGH = LEVELS["x86-64-v2"], LEVELS["x86-64-v3"]  # SSE4.2 / AVX2 + FMA
 
@@ -432,7 +426,7 @@ def _pairings(tf: pd.DataFrame, tops: Mapping[str, str | None], pair: Any) -> li
     ranked = tf.assign(_w=tf["workload"] != "resnet20", _p=tf["precision"] != "fp32")
     found = []
     for mode, _ in TF_BUILD.ratios:
-        groups = ranked[ranked["mode"] == mode].groupby(["_w", "_p", *BUILD_GROUP], sort=True,
+        groups = ranked[ranked["mode"] == mode].groupby(["_w", "_p", *BUILD_PAIR], sort=True,
                                                         dropna=False)
         for _, g in groups:
             recs = _recs(g)

@@ -1,8 +1,9 @@
 """The analysis layer: every ratio the report and ``cnnbench compare`` show, as DataFrames.
 
-Pure functions from result rows (the DataFrame ``report.load_results`` gives) to pandas
+Pure functions from result rows (the DataFrame ``core.results.load_results`` gives) to pandas
 DataFrames; no HTML, no I/O. The one central operation is the comparison of two cells from
-their raw round samples (``compare_cells``); speedup tables and geometric means are built
+their raw round samples (``compare_cells``); ``cnnbench compare``'s table, the report's
+speedups (``analyse.pairs``), builds, scaling and claims and the geometric means are built
 on it, so no caller computes a ratio of its own.
 
 Statistics, and why:
@@ -42,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from cnnbench.core.cells import is_simulated
-from cnnbench.core.keys import KEY, options_key
+from cnnbench.core.keys import ACROSS_MACHINES, CONFIG, KEY, options_key
 
 # Bootstrap resamples of every interval: the one setting, so the report and ``compare`` give
 # the same interval for the same pair.
@@ -51,11 +52,8 @@ ALPHA = 0.05
 ONE_RUN_NOTE = "one run: between-process noise not covered; use --repeat"
 BORROWED_NOTE = "one run on one side: its between-process noise taken from the other side's runs"
 NO_CLEAR = "no clear difference"
-# The columns of a cell key that do not make it a different cell when two result sets are
-# compared: the same configuration measured on another machine or in another run.
-MATCH = [k for k in KEY if k != "machine_id"]
-# What must agree for one cell to be a speedup over another (speedup_table).
-WORKLOAD_GROUP = ["machine_id", "workload", "mode", "device", "batch_size", "precision"]
+# What two result sets are matched on by ``cnnbench compare`` (its own name for the key).
+MATCH = ACROSS_MACHINES
 # How the report and the claims name frameworks and modes.
 FRAMEWORK_NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX",
                    "mxnet": "MXNet", "null": "null"}
@@ -321,44 +319,6 @@ def compare_samples(base: Mapping[CellKey, Sequence[np.ndarray]],
     return pd.DataFrame(rows, columns=[*columns, *_COLUMNS])
 
 
-def compare_frames(base_df: pd.DataFrame, cont_df: pd.DataFrame,
-                   match: Sequence[str] = MATCH, **options: Any) -> pd.DataFrame:
-    """Every cell of ``cont_df`` against the same cell of ``base_df``, matched on the cell
-    key without the machine (``match``); see ``compare_samples`` for the columns."""
-    return compare_samples(cell_samples(base_df, match), cell_samples(cont_df, match), match,
-                           **options)
-
-
-def speedup_table(df: pd.DataFrame, baseline: Mapping[str, Any],
-                  group: Sequence[str] = WORKLOAD_GROUP, **options: Any) -> pd.DataFrame:
-    """Every cell against the baseline configuration (e.g. ``{"framework": "pytorch",
-    "exec_mode": "eager"}``) of its own workload, mode, device, batch and precision on the
-    same machine. Cells without a baseline in their group are left out."""
-    unknown = set(baseline) - set(KEY)
-    if unknown:
-        raise ValueError(f"baseline fields are not cell key fields: {sorted(unknown)}")
-    cells = cell_samples(df, KEY)
-    keyed = {k: dict(zip(KEY, k, strict=True)) for k in cells}
-
-    def is_base(cell: Mapping[str, Any]) -> bool:
-        return all(str(cell[f]) == str(v) for f, v in baseline.items())
-
-    bases: dict[CellKey, CellKey] = {}
-    for k, cell in keyed.items():
-        if is_base(cell):
-            g = tuple(cell[f] for f in group)
-            if g in bases:
-                raise ValueError(f"baseline {dict(baseline)} matches several cells of "
-                                 f"{dict(zip(group, g, strict=True))}; name more fields")
-            bases[g] = k
-    rows = []
-    for k, cell in sorted(keyed.items(), key=lambda kv: str(kv[0])):
-        base = bases.get(tuple(cell[f] for f in group))
-        if base is not None and base != k:
-            rows.append(_row(cell, compare_cells(cells[base], cells[k], **options)))
-    return pd.DataFrame(rows, columns=[*KEY, *_COLUMNS])
-
-
 _COLUMNS = ["baseline_ips", "baseline_low", "baseline_high", "contender_ips", "contender_low",
             "contender_high", "ratio", "low", "high", "p_value", "significant", "verdict",
             "runs_baseline", "runs_contender", "test", "note", "text"]
@@ -385,11 +345,6 @@ def geomean(ratios: Sequence[float] | pd.Series, low: Sequence[float] | pd.Serie
 
 
 # ------------------------------------------------------------------- report helpers
-
-# Fields that name a configuration within a workload group, in the order a label gives them.
-CONFIG = ["framework", "variant", "exec_mode", "precision", "threads", "options_key",
-          "batch_size", "device", "machine_id"]
-
 
 def config_labels(cells: pd.DataFrame, always: Sequence[str] = ("framework",),
                   fields: Sequence[str] = CONFIG) -> pd.Series:

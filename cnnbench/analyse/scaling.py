@@ -34,7 +34,8 @@ import pandas as pd
 
 from cnnbench.analyse.claims import TWO_GPUS
 from cnnbench.analyse.compare import cell_samples, compare_cells
-from cnnbench.core.keys import KEY
+from cnnbench.core.cells import base_device
+from cnnbench.core.keys import DP_GROUP, DP_KEY, KEY, options_key
 
 # The seed's claim as a chart draws it: a star at N = 2 on hardware GPUs' curves of training
 # with weak scaling, the setting the seed speaks of.
@@ -42,12 +43,7 @@ SEED_LABEL = (f"seed claim: {TWO_GPUS.devices} GPUs ≈ {TWO_GPUS.ratio('train')
               "(training, weak scaling)")
 Values = Sequence[float] | np.ndarray | pd.Series
 
-# What must agree between a data-parallel cell and its one-device baseline.
-GROUP = ["machine_id", "framework", "variant", "workload", "mode", "precision", "exec_mode",
-         "threads", "options_key"]
-# The cell key of a data-parallel row: the plan's key plus its scaling.
-DP_KEY = [*KEY, "scaling"]
-COLUMNS = [*GROUP, "axis", "scaling", "simulated", "kind", "device", "n", "baseline_n",
+COLUMNS = [*DP_GROUP, "axis", "scaling", "simulated", "kind", "device", "n", "baseline_n",
            "batch_size", "baseline_batch", "per_device_batch", "images_per_s", "ips_low",
            "ips_high", "speedup", "speedup_low", "speedup_high", "efficiency",
            "efficiency_low", "efficiency_high", "significant", "verdict", "note", "text"]
@@ -55,13 +51,6 @@ COLUMNS = [*GROUP, "axis", "scaling", "simulated", "kind", "device", "n", "basel
 
 def _kind(device: str) -> str:
     return "gpu" if str(device).startswith("gpu") else "cpu"
-
-
-def _base_device(device: str) -> str:
-    d = str(device)
-    if d.startswith("cpu"):
-        return "cpu"
-    return "gpu:" + d[4:].split("+")[0].replace("all", "0")
 
 
 def _prepared(df: pd.DataFrame) -> pd.DataFrame:
@@ -114,12 +103,12 @@ def device_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     samples = cell_samples(rows, DP_KEY)
     keyed: list[dict[str, Any]] = [dict(zip(DP_KEY, k, strict=True)) for k in samples]
     n_dev = {tuple(r[c] for c in DP_KEY): int(r["n_devices"]) for r in
-             rows.assign(options_key=rows["options"].map(_options_key)).to_dict("records")}
+             rows.assign(options_key=rows["options"].map(options_key)).to_dict("records")}
     singles: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for cell in keyed:
         k = tuple(cell[c] for c in DP_KEY)
         if n_dev.get(k, 1) == 1:
-            singles[(*(cell[g] for g in GROUP), cell["device"], cell["batch_size"])] = k
+            singles[(*(cell[g] for g in DP_GROUP), cell["device"], cell["batch_size"])] = k
     out: list[dict[str, Any]] = []
     used: set[tuple[tuple[Any, ...], str, bool]] = set()
     for cell in keyed:
@@ -129,8 +118,8 @@ def device_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
             continue
         batch = int(cell["batch_size"])
         base_batch = batch // n if cell["scaling"] == "weak" else batch
-        group = {g: cell[g] for g in GROUP}
-        base = singles.get((*group.values(), _base_device(cell["device"]), base_batch))
+        group = {g: cell[g] for g in DP_GROUP}
+        base = singles.get((*group.values(), base_device(str(cell["device"])), base_batch))
         if base is None:
             continue
         sim = str(cell["device"]).startswith("cpu*")
@@ -141,7 +130,7 @@ def device_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
             out.append(_entry(group, "devices", cell["scaling"], sim, str(base[3]), 1, 1,
                               base_batch, base_batch, samples[base], samples[base], seed))
     table = pd.DataFrame(out, columns=COLUMNS)
-    return table.sort_values([*GROUP, "scaling", "simulated", "n"]).reset_index(drop=True)
+    return table.sort_values([*DP_GROUP, "scaling", "simulated", "n"]).reset_index(drop=True)
 
 
 def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
@@ -166,20 +155,14 @@ def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
             continue
         t0 = min(by_threads)
         gcell: dict[str, Any] = dict(zip(group_cols, g, strict=True))
-        group = {c: gcell.get(c) for c in GROUP if c != "threads"}
+        group = {c: gcell.get(c) for c in DP_GROUP if c != "threads"}
         for t, k in sorted(by_threads.items()):
             out.append({**_entry({**group, "threads": t}, "threads", "", False,
                                  str(gcell["device"]), t, t0, int(gcell["batch_size"]),
                                  int(gcell["batch_size"]), samples[by_threads[t0]], samples[k],
                                  seed)})
     table = pd.DataFrame(out, columns=COLUMNS)
-    return table.sort_values([c for c in GROUP if c != "threads"] + ["n"]).reset_index(drop=True)
-
-
-def _options_key(options: Any) -> str:
-    from cnnbench.core.keys import options_key
-
-    return options_key(options)
+    return table.sort_values([c for c in DP_GROUP if c != "threads"] + ["n"]).reset_index(drop=True)
 
 
 # ------------------------------------------------------------------- projection

@@ -64,9 +64,9 @@ def parse_job(text: str | None) -> object:
 
 
 def run(options: ReportOptions) -> int:
+    from cnnbench.analyse.pairs import parse_baseline
     from cnnbench.core.prices import load_prices
     from cnnbench.report.render import write_report
-    from cnnbench.report.sections import parse_baseline
 
     o = options
     try:

@@ -14,6 +14,41 @@ from cnnbench.core.cells import base_device
 KEY = ["machine_id", "framework", "variant", "device", "workload", "mode", "batch_size",
        "precision", "exec_mode", "threads", "options_key"]
 
+# The grouping keys: each names what rows must share to be compared or grouped, the one
+# definition every floor above imports. Orders matter: they order groups and columns.
+
+# The same cell on another machine or in another run (``cnnbench compare``).
+ACROSS_MACHINES = [k for k in KEY if k != "machine_id"]
+# A cell's key without its batch size: the rows whose step time must grow with batch.
+BATCH_GROUP = [k for k in KEY if k not in ("machine_id", "batch_size")]
+# The cell key of a data-parallel row: the plan's key plus its scaling.
+DP_KEY = [*KEY, "scaling"]
+# What a data-parallel cell shares with its one-device baseline (all but device and batch).
+DP_GROUP = ["machine_id", "framework", "variant", "workload", "mode", "precision", "exec_mode",
+            "threads", "options_key"]
+# What a variant or alternative build shares with the default build. Adapter options are
+# left out: a configuration variant (channels-last) is its options.
+VARIANT_GROUP = ["machine_id", "device", "framework", "workload", "mode", "batch_size",
+                 "precision", "exec_mode", "threads"]
+# A TensorFlow cell paired with another for the build claim: all but framework, variant and
+# device (the claim pairs builds and ISA levels of one framework on the CPU).
+BUILD_PAIR = ["machine_id", "workload", "mode", "batch_size", "precision", "exec_mode",
+              "threads", "options_key"]
+# One GPU against the CPU: all but machine, device and threads (threads are the CPU's own).
+CROSS_DEVICE = ["framework", "variant", "workload", "mode", "batch_size", "precision",
+                "exec_mode", "options_key"]
+# A machine and one of its devices (or device sets).
+SYSTEM = ["machine_id", "device"]
+# A workload run one way on one system: the report's summary groups.
+WORKLOAD = ["machine_id", "device", "workload", "mode"]
+# The same work on the same system, any configuration: frameworks and machines ranked.
+LIKE = ["machine_id", "device", "workload", "mode", "batch_size", "precision"]
+# One chart of the ISA ladder: its levels and modes are drawn, all else is one chart.
+LADDER_CHART = ["machine_id", "device", "workload", "batch_size", "precision", "threads"]
+# Fields that name a configuration within a workload group, in the order a label gives them.
+CONFIG = ["framework", "variant", "exec_mode", "precision", "threads", "options_key",
+          "batch_size", "device", "machine_id"]
+
 
 def options_key(options: Any) -> str:
     """Adapter options as canonical JSON: cells that differ only in options stay apart."""
@@ -24,8 +59,8 @@ def options_key(options: Any) -> str:
 
 def group_key(row: dict[str, Any]) -> tuple[Any, ...]:
     """A cell's key without its batch size: the rows whose step time must grow with batch."""
-    return (row["framework"], row["variant"], row["device"], row["workload"], row["mode"],
-            row["precision"], row["exec_mode"], row["threads"], options_key(row.get("options")))
+    return tuple(options_key(row.get("options")) if k == "options_key" else row[k]
+                 for k in BATCH_GROUP)
 
 
 def peak_key(row: dict[str, Any]) -> tuple[Any, ...]:

@@ -143,12 +143,3 @@ def _once(df: pd.DataFrame, problems: list[str]) -> pd.DataFrame:
     problems.append(f"{n:,} rows repeat a run already read (the same machine_id, run_id, "
                     "cell_id and repeat: a copied run file?): each run counted once")
     return df[~again].reset_index(drop=True)
-
-
-def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
-    """The newest ok row per cell key, with how many ok runs (repeats) that key has and the
-    spread of their images/s: (max - min) / median (``analysis.cells_table``)."""
-    from cnnbench.analyse.compare import cells_table
-
-    cells = cells_table(df)
-    return cells.sort_values(["machine_id", "device", "workload", "mode", "framework"])

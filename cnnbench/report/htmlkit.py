@@ -24,8 +24,9 @@ _IDS = itertools.count()
 
 @dataclass
 class Section:
-    """One ``<section>`` of the report: its id and heading (report.SECTIONS), a one-line
-    ``empty`` message when it has no data, else paragraphs and fragments in order."""
+    """One ``<section>`` of the report: its id and heading (as registered with
+    ``sections.registry.section``), a one-line ``empty`` message when it has no data, else
+    paragraphs and fragments in order."""
 
     id: str
     title: str

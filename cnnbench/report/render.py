@@ -15,74 +15,25 @@ from typing import Any
 import pandas as pd
 
 from cnnbench.core.files import write_atomic
-from cnnbench.core.keys import peak_key, probe_peak
 from cnnbench.core.prices import Price
 from cnnbench.core.results import load_results
-
-# The report's sections, in order: (HTML id, heading). Each is a <section id=...> with an <h2>;
-# a section without data says so in one line, it is never left out.
-SECTIONS = (
-    ("summary", "Summary"),
-    ("throughput", "Throughput"),
-    ("speedup", "Speedup"),
-    ("modes", "Execution mode and precision"),
-    ("builds", "What a build for your CPU buys you"),
-    ("threads", "Thread scaling"),
-    ("scaling", "Data-parallel scaling"),
-    ("machines", "Machines compared"),
-    ("buyers", "Buyer's view"),
-    ("claims", "The seeds' claims checked"),
-    ("method", "Method"),
-    ("not-run", "Cells that did not run"),
-    ("problems", "Problems reading results"),
-)
-SECTION_IDS = tuple(s for s, _ in SECTIONS)
-
-
-def peaks(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """The measured GEMM peak per machine, device, threads and precision (best probe)."""
-    probes = df[(df["status"] == "ok") & (df["mode"] == "peak")]
-    best: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in probes.to_dict("records"):
-        r = {str(k): v for k, v in row.items()}
-        flops = probe_peak(r)
-        if flops is None:
-            continue
-        key = peak_key(r)
-        if key not in best or flops > best[key]["flops"]:
-            best[key] = {"machine": r["machine_id"], "device": r["device"],
-                         "threads": r["threads"], "precision": r["precision"],
-                         "framework": r["framework"], "flops": flops,
-                         "gflops": _fmt(flops / 1e9), "n": int(r["batch_size"])}
-    return [best[k] for k in sorted(best, key=str)]
-
-
-def _fmt(v: Any, spec: str = ".1f") -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    return format(v, spec)
+from cnnbench.report.htmlkit import Section
+from cnnbench.report.sections.base import Inputs, Job
+from cnnbench.report.sections.registry import load_all
 
 
 def build_sections(df: pd.DataFrame, problems: list[str], machines: dict[str, dict[str, Any]],
                    prices: list[Price] | None = None, *, baseline: dict[str, str] | None = None,
                    reference_machine: str | None = None, job: Any = None,
-                   notes: list[str] | None = None) -> list[Any]:
-    """Every section of the report, in SECTIONS order (a section without data says so)."""
-    from cnnbench.report import sections as S
-    from cnnbench.report.sections.base import Inputs, Job
-    from cnnbench.report.sections.registry import load_all
-
+                   notes: list[str] | None = None) -> list[Section]:
+    """Every registered section of the report, in order (``registry.load_all``): each is a
+    ``<section id>`` with an ``<h2>``; one without data says so in a line, never left out."""
     inp = Inputs(df, problems, machines, prices or [], baseline, reference_machine,
                  job or Job(), notes or [])
-    # The built-in sections (orders 10, 20, ... 130) and every registered one, by order.
-    entries = load_all()
-    built = [(10.0 * (i + 1), build(inp)) for i, build in enumerate(S.BUILDERS)]
-    built += [(e.order, e.render(inp)) for e in entries]
-    out = [sec for _, sec in sorted(built, key=lambda t: t[0])]
-    return out
+    return [e.render(inp) for e in load_all()]
 
 
-def render(df: pd.DataFrame, problems: list[str], sections: list[Any]) -> str:
+def render(df: pd.DataFrame, problems: list[str], sections: list[Section]) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("cnnbench.report", "templates"),

@@ -4,19 +4,19 @@ buyer's view prices, and the formatting of numbers, labels and intervals."""
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
 from cnnbench.analyse import compare as an
-from cnnbench.core.keys import KEY
+from cnnbench.analyse.pairs import SampleBank, records
+from cnnbench.core.keys import KEY, WORKLOAD
 from cnnbench.core.prices import Price
 from cnnbench.report import charts
-from cnnbench.report.htmlkit import figure
+from cnnbench.report.htmlkit import details, figure, table
 
 MAX_FINDINGS = 120  # summary sentences (groups) computed and shown
 MAX_COMPARISONS = 400  # comparisons per section
@@ -24,9 +24,6 @@ MAX_CHART_BARS = 60  # bars in one throughput chart before it charts the best pe
 MAX_CHARTS = 8  # charts of one kind in a section
 
 FRAMEWORK_NAMES, MODE_NAMES = an.FRAMEWORK_NAMES, an.MODE_NAMES
-SYSTEM = ["machine_id", "device"]
-GROUP = ["machine_id", "device", "workload", "mode"]
-LIKE = ["machine_id", "device", "workload", "mode", "batch_size", "precision"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ class Inputs:
     cells: pd.DataFrame = field(init=False)
     hardware: pd.DataFrame = field(init=False)  # cells on a machine's own devices
     records: list[dict[str, Any]] = field(init=False)  # the cells' main columns, as dicts
-    samples: dict[Hashable, list[Any]] = field(init=False)
+    bank: SampleBank = field(init=False)  # the cells' raw samples, for comparisons
 
     def __post_init__(self) -> None:
         self.cells = an.cells_table(self.df)
@@ -67,45 +64,13 @@ class Inputs:
             self.cells["label"] = an.config_labels(self.cells, fields=[
                 f for f in an.CONFIG if f not in ("batch_size", "device", "machine_id")])
             self.cells = self.cells.sort_values(
-                [*GROUP, "batch_size", "framework", "label"], kind="stable").reset_index(drop=True)
+                [*WORKLOAD, "batch_size", "framework", "label"], kind="stable").reset_index(drop=True)
         # Simulated device sets measure overhead: they are no machine to answer with.
         self.hardware = self.cells[~an.simulated(self.cells)]
-        self.samples = _raw_samples(self.df)
+        self.bank = SampleBank(self.df)
         cols = [c for c in [*KEY, "label", "ips", "low", "high", "runs", "cell_id",
                             "framework_version", "n_devices"] if c in self.cells]
-        self.records = recs_of(self.cells[cols])
-
-    def per_image(self, row: Mapping[Any, Any]) -> list[np.ndarray]:
-        """A cell's runs as seconds per image: comparable across batch sizes."""
-        k = tuple(row[f] for f in KEY)
-        out = []
-        for raw in self.samples.get(k, []):
-            a = np.asarray(raw, dtype=float)
-            a = a[np.isfinite(a) & (a > 0)]
-            if a.size:
-                out.append(a / float(row["batch_size"]))
-        return out
-
-
-def _raw_samples(df: pd.DataFrame) -> dict[Hashable, list[Any]]:
-    """Per cell key, each ok run's raw samples list, as analysis.cell_samples has them but
-    unconverted: only the cells a section compares become arrays."""
-    ok = df[(df["status"] == "ok") & (df["mode"] != "peak")]
-    if ok.empty:
-        return {}
-    cols = [ok[c].tolist() for c in KEY if c not in ("threads", "options_key")]
-    threads = ok["threads"].fillna(0).astype(int).tolist()
-    opts = [an.options_key(o) for o in ok["options"].tolist()]
-    at_t, at_o = KEY.index("threads"), KEY.index("options_key")
-    out: dict[Hashable, list[Any]] = {}
-    for vals, t, o, smp in zip(zip(*cols, strict=True), threads, opts,
-                               ok["samples_s"].tolist(), strict=True):
-        k = list(vals)
-        k.insert(at_t, t)
-        k.insert(at_o, o)
-        if isinstance(smp, list) and smp:
-            out.setdefault(tuple(k), []).append(smp)
-    return out
+        self.records = records(self.cells[cols])
 
 
 # ------------------------------------------------------------------- formatting
@@ -125,11 +90,16 @@ def num(v: Any) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
-def labels_of(cells: pd.DataFrame) -> list[str]:
+def nice(framework: Any, label: Any) -> str:
+    """A configuration label with the framework's proper name first."""
+    f, lab = str(framework), str(label)
+    return fw(f) + lab[len(f):] if lab.startswith(f) else lab
+
+
+def labels_of(cells: pd.DataFrame, label: str = "label", framework: str = "framework") -> list[str]:
     """nice_label for every row, without a per-row pandas apply."""
-    return [fw(f) + lab[len(f):] if lab.startswith(f) else lab
-            for f, lab in zip(cells["framework"].astype(str).tolist(),
-                              cells["label"].astype(str).tolist(), strict=True)]
+    return [nice(f, lab) for f, lab in zip(cells[framework].astype(str).tolist(),
+                                           cells[label].astype(str).tolist(), strict=True)]
 
 
 def ci(lo: Any, hi: Any) -> str:
@@ -143,47 +113,97 @@ def system(machine: Any, device: Any) -> str:
 
 def nice_label(row: Mapping[Any, Any]) -> str:
     """A cell's label with the framework's proper name first."""
-    label = str(row.get("label") or row.get("framework"))
-    f = str(row.get("framework"))
-    return fw(f) + label[len(f):] if label.startswith(f) else label
+    return nice(row.get("framework"), row.get("label") or row.get("framework"))
 
 
-def _compare(inp: Inputs, base: Mapping[Any, Any], cont: Mapping[Any, Any]) -> an.Comparison | None:
-    b, c = inp.per_image(base), inp.per_image(cont)
-    if not b or not c:
-        return None
-    return an.compare_cells(b, c)
-
-
-def recs_of(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """A frame's rows as dicts with str keys (pandas types them Hashable)."""
-    return cast(list[dict[str, Any]], df.to_dict("records"))
-
-
-def _forest(rows: pd.DataFrame, labels: Sequence[str], title: str) -> Markup:
+def forest(rows: pd.DataFrame, labels: Sequence[str], title: str) -> Markup:
     rows = rows.head(40)
     fig = charts.forest(list(labels)[:40], rows["ratio"].tolist(), rows["low"].tolist(),
                         rows["high"].tolist(), rows["significant"].astype(bool).tolist(), title)
     return figure(fig, title)
 
 
-def _short_labels(rows: pd.DataFrame) -> list[str]:
+def short_labels(rows: pd.DataFrame) -> list[str]:
     """Chart labels of compared cells: the workload, then the contender (the table beside the
     chart names the baseline)."""
     return [f"{w} {m} b{int(b)}: {lab}" for w, m, b, lab in zip(
         rows["workload"], rows["mode"], rows["batch_size"], labels_of(rows), strict=True)]
 
 
-def _notes(rows: pd.DataFrame) -> list[str]:
+def notes_of(rows: pd.DataFrame) -> list[str]:
     notes = sorted({n for n in rows.get("note", pd.Series(dtype=str)) if n})
     return [f"Note: {n}." for n in notes]
 
 
-# ------------------------------------------------------------------- 1 summary
-
-
-def _simulated_note(inp: Inputs) -> str:
+def simulated_note(inp: Inputs) -> str:
     n = len(inp.cells) - len(inp.hardware)
     return (f"{n:,} cells on simulated device sets (cpu*N: devices sharing the same cores) are "
             "left out here: they measure data-parallel overhead, not a machine (see "
             "Data-parallel scaling)." if n else "")
+
+
+def speedup_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The table of compared cells (``analyse.pairs``' rows): system, work, the contender,
+    the baseline, the contender's images/s and the ratio with its interval."""
+    return pd.DataFrame({
+        "machine / device": [system(m, d) for m, d in zip(rows["machine_id"], rows["device"],
+                                                         strict=True)],
+        "workload": rows["workload"] + " " + rows["mode"] + " b"
+        + rows["batch_size"].astype(int).astype(str) + " " + rows["precision"],
+        "configuration": labels_of(rows),
+        "baseline": labels_of(rows, "base_label", "base_framework"),
+        "img/s": rows["ips"].map(num),
+        "ratio [95% CI]": rows["text"],
+    })
+
+
+# ------------------------------------------------------------------- scaling (threads, devices)
+
+
+def scaling_table(t: pd.DataFrame, what: str) -> pd.DataFrame:
+    """A ``device_scaling`` or ``thread_scaling`` table as the report shows it."""
+    return pd.DataFrame({
+        "cell": [f"{r['machine_id']} {r['workload']} {r['mode']} {fw(r['framework'])} "
+                 f"{r['exec_mode']}" + (f" {r['variant']}" if r["variant"] != "default" else "")
+                 for r in records(t)],
+        what: t["n"].astype(int),
+        "batch (global / per device)": [f"{int(b)} / {int(p)}" for b, p in zip(
+            t["batch_size"], t["per_device_batch"], strict=True)],
+        "img/s [95% CI]": [f"{num(v)} {ci(lo, hi)}" for v, lo, hi in zip(
+            t["images_per_s"], t["ips_low"], t["ips_high"], strict=True)],
+        "speedup [95% CI]": [f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(
+            t["speedup"], t["speedup_low"], t["speedup_high"], strict=True)],
+        "efficiency [95% CI]": t["text"],
+        "verdict": [("baseline" if n == b else v) for n, b, v in zip(
+            t["n"], t["baseline_n"], t["verdict"], strict=True)],
+    })
+
+
+def curves(sec: Any, table_: pd.DataFrame, by: list[str], what: str) -> None:
+    """A scaling chart per group of ``by`` (the first MAX_CHARTS), then the projections'
+    fitted parameters."""
+    from cnnbench.analyse.scaling import projections, scaling_figure
+
+    for i, (k, sub) in enumerate(table_.groupby(by, sort=False, dropna=False)):
+        if i >= MAX_CHARTS:
+            sec.add(f"{table_.groupby(by).ngroups - MAX_CHARTS} more curves are in the table.")
+            break
+        # scaling_figure says "simulated" in the title itself
+        title = " ".join(str(v) for v in k if v not in ("", None, False, True))
+        fig = scaling_figure(sub, title=f"{what}: {title}",
+                             seed_claim=what == "Data-parallel scaling")
+        sec.add(figure(fig, f"{what} {title}"))
+    proj = projections(table_)
+    if not proj.empty:
+        sec.add(details("Projections: fitted parameters", table_of_projections(proj)))
+
+
+def table_of_projections(proj: pd.DataFrame) -> Markup:
+    t = pd.DataFrame({
+        "curve": [f"{r['workload']} {r['mode']} {fw(r['framework'])} {r['exec_mode']}"
+                  + (f" {r['scaling']}" if r["scaling"] else "")
+                  + (" simulated" if r["simulated"] else "") for r in records(proj)],
+        "model": proj["model"], "fit": proj["label"],
+        "measured up to": proj["n_max"].astype(int),
+    })
+    return table(t, numeric=["measured up to"])

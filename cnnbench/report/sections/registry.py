@@ -43,12 +43,18 @@ def section(id: str, title: str, *, order: float) -> Callable[[Builder], Builder
 
     def register(build: Builder) -> Builder:
         old = _REGISTRY.get(id)
-        if old is not None and old.build.__qualname__ != build.__qualname__:
-            raise ValueError(f"two report sections with the id {id!r}")
+        # The same function registered again (its module imported anew) replaces itself.
+        if old is not None and _name(old.build) != _name(build):
+            raise ValueError(f"two report sections with the id {id!r}: "
+                             f"{_name(old.build)} and {_name(build)}")
         _REGISTRY[id] = Entry(id, title, order, build)
         return build
 
     return register
+
+
+def _name(build: Builder) -> str:
+    return f"{build.__module__}.{build.__qualname__}"
 
 
 def load_all() -> list[Entry]:
@@ -58,3 +64,8 @@ def load_all() -> list[Entry]:
     for info in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"{pkg.__name__}.{info.name}")
     return sorted(_REGISTRY.values(), key=lambda e: (e.order, e.id))
+
+
+def section_ids() -> tuple[str, ...]:
+    """Every section's HTML id, in the report's order."""
+    return tuple(e.id for e in load_all())
