@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from cnnbench.analyse.claims import TWO_GPUS
-from cnnbench.analyse.compare import cell_samples, compare_cells
+from cnnbench.analyse.compare import cell_samples, compare_cells, key_columns
 from cnnbench.core.keys import KEY
 
 # The seed's claim as a chart draws it: a star at N = 2 on hardware GPUs' curves of training
@@ -108,13 +108,13 @@ def device_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """Speedup and efficiency of every data-parallel cell against its one-device baseline,
     one row per cell (``COLUMNS``; ``n`` = devices), plus the baselines themselves at
     N = 1 (speedup 1). Cells without a baseline in the results are left out."""
-    rows = _prepared(df)
+    rows = _data_parallel_groups(_prepared(df))
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
     samples = cell_samples(rows, DP_KEY)
     keyed: list[dict[str, Any]] = [dict(zip(DP_KEY, k, strict=True)) for k in samples]
-    n_dev = {tuple(r[c] for c in DP_KEY): int(r["n_devices"]) for r in
-             rows.assign(options_key=rows["options"].map(_options_key)).to_dict("records")}
+    n_dev = dict(zip(zip(*key_columns(rows, DP_KEY), strict=True), rows["n_devices"].tolist(),
+                     strict=True))
     singles: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for cell in keyed:
         k = tuple(cell[c] for c in DP_KEY)
@@ -142,6 +142,19 @@ def device_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
                               base_batch, base_batch, samples[base], samples[base], seed))
     table = pd.DataFrame(out, columns=COLUMNS)
     return table.sort_values([*GROUP, "scaling", "simulated", "n"]).reset_index(drop=True)
+
+
+def _data_parallel_groups(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the groups (``GROUP``) that hold a data-parallel cell: only those have
+    anything to compare, and 100,000 one-device cells need no keys made."""
+    if rows.empty:
+        return rows
+    dp = rows["n_devices"] > 1
+    if not dp.any():
+        return rows.iloc[:0]
+    groups = list(zip(*key_columns(rows, GROUP), strict=True))
+    wanted = {g for g, d in zip(groups, dp.tolist(), strict=True) if d}
+    return rows[[g in wanted for g in groups]]
 
 
 def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
@@ -174,12 +187,6 @@ def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
                                  seed)})
     table = pd.DataFrame(out, columns=COLUMNS)
     return table.sort_values([c for c in GROUP if c != "threads"] + ["n"]).reset_index(drop=True)
-
-
-def _options_key(options: Any) -> str:
-    from cnnbench.core.keys import options_key
-
-    return options_key(options)
 
 
 # ------------------------------------------------------------------- projection

@@ -58,7 +58,8 @@ class Inputs:
     cells: pd.DataFrame = field(init=False)
     hardware: pd.DataFrame = field(init=False)  # cells on a machine's own devices
     records: list[dict[str, Any]] = field(init=False)  # the cells' main columns, as dicts
-    samples: dict[Hashable, list[Any]] = field(init=False)
+    _samples: dict[Hashable, list[np.ndarray]] | None = field(init=False, default=None,
+                                                               repr=False)
 
     def __post_init__(self) -> None:
         self.cells = an.cells_table(self.df)
@@ -70,42 +71,22 @@ class Inputs:
                 [*GROUP, "batch_size", "framework", "label"], kind="stable").reset_index(drop=True)
         # Simulated device sets measure overhead: they are no machine to answer with.
         self.hardware = self.cells[~an.simulated(self.cells)]
-        self.samples = _raw_samples(self.df)
         cols = [c for c in [*KEY, "label", "ips", "low", "high", "runs", "cell_id",
                             "framework_version", "n_devices"] if c in self.cells]
         self.records = recs_of(self.cells[cols])
 
+    @property
+    def samples(self) -> dict[Hashable, list[np.ndarray]]:
+        """Per cell key, each run's per-step seconds (``analyse.compare.cell_samples``),
+        made on first use: only sections that compare cells need them."""
+        if self._samples is None:
+            self._samples = dict(an.cell_samples(self.df))
+        return self._samples
+
     def per_image(self, row: Mapping[Any, Any]) -> list[np.ndarray]:
         """A cell's runs as seconds per image: comparable across batch sizes."""
         k = tuple(row[f] for f in KEY)
-        out = []
-        for raw in self.samples.get(k, []):
-            a = np.asarray(raw, dtype=float)
-            a = a[np.isfinite(a) & (a > 0)]
-            if a.size:
-                out.append(a / float(row["batch_size"]))
-        return out
-
-
-def _raw_samples(df: pd.DataFrame) -> dict[Hashable, list[Any]]:
-    """Per cell key, each ok run's raw samples list, as analysis.cell_samples has them but
-    unconverted: only the cells a section compares become arrays."""
-    ok = df[(df["status"] == "ok") & (df["mode"] != "peak")]
-    if ok.empty:
-        return {}
-    cols = [ok[c].tolist() for c in KEY if c not in ("threads", "options_key")]
-    threads = ok["threads"].fillna(0).astype(int).tolist()
-    opts = [an.options_key(o) for o in ok["options"].tolist()]
-    at_t, at_o = KEY.index("threads"), KEY.index("options_key")
-    out: dict[Hashable, list[Any]] = {}
-    for vals, t, o, smp in zip(zip(*cols, strict=True), threads, opts,
-                               ok["samples_s"].tolist(), strict=True):
-        k = list(vals)
-        k.insert(at_t, t)
-        k.insert(at_o, o)
-        if isinstance(smp, list) and smp:
-            out.setdefault(tuple(k), []).append(smp)
-    return out
+        return [a / float(row["batch_size"]) for a in self.samples.get(k, [])]
 
 
 # ------------------------------------------------------------------- formatting
