@@ -33,7 +33,7 @@ Statistics, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -210,6 +210,40 @@ def cell_samples(df: pd.DataFrame, key: Sequence[str] = KEY) -> dict[CellKey, li
         if arr.size:
             out.setdefault(values, []).append(arr)
     return out
+
+
+class CellRuns(Mapping[CellKey, list[np.ndarray]]):
+    """``cell_samples`` made lazily: every row's cell key is hashed once, and a cell's arrays
+    are made (and kept) when it is asked for, so a report of 100,000 cells that compares a
+    few hundred cleans the samples of those alone."""
+
+    def __init__(self, df: pd.DataFrame, key: Sequence[str] = KEY) -> None:
+        rows = timed(df) if not df.empty else df
+        self._samples: list[Any] = rows["samples_s"].tolist() if len(rows) else []
+        self._rows: dict[CellKey, list[int]] = {}
+        if len(rows):
+            for i, k in enumerate(zip(*key_columns(rows, key), strict=True)):
+                self._rows.setdefault(k, []).append(i)
+        self._made: dict[CellKey, list[np.ndarray]] = {}
+
+    def _runs(self, k: CellKey) -> list[np.ndarray]:
+        got = self._made.get(k)
+        if got is None:
+            arrays = (rounds(self._samples[i]) for i in self._rows.get(k, ()))
+            got = self._made[k] = [a for a in arrays if a.size]
+        return got
+
+    def __getitem__(self, k: CellKey) -> list[np.ndarray]:
+        got = self._runs(k)
+        if not got:
+            raise KeyError(k)
+        return got
+
+    def __iter__(self) -> Iterator[CellKey]:
+        return (k for k in self._rows if self._runs(k))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 # ------------------------------------------------------------------- one cell
@@ -456,11 +490,15 @@ def config_labels(cells: pd.DataFrame, always: Sequence[str] = ("framework",),
 
     if not varying or cells.empty:
         return pd.Series([""] * len(cells), index=cells.index, dtype=object)
-    cols = [cells[f].map(lambda v, f=f: part(f, v)) for f in varying]
-    out = cols[0]
-    for c in cols[1:]:
-        out = out.str.cat(c, sep=" ")
-    return out.str.replace(r"\s+", " ", regex=True).str.strip()
+    # Each distinct value is labelled once (a few per field, however many cells), with its
+    # runs of white space made one and its ends stripped, as they would be in the whole label.
+    cols = []
+    for f in varying:
+        codes, uniques = pd.factorize(cells[f], use_na_sentinel=False)
+        names = np.array([" ".join(part(f, v).split()) for v in uniques], dtype=object)
+        cols.append(names[codes].tolist())
+    out = [" ".join(p for p in parts if p) for parts in zip(*cols, strict=True)]
+    return pd.Series(out, index=cells.index, dtype="str")
 
 
 def cells_table(df: pd.DataFrame, key: Sequence[str] = KEY, *, multi_run_limit: int = 2000,

@@ -157,6 +157,22 @@ def _data_parallel_groups(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[[g in wanted for g in groups]]
 
 
+def _several_thread_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the cells (keys without ``threads``) measured at two or more thread
+    counts: only those scale, and 100,000 cells at one count need no samples made."""
+    if rows.empty:
+        return rows
+    cols = key_columns(rows, KEY)
+    at = KEY.index("threads")
+    threads = cols.pop(at)
+    groups = list(zip(*cols, strict=True))
+    counts: dict[tuple[Any, ...], set[int]] = {}
+    for g, t in zip(groups, threads, strict=True):
+        if t > 0:
+            counts.setdefault(g, set()).add(t)
+    return rows[[len(counts.get(g, ())) > 1 for g in groups]]
+
+
 def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """Speedup and efficiency against the thread count (``--threads 1,2``) of one-device
     cells, each against the same cell at the fewest threads measured (``n`` = threads,
@@ -165,7 +181,7 @@ def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     rows = _prepared(df)
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
-    rows = rows[rows["n_devices"] == 1]
+    rows = _several_thread_counts(rows[rows["n_devices"] == 1])
     samples = cell_samples(rows, KEY)
     group_cols = [c for c in KEY if c != "threads"]
     by_group: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = {}

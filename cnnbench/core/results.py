@@ -108,7 +108,7 @@ class _Columns:
         shared, canonical = self.shared, self.canonical
         for col in _SHARED:
             v = row.get(col)
-            if v:
+            if v is not None:  # empty ones too: most rows' options are {}
                 k = canonical(v)
                 if k is not None:
                     row[col] = shared.setdefault(k, v)
