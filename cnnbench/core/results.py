@@ -8,8 +8,8 @@ left out unless asked for.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,21 +22,27 @@ _SHARED = ("build", "env", "options", "threads_set", "kernels", "busy", "flags")
 
 
 def _canonical_of() -> Callable[[Any], bytes | None]:
-    """The function that gives a dict or list one byte string per value (sorted keys)."""
+    """The function that gives a dict or list one byte string per value (sorted keys):
+    orjson's where it is installed, else the standard library's."""
     try:
         import orjson
     except ImportError:
-        orjson = None
+        return _canonical_json
 
     def canonical(value: Any) -> bytes | None:
         try:
-            if orjson is not None:
-                return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-            return json.dumps(value, sort_keys=True).encode()
-        except (TypeError, ValueError):
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
             return None
 
     return canonical
+
+
+def _canonical_json(value: Any) -> bytes | None:
+    try:
+        return json.dumps(value, sort_keys=True).encode()
+    except (TypeError, ValueError):
+        return None
 
 
 # How a reference bundle's machine is named wherever it appears (tables, charts, the header):
@@ -90,9 +96,9 @@ def _rounds(value: Any) -> Any:
 
 
 class _Columns:
-    """Rows become columns 20,000 at a time: parsed dicts are 5x the memory of columns."""
+    """Rows become columns 5,000 at a time: parsed dicts are 5x the memory of columns."""
 
-    CHUNK = 20_000
+    CHUNK = 5_000
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []

@@ -4,7 +4,7 @@ buyer's view prices, and the formatting of numbers, labels and intervals."""
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -81,7 +81,7 @@ class Inputs:
         return self._records
 
     @property
-    def samples(self) -> Mapping[Hashable, list[np.ndarray]]:
+    def samples(self) -> an.CellRuns:
         """Per cell key, each run's per-step seconds (``analyse.compare.CellRuns``): keyed
         on first use, and a cell's arrays made when a section compares it."""
         if self._samples is None:
