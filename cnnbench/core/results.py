@@ -107,17 +107,20 @@ class _Columns:
         # a handful of distinct ones, and a dict per row would be most of the memory.
         self.shared: dict[bytes, Any] = {}
         self.labels: dict[str, str] = {}
+        self.empty: dict[tuple[str, type], Any] = {}
         self.canonical = _canonical_of()
 
     def add(self, row: dict[str, Any], reference: bool) -> None:
         """Keep ``row``; a reference bundle's row has its machine id marked (REFERENCE_LABEL)."""
-        shared, canonical = self.shared, self.canonical
+        shared, canonical, empty = self.shared, self.canonical, self.empty
         for col in _SHARED:
             v = row.get(col)
-            if v is not None:  # empty ones too: most rows' options are {}
-                k = canonical(v)
-                if k is not None:
-                    row[col] = shared.setdefault(k, v)
+            if not v:  # most rows' options, kernels and busy are empty: one object each
+                row[col] = empty.setdefault((col, type(v)), v)
+                continue
+            k = canonical(v)
+            if k is not None:
+                row[col] = shared.setdefault(k, v)
         if reference:
             row["machine_id"] = REFERENCE_LABEL.format(row.get("machine_id"))
         labels = self.labels
