@@ -5,6 +5,10 @@ row N times as N distinct cells: the workload cycles through the registry and th
 grows, so every copy has its own cell key and cell_id. The raw ``samples_s`` are kept, each
 scaled with the batch and a fixed per-cell factor, and every statistic derived from them is
 rescaled alike, so a row stays consistent with its samples.
+
+How many rounds the null cell times depends on how busy the machine is (8 on a quiet one,
+about 80 on a loaded one), and the size of the results with it; ``rounds`` fixes it by
+repeating the measured rounds whole, which keeps their median and so every statistic.
 """
 
 from __future__ import annotations
@@ -40,8 +44,12 @@ def measured_row(tmp: Path, budget: float = 0.5) -> tuple[dict[str, Any], str]:
     return ok, (res / "scale-box" / "machine.json").read_text()
 
 
-def copies(template: dict[str, Any], n: int) -> Any:
-    """N rows of N distinct cells, from one measured row (a generator: O(1) memory)."""
+def copies(template: dict[str, Any], n: int, rounds: int | None = None) -> Any:
+    """N rows of N distinct cells, from one measured row (a generator: O(1) memory), with
+    about ``rounds`` timed rounds each (the measured ones repeated whole; None: as measured)."""
+    measured = list(template["samples_s"])
+    if rounds:
+        measured *= max(1, rounds // len(measured))
     names = list_workloads()
     specs = {w: get_workload(w) for w in names}
     b0 = int(template["batch_size"])
@@ -53,7 +61,7 @@ def copies(template: dict[str, Any], n: int) -> Any:
         row = dict(template, workload=w, batch_size=batch, params=specs[w].params,
                    flops_per_image=specs[w].flops_per_image,
                    started_at=(t0 + timedelta(seconds=i)).isoformat(timespec="seconds"))
-        row["samples_s"] = [s * f for s in template["samples_s"]]
+        row["samples_s"] = [s * f for s in measured]
         row["median_step_s"] = template["median_step_s"] * f
         for k in ("images_per_s", "ci95_low", "ci95_high"):
             # images/s = batch / step time: the batch grows by batch/b0, the step by f
@@ -64,8 +72,10 @@ def copies(template: dict[str, Any], n: int) -> Any:
         yield row
 
 
-def write_many(results: Path, template: dict[str, Any], machine: str, n: int) -> Path:
-    """``results/<machine>/many.jsonl`` with N distinct cells, and the machine record."""
+def write_many(results: Path, template: dict[str, Any], machine: str, n: int,
+               rounds: int | None = None) -> Path:
+    """``results/<machine>/many.jsonl`` with N distinct cells (``rounds``: see ``copies``),
+    and the machine record."""
     mdir = results / str(template["machine_id"])
     mdir.mkdir(parents=True, exist_ok=True)
     (mdir / "machine.json").write_text(machine)
@@ -73,7 +83,7 @@ def write_many(results: Path, template: dict[str, Any], machine: str, n: int) ->
     import orjson  # a core dependency; json.dumps would make 100,000 rows take minutes
 
     with open(path, "wb") as f:
-        for i, row in enumerate(copies(template, n)):
+        for i, row in enumerate(copies(template, n, rounds)):
             # The first row goes through the schema's own writer (which validates it); the
             # rest differ only in values, and orjson writes the same JSON.
             f.write(dumps_row(row).encode() if i == 0 else orjson.dumps(row))

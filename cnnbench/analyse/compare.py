@@ -34,7 +34,7 @@ Statistics, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -146,22 +146,102 @@ def simulated(rows: pd.DataFrame) -> pd.Series:
     return by_device | flag
 
 
+def timed(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that timed a cell: ok, and not a GEMM probe."""
+    return df[(df["status"] == "ok") & (df["mode"] != "peak")]
+
+
+def options_keys(options: pd.Series) -> list[str]:
+    """``options_key`` of every row; rows read together share their options dict (see
+    ``core.results``), so each distinct object is keyed once."""
+    seen: dict[int, str] = {}
+    out = []
+    for o in options.tolist():  # the list keeps every object alive: ids stay unique
+        k = seen.get(id(o))
+        if k is None:
+            k = seen[id(o)] = options_key(o)
+        out.append(k)
+    return out
+
+
+def key_columns(rows: pd.DataFrame, key: Sequence[str] = KEY) -> list[list[Any]]:
+    """The cell key's columns as lists, one value per row: ``threads`` as int (none: 0),
+    ``options_key`` from ``options``; zipped, they are the rows' cell keys."""
+    cols: list[list[Any]] = []
+    for c in key:
+        if c == "threads":
+            cols.append(rows["threads"].fillna(0).astype(int).tolist())
+        elif c == "options_key":
+            cols.append(options_keys(rows["options"]))
+        else:
+            cols.append(rows[c].tolist())
+    return cols
+
+
+def rounds(samples: Any) -> np.ndarray:
+    """A row's per-step seconds as a float array, without what is no timing (NaN, <= 0);
+    an empty one for a row without samples. The array read (``core.results``) is returned
+    as it is where every round is a timing."""
+    if isinstance(samples, np.ndarray):
+        arr = samples
+    elif isinstance(samples, list) and samples:
+        try:
+            arr = np.asarray(samples, dtype=float)
+        except (TypeError, ValueError):
+            return np.empty(0)
+    else:
+        return np.empty(0)
+    keep = np.isfinite(arr) & (arr > 0)
+    return arr if keep.all() else arr[keep]
+
+
 def cell_samples(df: pd.DataFrame, key: Sequence[str] = KEY) -> dict[CellKey, list[np.ndarray]]:
     """Per cell key, one array of per-step seconds per run (ok rows with samples; a row is a
     run: a repeat, or the same cell in another run file). Probe rows are left out."""
     if df.empty:
         return {}
-    rows = df[(df["status"] == "ok") & (df["mode"] != "peak")].copy()
-    rows["threads"] = rows["threads"].fillna(0).astype(int)
-    rows["options_key"] = rows["options"].map(options_key)
+    rows = timed(df)
     out: dict[CellKey, list[np.ndarray]] = {}
-    keys = zip(*(rows[c].tolist() for c in key), strict=True)
+    keys = zip(*key_columns(rows, key), strict=True)
     for values, samples in zip(keys, rows["samples_s"].tolist(), strict=True):
-        arr = np.asarray(samples if isinstance(samples, list) else [], dtype=float)
-        arr = arr[np.isfinite(arr) & (arr > 0)]
+        arr = rounds(samples)
         if arr.size:
-            out.setdefault(tuple(values), []).append(arr)
+            out.setdefault(values, []).append(arr)
     return out
+
+
+class CellRuns(Mapping[CellKey, list[np.ndarray]]):
+    """``cell_samples`` made lazily: every row's cell key is hashed once, and a cell's arrays
+    are made (and kept) when it is asked for, so a report of 100,000 cells that compares a
+    few hundred cleans the samples of those alone."""
+
+    def __init__(self, df: pd.DataFrame, key: Sequence[str] = KEY) -> None:
+        rows = timed(df) if not df.empty else df
+        self._samples: list[Any] = rows["samples_s"].tolist() if len(rows) else []
+        self._rows: dict[CellKey, list[int]] = {}
+        if len(rows):
+            for i, k in enumerate(zip(*key_columns(rows, key), strict=True)):
+                self._rows.setdefault(k, []).append(i)
+        self._made: dict[CellKey, list[np.ndarray]] = {}
+
+    def _runs(self, k: CellKey) -> list[np.ndarray]:
+        got = self._made.get(k)
+        if got is None:
+            arrays = (rounds(self._samples[i]) for i in self._rows.get(k, ()))
+            got = self._made[k] = [a for a in arrays if a.size]
+        return got
+
+    def __getitem__(self, k: CellKey) -> list[np.ndarray]:
+        got = self._runs(k)
+        if not got:
+            raise KeyError(k)
+        return got
+
+    def __iter__(self) -> Iterator[CellKey]:
+        return (k for k in self._rows if self._runs(k))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 # ------------------------------------------------------------------- one cell
@@ -365,11 +445,15 @@ def config_labels(cells: pd.DataFrame, always: Sequence[str] = ("framework",),
 
     if not varying or cells.empty:
         return pd.Series([""] * len(cells), index=cells.index, dtype=object)
-    cols = [cells[f].map(lambda v, f=f: part(f, v)) for f in varying]
-    out = cols[0]
-    for c in cols[1:]:
-        out = out.str.cat(c, sep=" ")
-    return out.str.replace(r"\s+", " ", regex=True).str.strip()
+    # Each distinct value is labelled once (a few per field, however many cells), with its
+    # runs of white space made one and its ends stripped, as they would be in the whole label.
+    cols = []
+    for f in varying:
+        codes, uniques = pd.factorize(cells[f], use_na_sentinel=False)
+        names = np.array([" ".join(part(f, v).split()) for v in uniques], dtype=object)
+        cols.append(names[codes].tolist())
+    out = [" ".join(p for p in parts if p) for parts in zip(*cols, strict=True)]
+    return pd.Series(out, index=cells.index, dtype="str")
 
 
 def cells_table(df: pd.DataFrame, key: Sequence[str] = KEY, *, multi_run_limit: int = 2000,
@@ -379,44 +463,62 @@ def cells_table(df: pd.DataFrame, key: Sequence[str] = KEY, *, multi_run_limit: 
     hierarchical interval of ``cell_estimate`` (between-run noise covered; the first
     ``multi_run_limit`` of them, the rest keep their newest run's); a one-run cell keeps its
     row's own interval, and ``between_runs`` says which."""
-    ok = df[(df["status"] == "ok") & (df["mode"] != "peak")].copy()
+    ok = timed(df)
     cols = [*key, "runs", "spread", "ips", "low", "high", "between_runs"]
     if ok.empty:
         return pd.DataFrame(columns=[*df.columns, "options_key", *cols[len(key):]])
-    ok["threads"] = ok["threads"].fillna(0).astype(int)
-    ok["options_key"] = ok["options"].map(options_key)
-    ok = ok.sort_values("started_at", kind="stable").reset_index(drop=True)
-    # One pass in plain Python: a groupby on eleven object columns is many times slower
-    # on 100,000 distinct cells.
-    members: dict[CellKey, list[int]] = {}
-    for i, k in enumerate(zip(*(ok[c].tolist() for c in key), strict=True)):
-        members.setdefault(k, []).append(i)
-    ips_all = ok["images_per_s"].to_numpy(float)
-    last = [m[-1] for m in members.values()]
+    ok = ok.assign(threads=ok["threads"].fillna(0).astype(int), options_key=options_keys(
+        ok["options"])).sort_values("started_at", kind="stable").reset_index(drop=True)
+    keycols = [ok[c].tolist() for c in key]
+    # Cells numbered by first appearance: a pandas groupby on eleven object columns is many
+    # times slower on 100,000 distinct cells than hashing their key tuples once.
+    tuples = np.empty(len(ok), dtype=object)
+    tuples[:] = list(zip(*keycols, strict=True))
+    codes, uniques = pd.factorize(tuples)
+    n = len(uniques)
+    last = np.full(n, -1)
+    np.maximum.at(last, codes, np.arange(len(ok)))  # the newest row of each cell
     out = ok.iloc[last].reset_index(drop=True)
-    runs = np.fromiter((len(m) for m in members.values()), int, len(members))
-    spread = np.full(len(members), np.nan)
-    for j, m in enumerate(members.values()):
-        if len(m) > 1:
-            v = ips_all[m]
-            spread[j] = (v.max() - v.min()) / np.median(v)
+    runs = np.bincount(codes, minlength=n)
     out["runs"] = runs
-    out["spread"] = spread
+    out["spread"] = _spread(ok["images_per_s"].to_numpy(float), codes, runs)
     out["ips"] = out["images_per_s"].astype(float)
     out["low"] = out["ci95_low"].astype(float)
     out["high"] = out["ci95_high"].astype(float)
     out["between_runs"] = False
-    multi = [j for j in np.flatnonzero(runs > 1)[:multi_run_limit]]
-    samples_all = ok["samples_s"].tolist()
-    groups = list(members.values())
-    for j in multi:
-        arrs = [np.asarray(samples_all[i], dtype=float) for i in groups[j]
-                if isinstance(samples_all[i], list)]
-        arrs = [a[np.isfinite(a) & (a > 0)] for a in arrs]
-        arrs = [a for a in arrs if a.size]
+    multi = np.flatnonzero(runs > 1)[:multi_run_limit]
+    if multi.size:
+        _between_runs(out, ok["samples_s"], codes, multi, n_resamples)
+    return out
+
+
+def _spread(ips: np.ndarray, codes: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """(max - min) / median of each cell's runs' images/s; NaN for a cell of one run."""
+    spread = np.full(runs.size, np.nan)
+    several = runs[codes] > 1
+    if several.any():
+        g = pd.Series(ips[several]).groupby(codes[several])
+        stat = (g.max() - g.min()) / g.median()
+        spread[stat.index.to_numpy()] = stat.to_numpy()
+    return spread
+
+
+def _between_runs(out: pd.DataFrame, samples: pd.Series, codes: np.ndarray, multi: np.ndarray,
+                  n_resamples: int) -> None:
+    """The hierarchical interval of each cell in ``multi`` (positions in ``out``) that has
+    two or more runs with samples, in place of its newest run's."""
+    wanted = np.zeros(len(out), dtype=bool)
+    wanted[multi] = True
+    members: dict[int, list[np.ndarray]] = {}
+    for c, smp in zip(codes.tolist(), samples.tolist(), strict=True):
+        if wanted[c]:
+            arr = rounds(smp)
+            if arr.size:
+                members.setdefault(c, []).append(arr)
+    for j in multi.tolist():
+        arrs = members.get(j, [])
         if len(arrs) < 2:
             continue
         est = cell_estimate(arrs, n_resamples=n_resamples)
         ips, lo, hi = est.images_per_s(float(out["batch_size"].iloc[j]))
         out.loc[j, ["ips", "low", "high", "between_runs"]] = [ips, lo, hi, True]
-    return out

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from cnnbench.analyse.claims import TWO_GPUS
-from cnnbench.analyse.compare import cell_samples, compare_cells
+from cnnbench.analyse.compare import cell_samples, compare_cells, key_columns
 from cnnbench.core.cells import base_device
-from cnnbench.core.keys import DP_GROUP, DP_KEY, KEY, options_key
+from cnnbench.core.keys import DP_GROUP, DP_KEY, KEY
 
 # The seed's claim as a chart draws it: a star at N = 2 on hardware GPUs' curves of training
 # with weak scaling, the setting the seed speaks of.
@@ -97,13 +97,13 @@ def device_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """Speedup and efficiency of every data-parallel cell against its one-device baseline,
     one row per cell (``COLUMNS``; ``n`` = devices), plus the baselines themselves at
     N = 1 (speedup 1). Cells without a baseline in the results are left out."""
-    rows = _prepared(df)
+    rows = _data_parallel_groups(_prepared(df))
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
     samples = cell_samples(rows, DP_KEY)
     keyed: list[dict[str, Any]] = [dict(zip(DP_KEY, k, strict=True)) for k in samples]
-    n_dev = {tuple(r[c] for c in DP_KEY): int(r["n_devices"]) for r in
-             rows.assign(options_key=rows["options"].map(options_key)).to_dict("records")}
+    n_dev = dict(zip(zip(*key_columns(rows, DP_KEY), strict=True), rows["n_devices"].tolist(),
+                     strict=True))
     singles: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for cell in keyed:
         k = tuple(cell[c] for c in DP_KEY)
@@ -133,6 +133,35 @@ def device_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     return table.sort_values([*DP_GROUP, "scaling", "simulated", "n"]).reset_index(drop=True)
 
 
+def _data_parallel_groups(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the groups (``DP_GROUP``) that hold a data-parallel cell: only those have
+    anything to compare, and 100,000 one-device cells need no keys made."""
+    if rows.empty:
+        return rows
+    dp = rows["n_devices"] > 1
+    if not dp.any():
+        return rows.iloc[:0]
+    groups = list(zip(*key_columns(rows, DP_GROUP), strict=True))
+    wanted = {g for g, d in zip(groups, dp.tolist(), strict=True) if d}
+    return rows[[g in wanted for g in groups]]
+
+
+def _several_thread_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the cells (keys without ``threads``) measured at two or more thread
+    counts: only those scale, and 100,000 cells at one count need no samples made."""
+    if rows.empty:
+        return rows
+    cols = key_columns(rows, KEY)
+    at = KEY.index("threads")
+    threads = cols.pop(at)
+    groups = list(zip(*cols, strict=True))
+    counts: dict[tuple[Any, ...], set[int]] = {}
+    for g, t in zip(groups, threads, strict=True):
+        if t > 0:
+            counts.setdefault(g, set()).add(t)
+    return rows[[len(counts.get(g, ())) > 1 for g in groups]]
+
+
 def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """Speedup and efficiency against the thread count (``--threads 1,2``) of one-device
     cells, each against the same cell at the fewest threads measured (``n`` = threads,
@@ -141,7 +170,7 @@ def thread_scaling(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     rows = _prepared(df)
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
-    rows = rows[rows["n_devices"] == 1]
+    rows = _several_thread_counts(rows[rows["n_devices"] == 1])
     samples = cell_samples(rows, KEY)
     group_cols = [c for c in KEY if c != "threads"]
     by_group: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = {}

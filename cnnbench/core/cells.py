@@ -231,13 +231,21 @@ def normalize_device(dev: str) -> str:
 
 
 def device_count(device: str) -> int:
-    """Devices in a device string; 0 for gpu:all (the machine decides)."""
-    return DeviceSet.parse(device).count
+    """Devices in a device string; 0 for gpu:all (the machine decides). A value that is no
+    device (a damaged row) counts as one, so reading rows never raises."""
+    try:
+        return DeviceSet.parse(str(device)).count
+    except PlanError:
+        return 1
 
 
 def is_simulated(device: str) -> bool:
-    """cpu*N: N devices that share the same cores (they measure overhead, not speedup)."""
-    return DeviceSet.parse(device).simulated
+    """cpu*N: N devices that share the same cores (they measure overhead, not speedup). A
+    value that is no device (a damaged row) is not simulated."""
+    try:
+        return DeviceSet.parse(str(device)).simulated
+    except PlanError:
+        return False
 
 
 def base_device(device: object) -> str:

@@ -69,6 +69,7 @@ def peak_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def probe_peak(row: dict[str, Any]) -> float | None:
     """FLOP/s of a probe row's fastest round."""
-    if row.get("status") != "ok" or not row.get("samples_s"):
+    samples = row.get("samples_s")
+    if row.get("status") != "ok" or samples is None or len(samples) == 0:  # list or array
         return None
     return float(row["flops_per_image"]) / min(row["samples_s"])

@@ -8,30 +8,41 @@ left out unless asked for.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from cnnbench.core.schema import REQUIRED, iter_rows, reference_root, result_files
+from cnnbench.core.schema import FIELDS, REQUIRED, iter_rows, reference_root, result_files
 
 # Row fields that repeat across the rows of a sweep (dicts and lists of strings).
-_SHARED = ("build", "env", "options", "threads_set", "kernels", "busy", "flags", "python",
-           "device_name", "framework_version")
+_SHARED = ("build", "env", "options", "threads_set", "kernels", "busy", "flags")
 
 
-def _canonical(value: Any) -> bytes | None:
-    if isinstance(value, str):
-        return value.encode()
+def _canonical_of() -> Callable[[Any], bytes | None]:
+    """The function that gives a dict or list one byte string per value (sorted keys):
+    orjson's where it is installed, else the standard library's."""
     try:
         import orjson
+    except ImportError:
+        return _canonical_json
 
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except (ImportError, TypeError):
+    def canonical(value: Any) -> bytes | None:
         try:
-            return json.dumps(value, sort_keys=True).encode()
-        except (TypeError, ValueError):
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
             return None
+
+    return canonical
+
+
+def _canonical_json(value: Any) -> bytes | None:
+    try:
+        return json.dumps(value, sort_keys=True).encode()
+    except (TypeError, ValueError):
+        return None
 
 
 # How a reference bundle's machine is named wherever it appears (tables, charts, the header):
@@ -64,8 +75,30 @@ def reference_notes(left_out: dict[Path, int], read: dict[Path, set[str]]) -> li
     return notes
 
 
-class _Rows:
-    """Rows become columns 20,000 at a time: dicts cost 5x the memory."""
+# Text fields with few distinct values: one str object per value instead of one per row
+# (orjson makes a new one every time), as a category would, but still plain strings.
+_LABELS = tuple(f.name for f in FIELDS if f.type.startswith("str")
+                and f.name not in ("cell_id", "started_at", "error"))
+
+
+def _rounds(value: Any) -> Any:
+    """A row's ``samples_s`` as a float64 array: 80 rounds cost 0.7 KB instead of a list's
+    2.6 KB of float objects, and every reader wants an array. A null round (a NaN written by
+    ``schema.clean``) becomes NaN; anything that is no list of numbers stays as it was."""
+    if not isinstance(value, list):
+        return value
+    try:
+        arr = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        return value
+    arr.flags.writeable = False  # shared by every reader, as the list was
+    return arr
+
+
+class _Columns:
+    """Rows become columns 5,000 at a time: parsed dicts are 5x the memory of columns."""
+
+    CHUNK = 5_000
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
@@ -73,18 +106,31 @@ class _Rows:
         # One object for equal build facts, environments...: 100,000 rows of one sweep hold
         # a handful of distinct ones, and a dict per row would be most of the memory.
         self.shared: dict[bytes, Any] = {}
+        self.labels: dict[str, str] = {}
+        self.empty: dict[tuple[str, type], Any] = {}
+        self.canonical = _canonical_of()
 
     def add(self, row: dict[str, Any], reference: bool) -> None:
         """Keep ``row``; a reference bundle's row has its machine id marked (REFERENCE_LABEL)."""
+        shared, canonical, empty = self.shared, self.canonical, self.empty
         for col in _SHARED:
             v = row.get(col)
-            if v:
-                k = _canonical(v)
-                row[col] = self.shared.setdefault(k, v) if k is not None else v
+            if not v:  # most rows' options, kernels and busy are empty: one object each
+                row[col] = empty.setdefault((col, type(v)), v)
+                continue
+            k = canonical(v)
+            if k is not None:
+                row[col] = shared.setdefault(k, v)
         if reference:
             row["machine_id"] = REFERENCE_LABEL.format(row.get("machine_id"))
+        labels = self.labels
+        for col in _LABELS:
+            v = row[col]
+            if type(v) is str:
+                row[col] = labels.setdefault(v, v)
+        row["samples_s"] = _rounds(row["samples_s"])
         self.rows.append(row)
-        if len(self.rows) >= 20_000:
+        if len(self.rows) >= self.CHUNK:
             self.flush()
 
     def flush(self) -> None:
@@ -96,7 +142,11 @@ class _Rows:
         self.flush()
         if not self.chunks:
             return pd.DataFrame(columns=list(REQUIRED))
-        return pd.concat(self.chunks, ignore_index=True)
+        if len(self.chunks) == 1:
+            return self.chunks.pop()
+        out = pd.concat(self.chunks, ignore_index=True)
+        self.chunks.clear()
+        return out
 
 
 def load_results(paths: list[Path], *, with_reference: bool = False,
@@ -108,12 +158,13 @@ def load_results(paths: list[Path], *, with_reference: bool = False,
     (machine_id, run_id, cell_id, repeat) was already read (a copied run file) is dropped,
     each said once in the problems. Reference bundles come in as ``schema.result_files``
     says, their machine ids marked with REFERENCE_LABEL; ``notes`` gets a line per bundle
-    read or left out."""
+    read or left out. ``samples_s`` holds float64 arrays (``_rounds``), the other fields
+    what the JSON holds."""
     problems: list[str] = []
     left_out: dict[Path, int] = {}
     machines: dict[str, dict[str, Any]] = {}
     read: dict[Path, set[str]] = {}
-    acc = _Rows()
+    acc = _Columns()
     for f in result_files(paths, with_reference=with_reference, problems=problems,
                           left_out=left_out):
         ref = reference_root(f.parent)

@@ -54,8 +54,8 @@ class Inputs:
     notes: list[str] = field(default_factory=list)  # reference bundles read or left out
     cells: pd.DataFrame = field(init=False)
     hardware: pd.DataFrame = field(init=False)  # cells on a machine's own devices
-    records: list[dict[str, Any]] = field(init=False)  # the cells' main columns, as dicts
-    bank: SampleBank = field(init=False)  # the cells' raw samples, for comparisons
+    _bank: SampleBank | None = field(init=False, default=None, repr=False)
+    _records: list[dict[str, Any]] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.cells = an.cells_table(self.df)
@@ -67,10 +67,22 @@ class Inputs:
                 [*WORKLOAD, "batch_size", "framework", "label"], kind="stable").reset_index(drop=True)
         # Simulated device sets measure overhead: they are no machine to answer with.
         self.hardware = self.cells[~an.simulated(self.cells)]
-        self.bank = SampleBank(self.df)
-        cols = [c for c in [*KEY, "label", "ips", "low", "high", "runs", "cell_id",
-                            "framework_version", "n_devices"] if c in self.cells]
-        self.records = records(self.cells[cols])
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The cells' main columns, as dicts (made on first use)."""
+        if self._records is None:
+            cols = [c for c in [*KEY, "label", "ips", "low", "high", "runs", "cell_id",
+                                "framework_version", "n_devices"] if c in self.cells]
+            self._records = records(self.cells[cols])
+        return self._records
+
+    @property
+    def bank(self) -> SampleBank:
+        """The cells' raw samples, for comparisons (keyed on first use)."""
+        if self._bank is None:
+            self._bank = SampleBank(self.df)
+        return self._bank
 
 
 # ------------------------------------------------------------------- formatting
