@@ -10,6 +10,7 @@ from typing import Any
 
 from adapters import ADAPTERS, get_info
 from cnnbench.core.cells import (
+    ALL_MODES,
     MODES,
     PRECISIONS,
     SCALINGS,
@@ -63,8 +64,8 @@ def expand(
     for w in workloads:
         get_workload(w)
     for m in modes:
-        if m not in MODES:
-            raise PlanError(f"unknown mode {m!r} (known: {', '.join(MODES)})")
+        if m not in ALL_MODES:
+            raise PlanError(f"unknown mode {m!r} (known: {', '.join(ALL_MODES)})")
     for p in precisions:
         if p not in PRECISIONS:
             raise PlanError(f"unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
