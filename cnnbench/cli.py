@@ -20,6 +20,7 @@ from cnnbench.commands import env as env_cmd
 from cnnbench.commands import list as list_cmd
 from cnnbench.commands import report as report_cmd
 from cnnbench.commands import run as run_cmd
+from cnnbench.commands import buyer as buyer_cmd
 from cnnbench.commands.run import DEFAULT_REPEAT, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
 from cnnbench.core.cells import PRECISIONS, PlanError
 from cnnbench.core.prices import PriceError
@@ -130,7 +131,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         no_probe=a.no_probe, no_noise_check=a.no_noise_check, memory_limit_mb=a.memory_limit_mb,
         results_dir=a.results_dir, run_id=a.run_id, resume=a.resume, machine_id=a.machine_id,
         report=a.report, with_reference=a.with_reference, strict=a.strict, dry_run=a.dry_run,
-        no_progress=a.no_progress, verbose=a.verbose, no_kernel_probe=a.no_kernel_probe)
+        no_progress=a.no_progress, verbose=a.verbose, no_kernel_probe=a.no_kernel_probe,
+        buyer=buyer_cmd.from_args(a))  # issue 24 flags
 
 
 def _slurm_options(a: argparse.Namespace) -> Any:
@@ -281,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip sampling other busy processes before each cell (saves 0.2 s)")
     r.add_argument("--memory-limit-mb", type=_pos_int, metavar="MB",
                    help="address-space limit per worker (an overrun becomes status oom)")
+    buyer_cmd.add_arguments(r)  # issue 24 flags
     r.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
     r.add_argument("--run-id", type=_safe_id, metavar="ID",
                    help="name of this run (default: UTC time + random)")

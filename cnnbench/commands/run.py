@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.commands import UsageError, console
+from cnnbench.commands.buyer import BuyerOptions, extend_plan, run_fits
 from cnnbench.core.cells import MODES, Cell
 from cnnbench.measure.timing import Protocol
 from cnnbench.plan.expand import expand
@@ -138,7 +139,8 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
         results_dir: Path = Path("results"), run_id: str | None = None,
         resume: str | None = None, machine_id: str | None = None, report: Path | None = None,
         with_reference: bool = False, strict: bool = False, dry_run: bool = False,
-        no_progress: bool = False, verbose: bool = False, no_kernel_probe: bool = False) -> int:
+        no_progress: bool = False, verbose: bool = False, no_kernel_probe: bool = False,
+        buyer: BuyerOptions | None = None) -> int:  # issue 24 flags
     from cnnbench.core import machine
     from cnnbench.sweep.runner import pending
 
@@ -176,6 +178,8 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
                  exec_modes=exec_modes or ["default"], devices=devices or ["cpu"],
                  variants=variant_names, threads=threads or [mrec["cpu"]["usable_cores"]],
                  options=adapter_opts or {}, scalings=scalings or ["weak"], gpu_count=gpu_count)
+    buyer = buyer or BuyerOptions()
+    cells = extend_plan(cells, buyer)  # issue 24: latency cells
     repeat = DEFAULT_REPEAT if repeat is None else repeat
     if repeat > 1:
         # Repeats are interleaved (every cell once, then every cell again), so slow drifts
@@ -230,6 +234,7 @@ def run(*, quick: bool = False, full: bool = False, frameworks: list[str] | None
               + (f" ({recorded} already recorded)" if recorded else "")
               + f" -> {settings.run_file}", markup=False)
     counts = _run_with_progress(cells, todo, settings, out, no_progress)
+    run_fits(cells, settings, buyer, out)  # issue 24: the largest batch that fits
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
     out.print(f"done: {summary}. Results: {settings.run_file}", markup=False)
     if report:
