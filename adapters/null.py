@@ -8,8 +8,9 @@ Adapter options (``--adapter-opt KEY=VALUE``):
 * ``tail_p``, ``tail_lo_s``, ``tail_hi_s``: plant a latency distribution: a step is, with
   probability ``tail_p`` (a seeded draw, the same in every run), a busy-wait of a duration
   uniform in [tail_lo_s, tail_hi_s] instead of ``step_s``: its quantiles are known exactly;
-* ``hold_mb``: the build allocates (and touches) this many MB, held by the model: a known
-  amount of memory for the peak-memory fields to find;
+* ``hold_mb``, ``hold_mb_per_image``: the build allocates (and touches) this many MB (the
+  second times the batch), held by the model: a known amount of memory for the peak-memory
+  fields and the largest-batch search to find;
 * ``onednn_isa``: emulate a framework whose oneDNN runs kernels of this ISA (``avx2``...): in
   the kernel probe it prints oneDNN-style verbose lines, capped by ``DNNL_MAX_CPU_ISA`` and,
   like MXNet 1.9, deaf to ``ONEDNN_MAX_CPU_ISA`` (the tests plant an ignored cap with it);
@@ -78,6 +79,7 @@ class _NullModel:
     def __init__(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> None:
         self.spec, self.weights, self.opts = spec, dict(weights), opts
         self.held: np.ndarray | None = None
+        self.held_batch: np.ndarray | None = None
 
 
 class NullAdapter(Adapter):
@@ -144,6 +146,8 @@ class NullAdapter(Adapter):
         fault = o.get("fault") if o.get("fault_at") == "step" else None
         clock = time.perf_counter
         durations = _planted(o, step_s)
+        if o.get("hold_mb_per_image"):  # the batch's share, as activations would be
+            model.held_batch = np.ones(int(float(o["hold_mb_per_image"]) * len(x) * 2**20) // 8)
 
         def time_steps(n: int) -> float:
             if fault:

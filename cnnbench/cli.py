@@ -15,12 +15,12 @@ from typing import Any, NoReturn
 
 from adapters import ADAPTERS, FRAMEWORKS, UnknownAdapter, get_info
 from cnnbench.commands import UsageError
+from cnnbench.commands import buyer as buyer_cmd
 from cnnbench.commands import compare as compare_cmd
 from cnnbench.commands import env as env_cmd
 from cnnbench.commands import list as list_cmd
 from cnnbench.commands import report as report_cmd
 from cnnbench.commands import run as run_cmd
-from cnnbench.commands import buyer as buyer_cmd
 from cnnbench.commands.run import DEFAULT_REPEAT, QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
 from cnnbench.core.cells import PRECISIONS, PlanError
 from cnnbench.core.prices import PriceError
@@ -166,7 +166,8 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    return compare_cmd.run(a.baseline, a.contender, a.fail_above, a.json, a.results_dir)
+    return compare_cmd.run(a.baseline, a.contender, a.fail_above, a.json, a.results_dir,
+                           metric=a.metric)  # issue 24: --metric p99
 
 
 def cmd_env(a: argparse.Namespace) -> int:
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fail-above", metavar="FRAC",
                    help="exit 1 if a cell is significantly slower by more than this (5%% or 0.05)")
     c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.add_argument("--metric", choices=("throughput", "p99"), default="throughput",  # issue 24
+                   help="compare throughput (default) or the latency cells' p99")
     c.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
     c.set_defaults(func=cmd_compare)
 

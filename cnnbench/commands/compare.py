@@ -75,15 +75,22 @@ def _ips(v: float, lo: float, hi: float) -> str:
 
 
 def run(baseline: str | Path, contender: str | Path, fail_above: str | float | None = None,
-        as_json: bool = False, results_dir: Path = Path("results"), seed: int = 0) -> int:
+        as_json: bool = False, results_dir: Path = Path("results"), seed: int = 0,
+        metric: str = "throughput") -> int:
     from cnnbench.analyse.compare import MATCH, cell_samples, compare_samples, geomean
     from cnnbench.core.schema import clean
 
     limit = None if fail_above is None else parse_fraction(fail_above)
     base_df, base_paths = _load(baseline, results_dir)
     cont_df, cont_paths = _load(contender, results_dir)
-    base, cont = cell_samples(base_df, MATCH), cell_samples(cont_df, MATCH)
-    table = compare_samples(base, cont, MATCH, seed=seed)
+    if metric == "p99":  # issue 24: latency cells' p99, bootstrapped over their steps
+        from cnnbench.analyse.buyer import compare_tail, tail_rows
+
+        base, cont = (cell_samples(tail_rows(d), MATCH) for d in (base_df, cont_df))
+        table = compare_tail(base, cont, MATCH, q=0.99, seed=seed)
+    else:
+        base, cont = cell_samples(base_df, MATCH), cell_samples(cont_df, MATCH)
+        table = compare_samples(base, cont, MATCH, seed=seed)
     if table.empty:
         raise UsageError(f"no cell with ok samples is in both {baseline} ({len(base)} cells) "
                          f"and {contender} ({len(cont)} cells)")
@@ -101,16 +108,17 @@ def run(baseline: str | Path, contender: str | Path, fail_above: str | float | N
                "unmatched": unmatched, "regressions": failed}
         print(json.dumps(clean(doc), indent=2, default=str))
     else:
-        _print(table, gm.text(), unmatched, limit, failed)
+        _print(table, gm.text(), unmatched, limit, failed,
+               "p99 ms" if metric == "p99" else "images/s")
     return 1 if failed else 0
 
 
 def _print(table: pd.DataFrame, gm_text: str, unmatched: dict[str, int], limit: float | None,
-           failed: int) -> None:
+           failed: int, unit: str = "images/s") -> None:
     from rich.table import Table
     from rich.text import Text
 
-    t = Table("cell", "configuration", "baseline images/s", "contender images/s",
+    t = Table("cell", "configuration", f"baseline {unit}", f"contender {unit}",
               "contender / baseline", "", "runs")
     for col in t.columns[2:]:
         col.no_wrap = True

@@ -83,8 +83,8 @@ nodes | list[dict]/null | the nodes of a multi-node cell started by the Slurm la
 workload | str | workload spec name
 mode | str | `train` (forward, loss, backward, SGD with momentum 0.9), `infer` (eval forward,
     no gradients), `latency` (eval forward, every step timed on its own and ending with a device
-    sync: `samples_s` holds one entry per step), or `peak` (a GEMM probe: `workload` is `gemm`, `batch_size` is n,
-    `flops_per_image` is 2n³ per product)
+    sync: `samples_s` holds one entry per step), or `peak` (a GEMM probe: `workload` is `gemm`,
+    `batch_size` is n, `flops_per_image` is 2n³ per product)
 batch_size | int | images per step (global batch)
 precision | str | `fp32`, `tf32`, or mixed `bf16` / `fp16`
 math_mode | str/null | what the framework's fp32 operations computed in, from its own settings after

@@ -13,8 +13,9 @@ How the limit is enforced (``kind``):
 * ``address-space``: ``RLIMIT_AS`` in the worker (``--memory-limit-mb``), the runner's own.
   It counts reserved but untouched address space too (thread stacks, allocator arenas,
   XLA's and TensorFlow's reservations): on this machine a PyTorch ResNet-50 worker's peak
-  address space was 1.4 GB at a 0.9 GB resident peak (training at 64x64, batch 32; (the rows' ``peak_vm_mb`` against
-  ``peak_rss_mb``), so an address-space limit finds a smaller batch than the RAM allows.
+  address space was 1.4 GB at a 0.9 GB resident peak (training at 64x64, batch 32; the
+  rows' ``peak_vm_mb`` against ``peak_rss_mb``), so an address-space limit finds a
+  smaller batch than the RAM allows.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from cnnbench.sweep.runner import RunSettings, WorkerProcess
 
 POLL_S = 0.02
 KINDS = ("resident", "address-space")
-
 
 class RssWatch:
     """Kill a worker's process group once its resident memory passes ``limit_mb``."""
@@ -78,7 +78,6 @@ class RssWatch:
         self._stop.set()
         self._thread.join()
 
-
 def try_batch(cell: Cell, settings: RunSettings, limit_mb: int, kind: str) -> dict[str, Any]:
     """One try: the cell at its batch size in a fresh worker under the limit; the row."""
     run_settings = dataclasses.replace(
@@ -94,9 +93,10 @@ def try_batch(cell: Cell, settings: RunSettings, limit_mb: int, kind: str) -> di
             row.update(status="oom", error=(
                 f"resident memory passed the {limit_mb} MB limit (watched every "
                 f"{POLL_S * 1000:.0f} ms) and the worker was killed"))
-    row.update(fit_try=True, memory_limit_mb=limit_mb, memory_limit_kind=kind)
+    # Its own id: the plan may hold the same cell at this batch, and a run keeps one row per id.
+    row.update(fit_try=True, memory_limit_mb=limit_mb, memory_limit_kind=kind,
+               cell_id=f"{cell.cell_id}-fit")
     return row
-
 
 @dataclass
 class Fit:
@@ -108,7 +108,6 @@ class Fit:
     first_failed: int | None = None
     reason: str = ""
     tries: dict[int, str] = field(default_factory=dict)
-
 
 def find_largest_batch(cell: Cell, settings: RunSettings, limit_mb: int, *,
                        kind: str = "resident", start: int = 1, max_batch: int = 1024,
@@ -156,7 +155,6 @@ def find_largest_batch(cell: Cell, settings: RunSettings, limit_mb: int, *,
     fit.reason = fit.reason or f"batch {hi} did not fit in {limit_mb} MB ({kind})"
     return fit
 
-
 def fit_targets(cells: list[Cell]) -> list[Cell]:
     """One search per cell less its batch size and repeat (train and infer cells)."""
     seen: dict[tuple[Any, ...], Cell] = {}
@@ -167,7 +165,6 @@ def fit_targets(cells: list[Cell]) -> list[Cell]:
                c.threads, tuple(sorted(c.options.items())))
         seen.setdefault(key, dataclasses.replace(c, repeat=0))
     return list(seen.values())
-
 
 def machine_ram_mb() -> int:
     return int(psutil.virtual_memory().total / 2**20)
