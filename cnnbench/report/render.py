@@ -30,6 +30,9 @@ SECTIONS = (
     ("threads", "Thread scaling"),
     ("scaling", "Data-parallel scaling"),
     ("machines", "Machines compared"),
+    ("memory", "Peak memory and the largest batch"),  # issue 24 (registry modules)
+    ("latency", "Latency"),
+    ("energy", "Energy"),
     ("buyers", "Buyer's view"),
     ("claims", "The seeds' claims checked"),
     ("method", "Method"),
