@@ -340,6 +340,16 @@ class Adapter(ABC):
     def is_oom(self, exc: BaseException) -> bool:
         return isinstance(exc, MemoryError)
 
+    # -- device memory (issue 24) --------------------------------------------------------
+    def reset_device_peak(self, device: str) -> None:
+        """After the build: start the framework's peak-allocated counter of a GPU afresh."""
+        return None
+
+    def device_peak_bytes(self, device: str) -> int | None:
+        """The framework's own peak of device memory since reset_device_peak(); None on the
+        CPU (the worker's peak RSS is the measure there) or where the framework has none."""
+        return None
+
     # -- model ---------------------------------------------------------------------------
     @abstractmethod
     def build(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> Any:

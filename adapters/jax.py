@@ -511,6 +511,15 @@ class JaxAdapter(ClockedRanks, Adapter):
             return True
         return isinstance(exc, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" in str(exc)
 
+    def device_peak_bytes(self, device: str) -> int | None:
+        # XLA's allocator has no reset: its peak counts from the process's start (the build
+        # included). The largest over the cell's devices.
+        if device_set(device).kind != "gpu":
+            return None
+        devs = self._mesh_devices(device) or [self._device(device)]
+        peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in devs]
+        return max((int(p) for p in peaks if p is not None), default=None)
+
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
     def _gpus() -> list[Any]:

@@ -353,6 +353,14 @@ class MXNetAdapter(Adapter):
         return isinstance(exc, mx.base.MXNetError) and (
             "out of memory" in msg or "Failed to allocate" in msg)
 
+    def device_peak_bytes(self, device: str) -> int | None:
+        # MXNet 1.9 keeps no peak: gpu_memory_info gives (free, total) now, so this is the
+        # memory in use after the rounds, its pool included (a lower bound of the peak).
+        if device_set(device).kind != "gpu":
+            return None
+        free, total = mx.context.gpu_memory_info(self._contexts(device)[0].device_id)
+        return int(total - free)
+
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
     def _num_gpus() -> int:

@@ -5,6 +5,12 @@ and it measures the harness's own per-round overhead (MLPerf's `backend_null` id
 Adapter options (``--adapter-opt KEY=VALUE``):
 
 * ``step_s``: busy-wait this many seconds per step (default 0: an empty step);
+* ``tail_p``, ``tail_lo_s``, ``tail_hi_s``: plant a latency distribution: a step is, with
+  probability ``tail_p`` (a seeded draw, the same in every run), a busy-wait of a duration
+  uniform in [tail_lo_s, tail_hi_s] instead of ``step_s``: its quantiles are known exactly;
+* ``hold_mb``, ``hold_mb_per_image``: the build allocates (and touches) this many MB (the
+  second times the batch), held by the model: a known amount of memory for the peak-memory
+  fields and the largest-batch search to find;
 * ``onednn_isa``: emulate a framework whose oneDNN runs kernels of this ISA (``avx2``...): in
   the kernel probe it prints oneDNN-style verbose lines, capped by ``DNNL_MAX_CPU_ISA`` and,
   like MXNet 1.9, deaf to ``ONEDNN_MAX_CPU_ISA`` (the tests plant an ignored cap with it);
@@ -19,10 +25,12 @@ raise ModuleNotFoundError.
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -56,9 +64,22 @@ def _fault(kind: str) -> None:
         raise ValueError(f"unknown fault {kind!r} (known: {', '.join(FAULTS)})")
 
 
+def _planted(o: dict[str, Any], step_s: float) -> Iterator[float]:
+    """Each step's busy-wait: ``step_s``, or with the ``tail_*`` options a seeded mixture."""
+    p = float(o.get("tail_p", 0.0))
+    if not p:
+        return itertools.repeat(step_s)
+    rng = np.random.default_rng(0)
+    lo, hi = float(o["tail_lo_s"]), float(o["tail_hi_s"])
+    return (float(rng.uniform(lo, hi)) if rng.random() < p else step_s
+            for _ in itertools.count())
+
+
 class _NullModel:
     def __init__(self, spec: WorkloadSpec, weights: Weights, opts: BuildOptions) -> None:
         self.spec, self.weights, self.opts = spec, dict(weights), opts
+        self.held: np.ndarray | None = None
+        self.held_batch: np.ndarray | None = None
 
 
 class NullAdapter(Adapter):
@@ -97,7 +118,10 @@ class NullAdapter(Adapter):
         o = opts.options or {}
         if o.get("fault") and o.get("fault_at", "build") == "build":
             _fault(str(o["fault"]))
-        return _NullModel(spec, weights, opts)
+        model = _NullModel(spec, weights, opts)
+        if o.get("hold_mb"):
+            model.held = np.ones(int(float(o["hold_mb"]) * 2**20) // 8)  # touched: resident
+        return model
 
     def load_weights(self, model: _NullModel, weights: Weights) -> None:
         check_weights(model.spec, weights)
@@ -121,14 +145,18 @@ class NullAdapter(Adapter):
         step_s = float(o.get("step_s", 0.0))
         fault = o.get("fault") if o.get("fault_at") == "step" else None
         clock = time.perf_counter
+        durations = _planted(o, step_s)
+        if o.get("hold_mb_per_image"):  # the batch's share, as activations would be
+            model.held_batch = np.ones(int(float(o["hold_mb_per_image"]) * len(x) * 2**20) // 8)
 
         def time_steps(n: int) -> float:
             if fault:
                 _fault(str(fault))
             t0 = clock()
             for _ in range(n):
-                if step_s:
-                    end = clock() + step_s
+                wait = next(durations)
+                if wait:
+                    end = clock() + wait
                     while clock() < end:
                         pass
             return clock() - t0

@@ -323,6 +323,15 @@ class PyTorchAdapter(Adapter):
         return isinstance(exc, RuntimeError) and (
             "out of memory" in msg or "can't allocate memory" in msg)
 
+    def reset_device_peak(self, device: str) -> None:
+        if device_set(device).kind == "gpu":
+            torch.cuda.reset_peak_memory_stats(self._local_device(device))
+
+    def device_peak_bytes(self, device: str) -> int | None:
+        if device_set(device).kind != "gpu":
+            return None
+        return int(torch.cuda.max_memory_allocated(self._local_device(device)))
+
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
     def _device(device: str) -> torch.device:

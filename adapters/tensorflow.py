@@ -683,6 +683,19 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
     def is_oom(self, exc: BaseException) -> bool:
         return isinstance(exc, (tf.errors.ResourceExhaustedError, MemoryError))
 
+    @staticmethod
+    def _tf_gpu(device: str) -> str:
+        return "GPU:" + device[4:].split("+")[0].replace("all", "0")
+
+    def reset_device_peak(self, device: str) -> None:
+        if device_set(device).kind == "gpu":
+            tf.config.experimental.reset_memory_stats(self._tf_gpu(device))
+
+    def device_peak_bytes(self, device: str) -> int | None:
+        if device_set(device).kind != "gpu":
+            return None
+        return int(tf.config.experimental.get_memory_info(self._tf_gpu(device))["peak"])
+
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
     def _device(device: str) -> str:

@@ -57,7 +57,7 @@ MATCH = ACROSS_MACHINES
 # How the report and the claims name frameworks and modes.
 FRAMEWORK_NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX",
                    "mxnet": "MXNet", "null": "null"}
-MODE_NAMES = {"train": "training", "infer": "inference"}
+MODE_NAMES = {"train": "training", "infer": "inference", "latency": "latency"}
 
 CellKey = tuple[Hashable, ...]
 

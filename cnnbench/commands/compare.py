@@ -35,6 +35,8 @@ class CompareOptions:
         help="exit 1 if a cell is significantly slower by more than this (5%% or 0.05)")
     json: bool = flag("--json", action="store_true", help="machine-readable output")
     results_dir: Path = flag("--results-dir", default=Path("results"), type=Path, metavar="DIR")
+    metric: str = flag("--metric", default="throughput", choices=("throughput", "p99"),
+                       help="compare throughput (default) or the latency cells' p99")
     seed: int = 0  # of the bootstrap intervals
 
 
@@ -109,8 +111,15 @@ def run(options: CompareOptions) -> int:
     limit = None if options.fail_above is None else parse_fraction(options.fail_above)
     base_df, base_paths = _load(baseline, results_dir)
     cont_df, cont_paths = _load(contender, results_dir)
-    base, cont = cell_samples(base_df, MATCH), cell_samples(cont_df, MATCH)
-    table = compare_samples(base, cont, MATCH, seed=seed)
+    metric = options.metric
+    if metric == "p99":  # issue 24: latency cells' p99, bootstrapped over their steps
+        from cnnbench.analyse.buyer import compare_tail, tail_rows
+
+        base, cont = (cell_samples(tail_rows(d), MATCH) for d in (base_df, cont_df))
+        table = compare_tail(base, cont, MATCH, q=0.99, seed=seed)
+    else:
+        base, cont = cell_samples(base_df, MATCH), cell_samples(cont_df, MATCH)
+        table = compare_samples(base, cont, MATCH, seed=seed)
     if table.empty:
         raise UsageError(f"no cell with ok samples is in both {baseline} ({len(base)} cells) "
                          f"and {contender} ({len(cont)} cells)")
@@ -128,16 +137,17 @@ def run(options: CompareOptions) -> int:
                "unmatched": unmatched, "regressions": failed}
         print(json.dumps(clean(doc), indent=2, default=str))
     else:
-        _print(table, gm.text(), unmatched, limit, failed)
+        _print(table, gm.text(), unmatched, limit, failed,
+               "p99 ms" if metric == "p99" else "images/s")
     return 1 if failed else 0
 
 
 def _print(table: pd.DataFrame, gm_text: str, unmatched: dict[str, int], limit: float | None,
-           failed: int) -> None:
+           failed: int, unit: str = "images/s") -> None:
     from rich.table import Table
     from rich.text import Text
 
-    t = Table("cell", "configuration", "baseline images/s", "contender images/s",
+    t = Table("cell", "configuration", f"baseline {unit}", f"contender {unit}",
               "contender / baseline", "", "runs")
     for col in t.columns[2:]:
         col.no_wrap = True

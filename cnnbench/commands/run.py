@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.commands import UsageError, console
+from cnnbench.commands.buyer import extend_plan, run_fits
 from cnnbench.core.cells import MODES, Cell
 from cnnbench.core.options import add_command, given
 from cnnbench.measure.timing import Protocol
@@ -210,6 +211,7 @@ def cells_of(o: RunOptions, variant_names: list[str], threads: list[int],
                  exec_modes=o.exec_modes or ["default"], devices=o.devices or ["cpu"],
                  variants=variant_names, threads=threads, options=o.adapter_opt,
                  scalings=o.scaling or ["weak"], gpu_count=gpu_count)
+    cells = extend_plan(cells, o.buyer)  # latency cells (--latency)
     if o.repeat > 1:
         # Repeats are interleaved (every cell once, then every cell again), so slow drifts
         # of the machine spread over all cells instead of biasing the last ones.
@@ -252,6 +254,7 @@ def _run_here(cells: list[Cell], settings: RunSettings, o: RunOptions) -> int:
               + (f" ({recorded} already recorded)" if recorded else "")
               + f" -> {settings.run_file}", markup=False)
     counts = _run_with_progress(cells, todo, settings, out, o.no_progress)
+    run_fits(cells, settings, o.buyer, out)  # the largest batch that fits (--fit)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
     out.print(f"done: {summary}. Results: {settings.run_file}", markup=False)
     if o.report:

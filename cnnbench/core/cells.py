@@ -14,6 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 MODES = ("train", "infer")
+# Planned only when asked (--latency, --modes latency): an inference cell whose every step is
+# timed on its own, for latency percentiles (cnnbench.measure.latency).
+LATENCY_MODE = "latency"
+ALL_MODES = (*MODES, LATENCY_MODE)
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 SCALINGS = ("weak", "strong")
 # One device (cpu, gpu:N), a set of GPUs joined by "+" (gpu:0+1) or all of them (gpu:all),

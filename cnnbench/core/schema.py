@@ -37,7 +37,8 @@ class Field:
 
 
 _FLAGS = ("ci_wide", "above_peak", "time_not_growing", "warmup_unsteady", "busy_machine",
-          "over_budget", "no_peak", "param_count_mismatch", "threads_mismatch", "cap_ignored")
+          "over_budget", "no_peak", "param_count_mismatch", "threads_mismatch", "cap_ignored",
+          "p99_interval_short")
 
 # The one definition of a row, as "name | type | meaning" lines (an indented line goes on).
 # The runner's blank row, the keys it takes from a worker's record and the README's schema
@@ -81,8 +82,9 @@ nodes | list[dict]/null | the nodes of a multi-node cell started by the Slurm la
     (`rate`, `state`); null otherwise
 workload | str | workload spec name
 mode | str | `train` (forward, loss, backward, SGD with momentum 0.9), `infer` (eval forward,
-    no gradients), or `peak` (a GEMM probe: `workload` is `gemm`, `batch_size` is n,
-    `flops_per_image` is 2n³ per product)
+    no gradients), `latency` (eval forward, every step timed on its own and ending with a device
+    sync: `samples_s` holds one entry per step), or `peak` (a GEMM probe: `workload` is `gemm`,
+    `batch_size` is n, `flops_per_image` is 2n³ per product)
 batch_size | int | images per step (global batch)
 precision | str | `fp32`, `tf32`, or mixed `bf16` / `fp16`
 math_mode | str/null | what the framework's fp32 operations computed in, from its own settings after
@@ -131,6 +133,42 @@ kernels | dict | the kernels that ran, from a probe of one step (CPU cells): `on
     vector width, precompiled convolutions and a `note`), `cap_ignored` (why a requested cap did not
     take effect), `probed_in` (a later repeat's copy: the cell id whose probe ran), or `error`
 env | dict | environment variables set for the cell (variant, threads)
+peak_rss_mb | float/null | the worker's peak resident memory (the kernel's high-water mark `VmHWM`,
+    reset after the framework's import; read after the last round, so nothing samples during them)
+baseline_rss_mb | float/null | the worker's resident memory after the framework's import, before the build
+rss_added_mb | float/null | `peak_rss_mb - baseline_rss_mb`: what the cell (model, batch, steps) added;
+    null where the high-water mark could not be reset
+peak_vm_mb | float/null | the worker's peak address space (`VmPeak`): what `--memory-limit-mb`'s
+    `RLIMIT_AS` caps, reserved regions included
+device_peak_mb | float/null | GPU cells: the framework's own peak of allocated device memory since
+    the build (`torch.cuda.max_memory_allocated`, TensorFlow's `get_memory_info()["peak"]`, JAX's
+    `peak_bytes_in_use` (never reset: it includes the build), MXNet's memory in use after the rounds)
+memory_limit_mb | int/null | the worker's memory limit (`--memory-limit-mb`, or a fit search's)
+memory_limit_kind | str/null | how the limit was enforced: `address-space` (`RLIMIT_AS`) or
+    `resident` (the runner watches the worker's RSS and kills it past the limit: status `oom`)
+latency_p50_s | float/null | latency cells: the median step (order statistic ⌈0.5 n⌉ of `samples_s`)
+latency_p50_low_s | float/null | lower end of its distribution-free 95% interval (binomial order
+    statistics); null where the cell ran too few steps for it
+latency_p50_high_s | float/null | upper end of that interval
+latency_p90_s | float/null | 90th percentile step time
+latency_p90_low_s | float/null | its interval's lower end
+latency_p90_high_s | float/null | its interval's upper end
+latency_p99_s | float/null | 99th percentile step time (its interval needs at least 368 steps)
+latency_p99_low_s | float/null | its interval's lower end
+latency_p99_high_s | float/null | its interval's upper end (null, and flag `p99_interval_short`, with fewer
+    than 368 steps)
+latency_p999_s | float/null | 99.9th percentile step time (its interval needs at least 3,688 steps)
+latency_p999_low_s | float/null | its interval's lower end
+latency_p999_high_s | float/null | its interval's upper end
+energy_j | float/null | joules the counters measured over the timed rounds (or latency steps) only
+energy_s | float/null | seconds those counters were read across
+joules_per_image | float/null | `energy_j` / images processed in the timed rounds
+mean_watts | float/null | `energy_j / energy_s`
+energy_source | str/null | the counters read: `rapl:package-N`, `rapl:dram` (Linux powercap), `nvml:gpuN`
+energy_reason | str/null | why no counter was readable (no powercap on a virtual machine, root-only
+    `energy_uj`, no NVML), when `energy_j` is null
+fit_try | bool | the row is one try of a largest-batch search (`--fit`): its status says whether the
+    batch fitted (`ok`) or not (`oom`)
 python | str/null | interpreter that ran the worker
 options | dict | adapter options: the variant's, overridden by `--adapter-opt`
 """
@@ -138,7 +176,7 @@ _DEFAULTS: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION, "n_devices": 1, "simulated": False, "n_nodes": 1,
     "threads_set": {}, "status": "error",
     "samples_s": [], "flags": [], "busy": [], "repeat": 0, "wall_s": 0.0, "build": {},
-    "env": {}, "options": {}, "kernels": {},
+    "env": {}, "options": {}, "kernels": {}, "fit_try": False,
 }
 
 
@@ -213,6 +251,8 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
 
 
 _REQUIRED_SET = frozenset(REQUIRED)
+# Fields added after version 1's first rows whose absence means something other than null.
+_ADDED_LATER: dict[str, Any] = {"fit_try": False}
 
 
 def migrate(row: dict[str, Any]) -> dict[str, Any]:
@@ -228,7 +268,7 @@ def migrate(row: dict[str, Any]) -> dict[str, Any]:
     # Version 1 is the first; future migrations go here, oldest first.
     if not row.keys() >= _REQUIRED_SET:
         for key in REQUIRED:
-            row.setdefault(key, None)
+            row.setdefault(key, _ADDED_LATER.get(key))
     return row
 
 

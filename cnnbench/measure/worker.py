@@ -23,7 +23,10 @@ from typing import Any, NoReturn
 
 from cnnbench.core.cells import Cell, CellError
 from cnnbench.core.files import write_json_atomic
-from cnnbench.measure.timing import Measurement, Protocol, RoundBudget, measure, warm_up
+from cnnbench.measure import buyer
+from cnnbench.measure.energy import EnergyMeter, meter_for
+from cnnbench.measure.memory import HostMemory
+from cnnbench.measure.timing import Measurement, Protocol, RoundBudget, warm_up
 
 TimeSteps = Callable[[int], float]
 
@@ -52,14 +55,14 @@ class Control:
 
 
 def _driven_rounds(time_steps: TimeSteps, proto: Protocol, compiled: bool,
-                   control: Control) -> Measurement:
+                   control: Control, meter: EnergyMeter) -> Measurement:
     """Warm up, then time one round per "round" command until the protocol's stopping rule
     says done (or "stop"): the runner interleaves the rounds of several workers."""
     w = warm_up(time_steps, proto, compiled)
     control.send({"ready": w.steps_per_round})
     rounds = RoundBudget(w, proto)
     while control.recv() == "round":
-        rounds.add(time_steps(w.steps_per_round))
+        rounds.add(meter.around(lambda: time_steps(w.steps_per_round)))
         control.send({"t": rounds.samples[-1], "done": rounds.done})
     return rounds.result()
 
@@ -151,7 +154,7 @@ def _prepare(adapter: Any, cell: Cell, rec: dict[str, Any]) -> tuple[TimeSteps, 
     rec["build"] = adapter.build_facts()
     rec["device_name"] = adapter.device_name(cell.device)
     opts = BuildOptions(device=cell.device, precision=cell.precision, exec_mode=cell.exec_mode,
-                        mode=cell.mode, options=dict(cell.options))
+                        mode=buyer.build_mode(cell.mode), options=dict(cell.options))
     if cell.mode == "peak":  # the device's GEMM probe, not a workload
         time_steps = adapter.prepare_gemm(cell.batch_size, opts)
         _math_mode(adapter, rec)
@@ -163,6 +166,7 @@ def _prepare(adapter: Any, cell: Cell, rec: dict[str, Any]) -> tuple[TimeSteps, 
     model = adapter.build(spec, weights, opts)
     del weights
     rec["build_s"] = time.perf_counter() - t0
+    adapter.reset_device_peak(cell.device)
     _math_mode(adapter, rec)
     rec["model_params"] = adapter.num_params(model)
     time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
@@ -188,16 +192,20 @@ def run_cell(cell: Cell, proto: Protocol,
     rec: dict[str, Any] = {"status": "error", "error": None}
     try:
         rec["framework_version"] = adapter.framework_version()
+        host = HostMemory()
+        host.start()  # after the framework's import, before the build
         time_steps, compiled = _prepare(adapter, cell, rec)
         if adapter.dp_rank() != 0:
             # Rank 0 decides every round (the protocol's stopping rule) and reports; the
             # other ranks of a data-parallel cell run the rounds it asks for.
             adapter.dp_follow()
             return {"status": "ok", "follower": True}
-        m = (measure(time_steps, proto, compiled=compiled) if control is None
-             else _driven_rounds(time_steps, proto, compiled, control))
+        meter = meter_for(cell.device)
+        m = (buyer.timed(time_steps, proto, compiled, cell.mode, meter) if control is None
+             else _driven_rounds(time_steps, proto, compiled, control, meter))
         adapter.dp_release()
         rec.update(m.to_dict(), status="ok")
+        rec.update(buyer.fields(m, cell, host, meter, adapter.device_peak_bytes(cell.device)))
         rec.update(adapter.dp_facts(len(m.samples_s)))
     except Unsupported as exc:
         rec.update(status="unsupported", error=str(exc))

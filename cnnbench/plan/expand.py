@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from adapters import ADAPTERS, get_info
-from cnnbench.core.cells import MODES, PRECISIONS, SCALINGS, Cell, DeviceSet, PlanError
+from cnnbench.core.cells import ALL_MODES, MODES, PRECISIONS, SCALINGS, Cell, DeviceSet, PlanError
 from workloads import get_workload
 
 
@@ -88,8 +88,8 @@ def _check_axes(frameworks: Sequence[str], workloads: Sequence[str], modes: Sequ
     for w in workloads:
         get_workload(w)
     for m in modes:
-        if m not in MODES:
-            raise PlanError(f"unknown mode {m!r} (known: {', '.join(MODES)})")
+        if m not in ALL_MODES:
+            raise PlanError(f"unknown mode {m!r} (known: {', '.join(ALL_MODES)})")
     for p in precisions:
         if p not in PRECISIONS:
             raise PlanError(f"unknown precision {p!r} (known: {', '.join(PRECISIONS)})")

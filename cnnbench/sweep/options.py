@@ -35,7 +35,9 @@ from cnnbench.plan.presets import QUICK_BATCH, QUICK_BUDGET_S, QUICK_WORKLOADS
 DEFAULT_REPEAT = 3
 
 SLURM = "Slurm"
-GROUPS = {SLURM: "with --launcher slurm: the sweep becomes a job array of cell groups, each "
+BUYER = "buyer"
+GROUPS = {BUYER: "latency percentiles and the largest batch that fits",
+          SLURM: "with --launcher slurm: the sweep becomes a job array of cell groups, each "
                  "task running the runner on its node"}
 
 
@@ -100,6 +102,31 @@ class SlurmOptions:
         if self.gpus_per_node:
             args.append(f"--gpus-per-node={self.gpus_per_node}")
         return [*args, *self.extra]
+
+
+
+@dataclass(frozen=True)
+class BuyerOptions:
+    """Latency cells and the largest-batch search (issue 24's flags of `cnnbench run`)."""
+
+    latency: bool = flag(
+        "--latency", action="store_true", group=BUYER,
+        help="add a latency cell (every step timed alone, p50/p90/p99/p99.9 with intervals) "
+        "for each workload and configuration of the plan")
+    latency_batch: int = flag("--latency-batch", default=1, type=pos_int, metavar="N",
+                              group=BUYER, help="batch size of the latency cells (default 1)")
+    fit: bool = flag(
+        "--fit", action="store_true", group=BUYER,
+        help="after the plan, find each train/infer configuration's largest batch under "
+        "--memory-limit-mb (default: the machine's RAM) by doubling, then bisection, each try "
+        "a fresh worker")
+    fit_max_batch: int = flag("--fit-max-batch", default=1024, type=pos_int, metavar="N",
+                              group=BUYER, help="the largest batch the search tries (default 1024)")
+    fit_limit_kind: str = flag(
+        "--fit-limit", default="resident", choices=("resident", "address-space"), group=BUYER,
+        help="enforce the search's limit on resident memory (watched, default) or on address "
+        "space (RLIMIT_AS, which counts reserved regions too)")
+
 
 
 def _list(*flags: str, help: str | None = None, **kw: Any) -> Any:
@@ -195,6 +222,7 @@ class RunOptions:
     no_noise_check: bool = flag(
         "--no-noise-check", action="store_true",
         help="skip sampling other busy processes before each cell (saves 0.2 s)")
+    buyer: BuyerOptions = nested(BuyerOptions, group=BUYER)
     memory_limit_mb: int | None = flag(
         "--memory-limit-mb", type=pos_int, metavar="MB",
         help="address-space limit per worker (an overrun becomes status oom)")

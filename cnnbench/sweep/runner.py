@@ -183,6 +183,8 @@ def _base_row(cell: Cell, settings: RunSettings) -> dict[str, Any]:
         batch_size=cell.batch_size, precision=cell.precision, exec_mode=cell.exec_mode,
         threads=cell.threads, budget_s=settings.protocol.budget_s, repeat=cell.repeat,
         params=params, flops_per_image=flops, started_at=now_iso(), options=dict(cell.options),
+        memory_limit_mb=settings.memory_limit_mb or None,
+        memory_limit_kind="address-space" if settings.memory_limit_mb else None,
     )
 
 
@@ -728,7 +730,8 @@ def _groups(cells: list[Cell], interleave: str) -> list[list[Cell]]:
     for c in cells:
         # Data-parallel cells run alone: several processes (torchrun ranks) or devices per
         # cell are not one worker that a control pipe can drive round by round.
-        alone = c.mode == "peak" or c.n_devices != 1
+        # Latency cells too: a round trip over the pipe per step would sit between their steps.
+        alone = c.mode in ("peak", "latency") or c.n_devices != 1
         key = (c.device, c.workload, c.mode, c.batch_size, c.precision, c.threads, c.repeat,
                c.cell_id if alone else None,
                None if interleave == "all" else (c.framework, c.exec_mode))
