@@ -8,6 +8,8 @@ Adapter options (``--adapter-opt KEY=VALUE``):
 * ``onednn_isa``: emulate a framework whose oneDNN runs kernels of this ISA (``avx2``...): in
   the kernel probe it prints oneDNN-style verbose lines, capped by ``DNNL_MAX_CPU_ISA`` and,
   like MXNet 1.9, deaf to ``ONEDNN_MAX_CPU_ISA`` (the tests plant an ignored cap with it);
+* ``weight_scale``: multiply every weight by this factor at build: a planted knob value that
+  quietly computes another function (the tuner's accuracy gate must refuse it);
 * ``fault``: ``kill`` (SIGKILL itself), ``hang`` (sleep past any timeout), ``raise``,
   ``oom`` (allocate until MemoryError), ``unsupported``; ``fault_at`` = ``build`` (default)
   or ``step``.
@@ -97,6 +99,9 @@ class NullAdapter(Adapter):
         o = opts.options or {}
         if o.get("fault") and o.get("fault_at", "build") == "build":
             _fault(str(o["fault"]))
+        scale = float(o.get("weight_scale", 1.0))
+        if scale != 1.0:
+            weights = {k: (v * scale).astype(v.dtype) for k, v in weights.items()}
         return _NullModel(spec, weights, opts)
 
     def load_weights(self, model: _NullModel, weights: Weights) -> None:

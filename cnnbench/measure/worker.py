@@ -155,6 +155,14 @@ def _prepare(adapter: Any, cell: dict[str, Any], rec: dict[str, Any]) -> tuple[T
     rec["threads_set"] = adapter.setup(cell.get("threads"))
     rec["build"] = adapter.build_facts()
     rec["device_name"] = adapter.device_name(cell["device"])
+    if cell.get("check"):  # the tuner's accuracy gate, before anything is timed
+        from cnnbench.measure.accuracy import Inaccurate, check_cell
+
+        rec["accuracy"] = check_cell(adapter, cell)
+        if not rec["accuracy"]["ok"]:
+            acc = rec["accuracy"]
+            raise Inaccurate(f"{acc['check']} error {acc['error']:.3g} exceeds the "
+                             f"{cell['precision']} tolerance {acc['tolerance']:g}")
     opts = BuildOptions(device=cell["device"], precision=cell["precision"],
                         exec_mode=cell["exec_mode"], mode=cell["mode"],
                         options=cell.get("options") or {})
@@ -183,6 +191,7 @@ def run_cell(cell: dict[str, Any], proto: Protocol,
     """Build, warm up and time one cell. Never raises: failures become a status."""
     from adapters import load_adapter
     from adapters.base import Unsupported
+    from cnnbench.measure.accuracy import Inaccurate
 
     reason = _refusal(cell)
     if reason:
@@ -207,6 +216,8 @@ def run_cell(cell: dict[str, Any], proto: Protocol,
         rec.update(adapter.dp_facts(len(m.samples_s)))
     except Unsupported as exc:
         rec.update(status="unsupported", error=str(exc))
+    except Inaccurate as exc:
+        rec.update(status="inaccurate", error=str(exc))
     except Exception as exc:  # KeyboardInterrupt and SystemExit are not a cell's status
         traceback.print_exc(file=sys.stderr)  # full detail goes to the cell's log
         oom = adapter.is_oom(exc) or isinstance(exc, MemoryError)

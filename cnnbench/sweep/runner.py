@@ -71,6 +71,10 @@ class RunSettings:
     # kernels of a build, switch and cell do not change between its repeats, so one probe
     # serves them all (each later row carries a copy, marked ``probed_in``).
     probed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The tuner's accuracy gate: the worker checks the cell against the oracle at its
+    # precision's tolerance before timing it (cnnbench.measure.accuracy); a failure is the
+    # row's status ``inaccurate``, with the error in ``accuracy``.
+    accuracy_check: bool = False
 
     @property
     def run_file(self) -> Path:
@@ -377,7 +381,8 @@ class WorkerProcess:
                                                 dir=settings.log_dir if srun else None)
         tmp = Path(self._tmp.name)
         cell_file, self.out_file = tmp / "cell.json", tmp / "record.json"
-        payload = {"cell": {**cell.to_dict(), "options": options},
+        payload = {"cell": {**cell.to_dict(), "options": options,
+                            **({"check": True} if settings.accuracy_check else {})},
                    "protocol": settings.protocol.to_dict()}
         cell_file.write_text(json.dumps(payload))
         cmd = [*(settings.nodes.srun_prefix() if srun else []), python,
