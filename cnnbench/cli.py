@@ -351,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--variants-file", type=Path, metavar="TOML",
                     help="custom build variants to list with --variants")
     ls.set_defaults(func=cmd_list)
+    # --- issue 23 (tune helper): `cnnbench tune` owns its arguments; the lead reconciles ---
+    from cnnbench.commands import tune as tune_cmd
+
+    tune_cmd.setup_arguments(sub)
+    # --- end issue 23 ---
     return p
 
 

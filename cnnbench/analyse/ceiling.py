@@ -91,8 +91,16 @@ def _configs(rows: pd.DataFrame) -> dict[str, tuple[str, list[np.ndarray], bool]
     return out
 
 
+def _keyed(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.copy()
+    rows["options_key"] = rows["options"].map(options_key)
+    rows["threads"] = rows["threads"].fillna(0).astype(int)
+    return rows
+
+
 def group_ceiling(key: dict[str, Any], rows: pd.DataFrame) -> Ceiling | None:
-    configs = _configs(rows)
+    """The ceiling of one group's final-comparison rows."""
+    configs = _configs(_keyed(rows))
     if not configs:
         return None
     mean_log = {k: float(np.mean([np.log(np.median(r)) for r in runs]))
@@ -116,10 +124,7 @@ def tune_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The final-comparison rows of the tuner (empty when there are none)."""
     if df.empty or "stage" not in df:
         return df.iloc[0:0]
-    rows = df[df["stage"].isin([FINAL, FINAL_DEFAULT])].copy()
-    rows["options_key"] = rows["options"].map(options_key)
-    rows["threads"] = rows["threads"].fillna(0).astype(int)
-    return rows
+    return _keyed(df[df["stage"].isin([FINAL, FINAL_DEFAULT])])
 
 
 def ceilings(df: pd.DataFrame) -> list[Ceiling]:

@@ -54,6 +54,14 @@ class Inaccurate(Exception):
     """The configuration computes another function: the row's status ``inaccurate``."""
 
 
+def _fields(cell: Any) -> dict[str, Any]:
+    """The cell's fields, from a cell dict or a typed Cell."""
+    if isinstance(cell, dict):
+        return cell
+    return {k: getattr(cell, k) for k in ("framework", "device", "precision", "exec_mode",
+                                          "mode", "workload", "options")}
+
+
 def _build(adapter: Any, spec: Any, cell: dict[str, Any], **kw: Any) -> Any:
     from adapters.base import BuildOptions
     from workloads.reference import init_weights
@@ -97,10 +105,10 @@ def step_error(adapter: Any, cell: dict[str, Any]) -> float:
     return max(worst, abs(loss - ref_loss) / max(abs(ref_loss), 1e-12))
 
 
-def check_cell(adapter: Any, cell: dict[str, Any]) -> dict[str, Any]:
+def check_cell(adapter: Any, cell: Any) -> dict[str, Any]:
     """The gate's record (the row's ``accuracy``): what was compared, the error, the
-    tolerance, whether it passed and the seconds it took. Raises Inaccurate when it failed
-    (after the record is complete: the caller keeps it)."""
+    tolerance, whether it passed and the seconds it took."""
+    cell = _fields(cell)
     t0 = time.perf_counter()
     if cell["mode"] == "train":
         what, err, tol = "sgd_step", step_error(adapter, cell), STEP_TOL[cell["precision"]]
@@ -108,3 +116,11 @@ def check_cell(adapter: Any, cell: dict[str, Any]) -> dict[str, Any]:
         what, err, tol = "forward", forward_error(adapter, cell), FORWARD_TOL[cell["precision"]]
     return {"check": what, "batch": CHECK_BATCH, "error": err, "tolerance": tol,
             "ok": bool(err <= tol), "check_s": time.perf_counter() - t0}
+
+
+def gate(adapter: Any, cell: Any, rec: dict[str, Any]) -> None:
+    """Check the cell and keep the record in ``rec["accuracy"]``; Inaccurate if it failed."""
+    acc = rec["accuracy"] = check_cell(adapter, cell)
+    if not acc["ok"]:
+        raise Inaccurate(f"{acc['check']} error {acc['error']:.3g} exceeds the "
+                         f"{_fields(cell)['precision']} tolerance {acc['tolerance']:g}")

@@ -381,8 +381,7 @@ class WorkerProcess:
                                                 dir=settings.log_dir if srun else None)
         tmp = Path(self._tmp.name)
         cell_file, self.out_file = tmp / "cell.json", tmp / "record.json"
-        payload = {"cell": {**cell.to_dict(), "options": options,
-                            **({"check": True} if settings.accuracy_check else {})},
+        payload = {"cell": {**cell.to_dict(), "options": options},
                    "protocol": settings.protocol.to_dict()}
         cell_file.write_text(json.dumps(payload))
         cmd = [*(settings.nodes.srun_prefix() if srun else []), python,
@@ -390,6 +389,8 @@ class WorkerProcess:
                "--out", str(self.out_file)]
         if settings.memory_limit_mb:
             cmd += ["--memory-limit-mb", str(settings.memory_limit_mb)]
+        if settings.accuracy_check:
+            cmd += ["--check"]
         pipes: list[int] = []
         if self.driven:
             cmd_r, cmd_w = os.pipe()
