@@ -43,7 +43,7 @@ def rows_of(results: Path) -> list[dict]:
 def test_planted_wrong_function_is_gated_out_with_its_error(tmp_path: Path) -> None:
     p = tune("--try-opt", "weight_scale=1,2", "--rungs", "1", "--final-runs", "2",
              "--max-final-runs", "2", results=tmp_path)
-    out, err = p.communicate(timeout=300)
+    _out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     rows = rows_of(tmp_path)
     bad = [r for r in rows if r["options"].get("weight_scale") == 2]

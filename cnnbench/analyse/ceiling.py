@@ -30,7 +30,7 @@ CONFIG = ["batch_size", "precision", "exec_mode", "threads", "options_key"]
 FINAL, FINAL_DEFAULT = "final", "final:default"
 
 
-def per_image_runs(rows: Iterable[Mapping[str, Any]]) -> list[np.ndarray]:
+def per_image_runs(rows: Iterable[Mapping[Any, Any]]) -> list[np.ndarray]:
     """One array of seconds per image per ok run (its rounds' per-step seconds / batch)."""
     out = []
     for r in rows:
@@ -46,7 +46,7 @@ def half_width(cmp: Comparison) -> float:
     return math.sqrt(cmp.high / cmp.low) - 1.0
 
 
-def config_label(row: Mapping[str, Any]) -> str:
+def config_label(row: Mapping[Any, Any]) -> str:
     """A configuration in words: b64 bf16 compiled t2 memory_format=channels_last."""
     opts = row.get("options") or {}
     parts = [f"b{row['batch_size']}", str(row["precision"]), str(row["exec_mode"])]

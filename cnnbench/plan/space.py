@@ -42,10 +42,9 @@ def _options(k: Knobs, exec_mode: str, extra: dict[str, Sequence[Any]]) -> list[
     the option's default is left out of the dict, so the default cell keeps ``{}``), and of
     the user's ``--try-opt`` values (kept as given)."""
     axes: list[list[tuple[str, Any]]] = []
-    for name, values in k.options.items():
-        if k.option_modes.get(name, exec_mode) != exec_mode:
-            continue
-        axes.append([(name, v) for v in values])
+    for name, declared in k.options.items():
+        if k.option_modes.get(name, exec_mode) == exec_mode:
+            axes.append([(name, v) for v in declared])
     for name, values in extra.items():
         axes.append([(name, v) for v in values])
     out = []
