@@ -14,6 +14,8 @@ Adapter options (``--adapter-opt KEY=VALUE``):
 * ``onednn_isa``: emulate a framework whose oneDNN runs kernels of this ISA (``avx2``...): in
   the kernel probe it prints oneDNN-style verbose lines, capped by ``DNNL_MAX_CPU_ISA`` and,
   like MXNet 1.9, deaf to ``ONEDNN_MAX_CPU_ISA`` (the tests plant an ignored cap with it);
+* ``weight_scale``: multiply every weight by this factor at build: a planted knob value that
+  quietly computes another function (the tuner's accuracy gate must refuse it);
 * ``fault``: ``kill`` (SIGKILL itself), ``hang`` (sleep past any timeout), ``raise``,
   ``oom`` (allocate until MemoryError), ``unsupported``; ``fault_at`` = ``build`` (default)
   or ``step``.
@@ -118,6 +120,9 @@ class NullAdapter(Adapter):
         o = opts.options or {}
         if o.get("fault") and o.get("fault_at", "build") == "build":
             _fault(str(o["fault"]))
+        scale = float(o.get("weight_scale", 1.0))  # a knob that breaks numerics (tests)
+        if scale != 1.0:
+            weights = {k: (v * scale).astype(v.dtype) for k, v in weights.items()}
         model = _NullModel(spec, weights, opts)
         if o.get("hold_mb"):
             model.held = np.ones(int(float(o["hold_mb"]) * 2**20) // 8)  # touched: resident

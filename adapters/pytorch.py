@@ -18,6 +18,8 @@ rank runs the plain module on its shard.
 Adapter option ``memory_format=channels_last`` (the built-in variant ``channels-last``) puts
 the parameters and the input batch in NHWC memory order, which oneDNN and cuDNN prefer; the
 logical shapes and weight layout are unchanged. ``contiguous`` (NCHW) is the default.
+Adapter option ``compile_mode`` (``default``, ``reduce-overhead``, ``max-autotune``) is
+torch.compile's ``mode`` for the ``compiled`` execution mode.
 """
 
 from __future__ import annotations
@@ -187,6 +189,16 @@ class TorchModel:
         """An input batch on the model's device, dtype and memory format."""
         t = torch.from_numpy(x).to(self.device, self.dtype)
         return t.contiguous(memory_format=self.memory_format)
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def _compile_mode(opts: BuildOptions) -> str:
+    mode = str((opts.options or {}).get("compile_mode", "default"))
+    if mode not in COMPILE_MODES:
+        raise Unsupported(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, not {mode!r}")
+    return mode
 
 
 class _Ranks:
@@ -392,7 +404,7 @@ class PyTorchAdapter(Adapter):
                 module, device_ids=[device.index] if device.type == "cuda" else None)
             model.fn = model.ddp
         if opts.exec_mode == "compiled":
-            model.fn = torch.compile(model.fn)
+            model.fn = torch.compile(model.fn, mode=_compile_mode(opts))
         model.optimizer = torch.optim.SGD(module.parameters(), lr=opts.lr, momentum=opts.momentum)
         if p == "fp16":
             model.scaler = torch.amp.GradScaler(device.type)

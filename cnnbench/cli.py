@@ -19,6 +19,7 @@ from cnnbench.commands import env as env_cmd
 from cnnbench.commands import list as list_cmd
 from cnnbench.commands import report as report_cmd
 from cnnbench.commands import run as run_cmd
+from cnnbench.commands import tune as tune_cmd
 from cnnbench.core.cells import PlanError
 from cnnbench.core.options import OptionError, parsed_command
 from cnnbench.core.prices import PriceError
@@ -28,7 +29,7 @@ from workloads import UnknownWorkload
 __all__ = ["UsageError", "build_parser", "entry", "main"]
 
 # In the order `cnnbench --help` lists them.
-COMMANDS = (run_cmd, report_cmd, compare_cmd, env_cmd, list_cmd)
+COMMANDS = (run_cmd, tune_cmd, report_cmd, compare_cmd, env_cmd, list_cmd)
 # Bad input, whichever layer finds it: one line, exit status 2.
 BAD_INPUT = (UsageError, OptionError, PlanError, VariantError, PriceError, UnknownWorkload,
              UnknownAdapter, FileNotFoundError, NotADirectoryError, IsADirectoryError,

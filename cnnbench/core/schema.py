@@ -24,8 +24,9 @@ class SchemaError(ValueError):
 
 # `cancelled`: a scheduler ended the job mid-cell (Slurm's CANCELLED or PREEMPTED), which
 # says nothing about the cell; the error names the job and its end state.
+# `inaccurate`: the tuner's accuracy gate refused the configuration (see `accuracy`).
 STATUSES = ("ok", "unsupported", "unavailable", "error", "crashed", "timeout", "oom",
-            "cancelled")
+            "cancelled", "inaccurate")
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,12 @@ fit_try | bool | the row is one try of a largest-batch search (`--fit`): its sta
     batch fitted (`ok`) or not (`oom`)
 python | str/null | interpreter that ran the worker
 options | dict | adapter options: the variant's, overridden by `--adapter-opt`
+stage | str/null | `cnnbench tune` only: where in the search the row was timed: `rung0`, `rung1`, ...
+    (successive halving's short runs, longer at each rung) or `final` (the fresh-process runs of the
+    winner, runner-up and default); null in a sweep
+accuracy | dict/null | `cnnbench tune` only: the accuracy gate run before timing (`check` `forward` or
+    `sgd_step`, `batch`, `error` (max relative error against the oracle), `tolerance` (of the
+    precision), `ok`, `check_s`); a failed gate is status `inaccurate`
 """
 _DEFAULTS: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION, "n_devices": 1, "simulated": False, "n_nodes": 1,

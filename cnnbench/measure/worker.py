@@ -29,6 +29,8 @@ from cnnbench.measure.memory import HostMemory
 from cnnbench.measure.timing import Measurement, Protocol, RoundBudget, warm_up
 
 TimeSteps = Callable[[int], float]
+# --check: pass the accuracy gate (cnnbench.measure.accuracy) before the cell is timed.
+ACCURACY_CHECK = False
 
 
 def one_line(exc: BaseException) -> str:
@@ -153,6 +155,10 @@ def _prepare(adapter: Any, cell: Cell, rec: dict[str, Any]) -> tuple[TimeSteps, 
     rec["threads_set"] = adapter.setup(cell.threads)
     rec["build"] = adapter.build_facts()
     rec["device_name"] = adapter.device_name(cell.device)
+    if ACCURACY_CHECK:  # the tuner's accuracy gate (--check), before anything is timed
+        from cnnbench.measure.accuracy import gate
+
+        gate(adapter, cell, rec)
     opts = BuildOptions(device=cell.device, precision=cell.precision, exec_mode=cell.exec_mode,
                         mode=buyer.build_mode(cell.mode), options=dict(cell.options))
     if cell.mode == "peak":  # the device's GEMM probe, not a workload
@@ -181,6 +187,7 @@ def run_cell(cell: Cell, proto: Protocol,
     """Build, warm up and time one cell. Never raises: failures become a status."""
     from adapters import load_adapter
     from adapters.base import Unsupported
+    from cnnbench.measure.accuracy import Inaccurate
 
     reason = _refusal(cell)
     if reason:
@@ -209,6 +216,8 @@ def run_cell(cell: Cell, proto: Protocol,
         rec.update(adapter.dp_facts(len(m.samples_s)))
     except Unsupported as exc:
         rec.update(status="unsupported", error=str(exc))
+    except Inaccurate as exc:
+        rec.update(status="inaccurate", error=str(exc))
     except Exception as exc:  # KeyboardInterrupt and SystemExit are not a cell's status
         traceback.print_exc(file=sys.stderr)  # full detail goes to the cell's log
         oom = adapter.is_oom(exc) or isinstance(exc, MemoryError)
@@ -377,6 +386,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--control", metavar="IN,OUT", help="pipe fds: the runner drives the rounds")
     p.add_argument("--kernels", action="store_true",
                    help="probe which kernels one step of --cell runs (oneDNN verbose, XLA dump)")
+    p.add_argument("--check", action="store_true",
+                   help="check the cell against the oracle before timing it (cnnbench tune)")
     args = p.parse_args(argv)
     if args.cell is None and not args.facts:
         p.error("one of --cell and --facts is required")
@@ -393,6 +404,8 @@ def _exit(code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    global ACCURACY_CHECK
+    ACCURACY_CHECK = args.check
     _exit_with_parent()
     if args.memory_limit_mb:
         lim = args.memory_limit_mb * 1024 * 1024

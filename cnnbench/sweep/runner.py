@@ -82,6 +82,10 @@ class RunSettings:
     # kernels of a build, switch and cell do not change between its repeats, so one probe
     # serves them all (each later row carries a copy, marked ``probed_in``).
     probed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The tuner's accuracy gate: the worker checks the cell against the oracle at its
+    # precision's tolerance before timing it (cnnbench.measure.accuracy); a failure is the
+    # row's status ``inaccurate``, with the error in ``accuracy``.
+    accuracy_check: bool = False
 
     @classmethod
     def from_options(cls, options: RunOptions, *, run_id: str, machine_id: str,
@@ -425,6 +429,8 @@ class WorkerProcess:
                "--out", str(self.out_file)]
         if settings.memory_limit_mb:
             cmd += ["--memory-limit-mb", str(settings.memory_limit_mb)]
+        if settings.accuracy_check:
+            cmd += ["--check"]
         pipes: list[int] = []
         if self.driven:
             cmd_r, cmd_w = os.pipe()

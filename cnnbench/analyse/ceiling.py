@@ -1,0 +1,190 @@
+"""The ceiling: each framework's fastest configuration found by ``cnnbench tune``, from its rows.
+
+Only the rows of the search's final comparison count (``stage`` ``final`` or
+``final:default``, the default configuration's runs): fresh processes, interleaved, the full
+budget. Candidates may differ in batch size, so every comparison here is of seconds per
+image (a run's per-step seconds over its batch): the ratio is one of images/s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cnnbench.analyse.compare import (
+    FRAMEWORK_NAMES,
+    MODE_NAMES,
+    Comparison,
+    cell_estimate,
+    compare_cells,
+)
+from cnnbench.core.keys import options_key
+
+GROUP = ["machine_id", "framework", "workload", "mode", "device"]
+CONFIG = ["batch_size", "precision", "exec_mode", "threads", "options_key"]
+FINAL, FINAL_DEFAULT = "final", "final:default"
+
+
+def per_image_runs(rows: Iterable[Mapping[Any, Any]]) -> list[np.ndarray]:
+    """One array of seconds per image per ok run (its rounds' per-step seconds / batch)."""
+    out = []
+    for r in rows:
+        s = np.asarray(r.get("samples_s") or [], dtype=float)
+        s = s[np.isfinite(s) & (s > 0)]
+        if r.get("status") == "ok" and s.size:
+            out.append(s / float(r["batch_size"]))
+    return out
+
+
+def half_width(cmp: Comparison) -> float:
+    """The relative half-width of a ratio's interval (0.05: about +-5%)."""
+    return math.sqrt(cmp.high / cmp.low) - 1.0
+
+
+def config_label(row: Mapping[Any, Any]) -> str:
+    """A configuration in words: b64 bf16 compiled t2 memory_format=channels_last."""
+    opts = row.get("options") or {}
+    parts = [f"b{row['batch_size']}", str(row["precision"]), str(row["exec_mode"])]
+    if row.get("threads"):
+        parts.append(f"t{int(row['threads'])}")
+    parts += [f"{k}={v}" for k, v in sorted(opts.items())]
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """One group's ceiling: the best configuration, its images/s with interval, the
+    configurations it cannot be told apart from, and its gain over the default."""
+
+    key: dict[str, Any]
+    best: str
+    images_per_s: float
+    low: float
+    high: float
+    runs: int
+    ties: tuple[str, ...]  # other configurations not significantly slower than the best
+    vs_next: Comparison | None  # best over the runner-up
+    gain: Comparison | None  # best over the default
+    default: str | None
+    default_images_per_s: float | None
+
+    @property
+    def named(self) -> bool:
+        """Whether a winner can be named: its interval excludes every other configuration."""
+        return not self.ties
+
+
+def _configs(rows: pd.DataFrame) -> dict[str, tuple[str, list[np.ndarray], bool]]:
+    """Per configuration (by CONFIG): its label, per-image runs, and whether it is the default."""
+    out: dict[str, tuple[str, list[np.ndarray], bool]] = {}
+    for _, sub in rows.groupby(CONFIG, dropna=False, sort=False):
+        recs = sub.to_dict("records")
+        runs = per_image_runs(recs)
+        if runs:
+            is_default = bool((sub["stage"] == FINAL_DEFAULT).any())
+            out[config_label(recs[0])] = (config_label(recs[0]), runs, is_default)
+    return out
+
+
+def _keyed(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.copy()
+    rows["options_key"] = rows["options"].map(options_key)
+    rows["threads"] = rows["threads"].fillna(0).astype(int)
+    return rows
+
+
+def group_ceiling(key: dict[str, Any], rows: pd.DataFrame) -> Ceiling | None:
+    """The ceiling of one group's final-comparison rows."""
+    configs = _configs(_keyed(rows))
+    if not configs:
+        return None
+    mean_log = {k: float(np.mean([np.log(np.median(r)) for r in runs]))
+                for k, (_, runs, _) in configs.items()}
+    order = sorted(configs, key=lambda k: mean_log[k])  # least seconds per image first
+    best = order[0]
+    best_runs = configs[best][1]
+    others = {k: compare_cells(configs[k][1], best_runs) for k in order[1:]}
+    ties = tuple(k for k, c in others.items() if not c.significant)
+    default = next((k for k, v in configs.items() if v[2]), None)
+    gain = None if default is None or default == best else others[default]
+    ips = cell_estimate(best_runs).images_per_s(1.0)  # runs of seconds per image
+    d_ips = None
+    if default is not None:
+        d_ips = 1.0 / math.exp(mean_log[default])
+    return Ceiling(key, best, ips[0], ips[1], ips[2], len(best_runs), ties,
+                   others[order[1]] if len(order) > 1 else None, gain, default, d_ips)
+
+
+def tune_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The final-comparison rows of the tuner (empty when there are none)."""
+    if df.empty or "stage" not in df:
+        return df.iloc[0:0]
+    return _keyed(df[df["stage"].isin([FINAL, FINAL_DEFAULT])])
+
+
+def ceilings(df: pd.DataFrame) -> list[Ceiling]:
+    """Every group's ceiling, in the order the groups first appear."""
+    rows = tune_rows(df)
+    out = []
+    for values, sub in rows.groupby(GROUP, sort=False):
+        c = group_ceiling(dict(zip(GROUP, values, strict=True)), sub)
+        if c is not None:
+            out.append(c)
+    return out
+
+
+def ranking(df: pd.DataFrame, ceils: Sequence[Ceiling] | None = None
+            ) -> list[tuple[dict[str, Any], list[tuple[str, Ceiling, Comparison | None]]]]:
+    """Per workload, mode and device: the frameworks ranked at their ceilings, fastest first,
+    each with its ratio over the next one down (None for the last)."""
+    ceils = list(ceilings(df) if ceils is None else ceils)
+    rows = tune_rows(df)
+    by: dict[tuple[Any, ...], list[Ceiling]] = {}
+    for c in ceils:
+        by.setdefault((c.key["machine_id"], c.key["workload"], c.key["mode"], c.key["device"]),
+                      []).append(c)
+    out = []
+    for (mid, wl, mode, dev), cs in by.items():
+        cs = sorted(cs, key=lambda c: -c.images_per_s)
+        runs = [_best_runs(rows, c) for c in cs]
+        ranked = []
+        for i, c in enumerate(cs):
+            nxt = compare_cells(runs[i + 1], runs[i]) if i + 1 < len(cs) else None
+            ranked.append((c.key["framework"], c, nxt))
+        out.append(({"machine_id": mid, "workload": wl, "mode": mode, "device": dev}, ranked))
+    return out
+
+
+def _best_runs(rows: pd.DataFrame, c: Ceiling) -> list[np.ndarray]:
+    sub = rows[(rows[GROUP] == pd.Series(c.key)).all(axis=1)]
+    recs = [r for r in sub.to_dict("records") if config_label(r) == c.best]
+    return per_image_runs(recs)
+
+
+def _fastest(values: Mapping[str, float]) -> str:
+    return FRAMEWORK_NAMES.get(max(values, key=lambda k: values[k]), "?")
+
+
+def summary_sentences(df: pd.DataFrame) -> list[str]:
+    """The Summary's answer to both questions, one sentence per workload, mode and device
+    the tuner covered with two or more frameworks: "ResNet-50 inference on cpu: at
+    defaults, TensorFlow is fastest; tuned, PyTorch is." (point estimates; the ceiling
+    section gives the intervals and the ties)."""
+    out = []
+    for key, ranked in ranking(df):
+        if len(ranked) < 2:
+            continue
+        tuned = {fw: c.images_per_s for fw, c, _ in ranked}
+        default = {fw: c.default_images_per_s for fw, c, _ in ranked
+                   if c.default_images_per_s is not None}
+        if len(default) < 2:
+            continue
+        what = f"{key['workload']} {MODE_NAMES.get(key['mode'], key['mode'])} on {key['device']}"
+        out.append(f"{what}: at defaults, {_fastest(default)} is fastest; tuned, "
+                   f"{_fastest(tuned)} is.")
+    return out

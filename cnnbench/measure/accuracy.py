@@ -1,0 +1,126 @@
+"""The accuracy gate: a configuration is timed only after it computes the workload's function.
+
+Run inside the worker, after the adapter has pinned its threads and before the timed build
+(``worker._prepare`` calls ``check_cell`` when the cell carries ``check``). From the canonical
+weights (seed 0) and a fixed batch of 2 (seed 1):
+
+* inference: the configuration's logits against the NumPy oracle's float64 logits;
+* training: one SGD step (lr 0.1, momentum 0.9: a step large enough that a wrong gradient
+  shows against the weights' scale) against the same adapter's float64 step in its default
+  execution mode, with no adapter options: the step the conformance suite proves equal to
+  the PyTorch reference fixture. The error is the worst over the updated weights and
+  statistics, and the loss.
+
+Errors are ``workloads.reference.max_rel_error``: max|got - ref| / max|ref| per tensor.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+# Tolerances, per precision. Measured 2026-12 on the 2-core AMD EPYC with AVX512_BF16 (no
+# AMX), each framework in its default execution mode (PyTorch eager, TensorFlow graph, JAX jit,
+# MXNet hybrid), with this module's own check (batch 2, seed 1):
+#
+#   max relative error      PyTorch   TensorFlow   JAX       MXNet
+#   ResNet-20 logits fp32   1.8e-7    2.8e-7       1.9e-7    2.0e-7
+#   ResNet-50 logits fp32   5.5e-7    7.1e-7       1.1e-6    3.7e-7
+#   ResNet-20 step   fp32   1.6e-7    2.7e-7       2.0e-7    6.2e-7
+#   ResNet-20 logits bf16   3.4e-3    3.4e-3       3.9e-3    (no CPU bf16)
+#   ResNet-50 logits bf16   5.3e-3    5.2e-3       8.8e-3
+#   ResNet-20 step   bf16   3.3e-2    3.4e-2       4.0e-2
+#
+# fp32 forward keeps the conformance suite's 1e-4. bf16 keeps 8 significant bits (2^-8 =
+# 3.9e-3 per rounding): the forward tolerance 2e-2 is 2.3x the worst logits measured, the
+# step's 1e-1 2.5x the worst step (the batch statistics of bf16 activations dominate it).
+# Both stay far below what a wrong function gives (a lost or doubled weight scale moves the
+# logits and the updated weights by O(1) relative). The fp32 step keeps the conformance
+# suite's 5e-3 for ResNet-20: its batches have pre-ReLU values within fp32 rounding of zero,
+# and which side an execution mode rounds one to moves ~1% of the weights by up to ~1e-3 of
+# their scale (tests/conformance/fixture_step.py). fp16 keeps 11 bits and tf32 rounds only
+# GEMM and convolution inputs to 11 bits; no GPU was lent to measure them, so they take
+# bf16's bounds, looser than both need.
+FORWARD_TOL = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 2e-2, "tf32": 2e-2}
+STEP_TOL = {"fp32": 5e-3, "bf16": 1e-1, "fp16": 1e-1, "tf32": 1e-1}
+CHECK_BATCH = 2
+CHECK_LR = 0.1
+CHECK_MOMENTUM = 0.9
+
+
+class Inaccurate(Exception):
+    """The configuration computes another function: the row's status ``inaccurate``."""
+
+
+def _fields(cell: Any) -> dict[str, Any]:
+    """The cell's fields, from a cell dict or a typed Cell."""
+    if isinstance(cell, dict):
+        return cell
+    return {k: getattr(cell, k) for k in ("framework", "device", "precision", "exec_mode",
+                                          "mode", "workload", "options")}
+
+
+def _build(adapter: Any, spec: Any, cell: dict[str, Any], **kw: Any) -> Any:
+    from adapters.base import BuildOptions
+    from workloads.reference import init_weights
+
+    opts = dict(device=cell["device"], precision=cell["precision"], exec_mode=cell["exec_mode"],
+                mode=cell["mode"], options=cell.get("options") or {}, lr=CHECK_LR,
+                momentum=CHECK_MOMENTUM)
+    opts.update(kw)
+    return adapter.build(spec, init_weights(spec, seed=0), BuildOptions(**opts))
+
+
+def forward_error(adapter: Any, cell: dict[str, Any]) -> float:
+    from workloads import get_workload
+    from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
+
+    spec = get_workload(cell["workload"])
+    x, _ = synthetic_batch(spec, CHECK_BATCH, seed=1)
+    model = _build(adapter, spec, cell, mode="infer")
+    got = adapter.predict(model, np.ascontiguousarray(x))
+    del model
+    return max_rel_error(got, forward(spec, init_weights(spec, seed=0), x))
+
+
+def step_error(adapter: Any, cell: dict[str, Any]) -> float:
+    from adapters import get_info
+    from workloads import get_workload
+    from workloads.reference import max_rel_error, synthetic_batch
+
+    spec = get_workload(cell["workload"])
+    x, y = synthetic_batch(spec, CHECK_BATCH, seed=1)
+    model = _build(adapter, spec, cell, mode="train")
+    loss = adapter.train_step(model, np.ascontiguousarray(x), y)
+    got = adapter.export_weights(model)
+    del model
+    ref_model = _build(adapter, spec, cell, mode="train", device="cpu", precision="fp32",
+                       exec_mode=get_info(cell["framework"]).default_exec_mode, options={},
+                       dtype="float64")
+    ref_loss = adapter.train_step(ref_model, np.ascontiguousarray(x), y)
+    ref = adapter.export_weights(ref_model)
+    worst = max(max_rel_error(got[k], ref[k]) for k in ref)
+    return max(worst, abs(loss - ref_loss) / max(abs(ref_loss), 1e-12))
+
+
+def check_cell(adapter: Any, cell: Any) -> dict[str, Any]:
+    """The gate's record (the row's ``accuracy``): what was compared, the error, the
+    tolerance, whether it passed and the seconds it took."""
+    cell = _fields(cell)
+    t0 = time.perf_counter()
+    if cell["mode"] == "train":
+        what, err, tol = "sgd_step", step_error(adapter, cell), STEP_TOL[cell["precision"]]
+    else:
+        what, err, tol = "forward", forward_error(adapter, cell), FORWARD_TOL[cell["precision"]]
+    return {"check": what, "batch": CHECK_BATCH, "error": err, "tolerance": tol,
+            "ok": bool(err <= tol), "check_s": time.perf_counter() - t0}
+
+
+def gate(adapter: Any, cell: Any, rec: dict[str, Any]) -> None:
+    """Check the cell and keep the record in ``rec["accuracy"]``; Inaccurate if it failed."""
+    acc = rec["accuracy"] = check_cell(adapter, cell)
+    if not acc["ok"]:
+        raise Inaccurate(f"{acc['check']} error {acc['error']:.3g} exceeds the "
+                         f"{_fields(cell)['precision']} tolerance {acc['tolerance']:g}")

@@ -1,0 +1,187 @@
+"""The ceiling search: successive halving over a group's candidates, then a final comparison.
+
+Per group (framework, workload, mode, device; ``cnnbench.plan.space``):
+
+1. **Rungs.** Every candidate runs once with a short budget, after the accuracy gate (the
+   worker checks it against the oracle first; a failure is a row with status
+   ``inaccurate`` and its error, and is never ranked). The best third (at least two) run
+   again with three times the budget, and so on, until two are left or the rungs end.
+2. **Final.** The two best and the default run in fresh processes, interleaved (A B D,
+   D B A, ...), at the full budget: ``final_runs`` each, then one more each until the
+   ratios of the best over the runner-up and over the default are within
+   ``target_ratio_ci`` (+-) or ``max_final_runs`` is reached.
+
+Every timed candidate is a row of the run file, marked with its ``stage``; the run's
+``repeat`` numbers a candidate's runs through the search (rung k is k, final run i is
+``FINAL_REPEAT + i``), so cell ids are unique and ``--resume`` skips every row already
+recorded and takes the same path again from the recorded figures. Nothing lives only here:
+the ceiling and its intervals are computed from the rows by ``cnnbench.analyse.ceiling``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnbench.analyse.ceiling import FINAL, FINAL_DEFAULT, half_width, per_image_runs
+from cnnbench.analyse.compare import compare_cells
+from cnnbench.core.cells import Cell
+from cnnbench.core.schema import append_row, iter_rows
+from cnnbench.measure.timing import Protocol
+from cnnbench.plan.space import Group
+from cnnbench.sweep.runner import RunSettings, run_cell
+
+FINAL_REPEAT = 10  # the final comparison's runs are repeats 10, 11, ... (rungs: 0, 1, ...)
+
+
+@dataclass
+class TuneOptions:
+    budget_s: float = 20.0  # a final run's budget; rung k gets budget / eta^(rungs - k)
+    eta: int = 3
+    rungs: int = 2
+    final_runs: int = 3
+    max_final_runs: int = 8
+    target_ratio_ci: float = 0.05
+
+    def rung_budget(self, k: int) -> float:
+        return self.budget_s / self.eta ** (self.rungs - k)
+
+
+@dataclass
+class GroupResult:
+    group: Group
+    rungs: list[list[dict[str, Any]]] = field(default_factory=list)  # rows per rung
+    finalists: list[Cell] = field(default_factory=list)
+    final_runs: int = 0
+    settled: bool = False
+
+
+Hook = Callable[[Cell, dict[str, Any]], None]
+
+
+class Search:
+    """Runs the search of each group, reusing the rows a resumed run already has."""
+
+    def __init__(self, settings: RunSettings, options: TuneOptions,
+                 on_start: Callable[[Cell, str], None] | None = None,
+                 on_done: Hook | None = None) -> None:
+        self.settings, self.options = settings, options
+        self.on_start, self.on_done = on_start, on_done
+        self.recorded: dict[str, dict[str, Any]] = {}
+        if settings.run_file.exists():
+            for row in iter_rows(settings.run_file, []):
+                self.recorded[row["cell_id"]] = row
+        self.timed = 0  # candidates timed by this process (not reused from the run file)
+
+    def _protocol(self, budget: float) -> Protocol:
+        return dataclasses.replace(self.settings.protocol, budget_s=budget)
+
+    def _run(self, cell: Cell, stage: str, budget: float, check: bool) -> dict[str, Any]:
+        row = self.recorded.get(cell.cell_id)
+        if row is not None:
+            return row
+        if self.on_start:
+            self.on_start(cell, stage)
+        settings = dataclasses.replace(self.settings, protocol=self._protocol(budget),
+                                       accuracy_check=check, kernel_probe=False,
+                                       probe_peak=False)
+        row = run_cell(cell, settings)
+        row["stage"] = stage
+        append_row(self.settings.run_file, row)
+        self.recorded[cell.cell_id] = row
+        self.timed += 1
+        if self.on_done:
+            self.on_done(cell, row)
+        return row
+
+    def rungs(self, group: Group, result: GroupResult) -> list[Cell]:
+        """Successive halving; returns the survivors of the last rung, best first."""
+        alive = list(group.candidates)
+        for k in range(self.options.rungs):
+            rows = [self._run(dataclasses.replace(c, repeat=k), f"rung{k}",
+                              self.options.rung_budget(k), check=k == 0) for c in alive]
+            result.rungs.append(rows)
+            ok = [(c, r) for c, r in zip(alive, rows, strict=True) if r["status"] == "ok"]
+            ok.sort(key=lambda cr: -float(cr[1]["images_per_s"]))
+            keep = 2 if k == self.options.rungs - 1 else max(
+                2, math.ceil(len(ok) / self.options.eta))
+            alive = [c for c, _ in ok[:keep]]
+            if len(alive) <= 2:
+                break
+        return alive
+
+    def final(self, group: Group, result: GroupResult, best: list[Cell]) -> None:
+        """The interleaved fresh-process runs of the best two and the default."""
+        # Cells compare equal whatever their options: compare their ids.
+        default_id = group.default.cell_id
+        sides = list(best) + ([] if default_id in {c.cell_id for c in best} else [group.default])
+        result.finalists = sides
+        runs: dict[str, list[dict[str, Any]]] = {c.cell_id: [] for c in sides}
+        opts = self.options
+        for i in range(opts.max_final_runs):
+            order = sides if i % 2 == 0 else sides[::-1]
+            for c in order:
+                stage = FINAL_DEFAULT if c.cell_id == default_id else FINAL
+                row = self._run(dataclasses.replace(c, repeat=FINAL_REPEAT + i), stage,
+                                opts.budget_s, check=False)
+                runs[c.cell_id].append(row)
+            result.final_runs = i + 1
+            if i + 1 >= opts.final_runs and self._settled(sides, runs):
+                result.settled = True
+                return
+
+    def _settled(self, sides: list[Cell], runs: dict[str, list[dict[str, Any]]]) -> bool:
+        """Whether the best's ratio over each other finalist is within the target (+-)."""
+        per = {k: per_image_runs(v) for k, v in runs.items()}
+        if any(not per[c.cell_id] for c in sides):
+            return True  # a finalist that never ran ok: more runs will not decide anything
+        if any(len(per[c.cell_id]) < 2 for c in sides):
+            return False
+        best = sides[0]
+        return all(half_width(compare_cells(per[c.cell_id], per[best.cell_id]))
+                   <= self.options.target_ratio_ci for c in sides[1:])
+
+    def run(self, group: Group) -> GroupResult:
+        result = GroupResult(group)
+        best = self.rungs(group, result)
+        if best:
+            self.final(group, result, best)
+        return result
+
+
+def overhead(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """(seconds in timed rounds, seconds of worker wall time) over ``rows``."""
+    timed = sum(float(r.get("measure_s") or 0.0) for r in rows)
+    wall = sum(float(r.get("wall_s") or 0.0) for r in rows)
+    return timed, wall
+
+
+def estimate_s(groups: list[Group], options: TuneOptions, protocol: Protocol) -> tuple[float, float]:
+    """(expected, most) seconds of wall time of the search, from the sweep's estimator: every
+    rung's survivors (the group's average candidate, since which survive is not known) with
+    the accuracy gate's builds on the first rung (one more setup each), then the final
+    comparison at ``final_runs`` (expected) or ``max_final_runs`` (most) runs a side."""
+    from cnnbench.plan.estimate import estimate_cell
+
+    def cost(c: Cell, budget: float) -> tuple[float, float]:
+        e = estimate_cell(c, budget, protocol=dataclasses.replace(protocol, budget_s=budget))
+        return e.total_s, e.setup_s
+
+    expected = most = 0.0
+    for g in groups:
+        n = len(g.candidates)
+        for k in range(options.rungs):
+            costs = [cost(c, options.rung_budget(k)) for c in g.candidates]
+            mean = sum(t + (s if k == 0 else 0.0) for t, s in costs) / len(costs)
+            expected += mean * n
+            n = 2 if k == options.rungs - 1 else max(2, math.ceil(n / options.eta))
+            if n <= 2 and k < options.rungs - 1:
+                break
+        sides = min(3, len(g.candidates))
+        final = cost(g.default, options.budget_s)[0] * sides
+        expected += final * options.final_runs
+        most += final * (options.max_final_runs - options.final_runs)
+    return expected, expected + most

@@ -1,0 +1,171 @@
+"""`cnnbench tune` with the null adapter: the accuracy gate, successive halving, ties, resume.
+
+Real subprocesses (the CLI and its workers); planted timings are the null adapter's busy-wait
+``step_s``, a planted wrong function its ``weight_scale``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adapters.knobs import knobs
+from cnnbench.analyse.ceiling import FINAL, FINAL_DEFAULT, ceilings, group_ceiling, summary_sentences
+from cnnbench.core.schema import iter_rows
+from cnnbench.plan.space import group
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--frameworks", "null", "--workloads", "lenet5", "--exec-modes", "eager",
+        "--precisions", "fp32", "--budget", "0.3", "--machine-id", "m"]
+
+
+def tune(*args: str, results: Path, **kw: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "cnnbench", "tune", *FAST,
+                             "--results-dir", str(results), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kw)  # type: ignore[call-overload]
+
+
+def rows_of(results: Path) -> list[dict]:
+    (f,) = sorted((results / "m").glob("*.jsonl"))
+    return list(iter_rows(f, []))
+
+
+def test_planted_wrong_function_is_gated_out_with_its_error(tmp_path: Path) -> None:
+    p = tune("--try-opt", "weight_scale=1,2", "--rungs", "1", "--final-runs", "2",
+             "--max-final-runs", "2", results=tmp_path)
+    _out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    rows = rows_of(tmp_path)
+    bad = [r for r in rows if r["options"].get("weight_scale") == 2]
+    assert [r["status"] for r in bad] == ["inaccurate"], "timed once: at the gate, never again"
+    acc = bad[0]["accuracy"]
+    assert acc["check"] == "forward" and not acc["ok"] and acc["error"] > 10 * acc["tolerance"]
+    assert f"{acc['error']:.3g}" in bad[0]["error"]
+    good = [r for r in rows if r["options"].get("weight_scale") == 1 and r["stage"] == "rung0"]
+    assert good[0]["status"] == "ok" and good[0]["accuracy"]["error"] < 1e-6
+    assert all(r["accuracy"] is None for r in rows if r["stage"] != "rung0")
+    best = ceilings(pd.DataFrame(rows))[0].best
+    assert "weight_scale=2" not in best
+
+
+def test_halving_keeps_the_fastest_and_resumes_after_a_kill(tmp_path: Path) -> None:
+    """Four candidates (step 2, 4, 8 and 16 ms, the default 16): one rung keeps the best two,
+    the final compares them with the default. Killed mid-search, --resume times only what
+    is not recorded, and ends where an uninterrupted search would."""
+    args = ["--adapter-opt", "step_s=0.016", "--try-opt", "step_s=0.002,0.004,0.008,0.016",
+            "--rungs", "1", "--final-runs", "2", "--max-final-runs", "2", "--run-id", "t1"]
+    p = tune(*args, results=tmp_path)
+    run_file = tmp_path / "m" / "t1.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and p.poll() is None:
+        if run_file.exists() and len(run_file.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.communicate()
+    before = {r["cell_id"] for r in iter_rows(run_file, [])}
+    assert len(before) >= 5, "killed after the rung, inside the final comparison"
+    p = tune(*args[:-2], "--resume", "t1", results=tmp_path)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    rows = list(iter_rows(run_file, []))
+    ids = [r["cell_id"] for r in rows]
+    assert len(ids) == len(set(ids)), "a recorded candidate was timed again"
+    assert f"({len(ids) - len(before)} runs timed now)" in out
+    rung = [r for r in rows if r["stage"] == "rung0"]
+    assert sorted(r["options"]["step_s"] for r in rung) == [0.002, 0.004, 0.008, 0.016]
+    final = [r for r in rows if r["stage"] in (FINAL, FINAL_DEFAULT)]
+    assert sorted({r["options"]["step_s"] for r in final}) == [0.002, 0.004, 0.016]
+    assert {r["options"]["step_s"] for r in final if r["stage"] == FINAL_DEFAULT} == {0.016}
+    assert len(final) == 6  # two runs a side, three sides
+    (c,) = ceilings(pd.DataFrame(rows))
+    assert "step_s=0.002" in c.best and c.named and c.gain is not None
+    assert c.gain.significant and c.gain.ratio > 4
+
+
+def _rows(config: dict, stage: str, per_step: list[list[float]], batch: int = 8) -> list[dict]:
+    base = {"machine_id": "m", "framework": "null", "workload": "lenet5", "mode": "infer",
+            "device": "cpu", "batch_size": batch, "precision": "fp32", "exec_mode": "eager",
+            "threads": 2, "options": config, "status": "ok", "stage": stage}
+    return [{**base, "samples_s": s} for s in per_step]
+
+
+def _runs(center: float, n: int = 3, seed: int = 0) -> list[list[float]]:
+    """n runs of 20 rounds: 5% between fresh processes, 1% between rounds (seeded)."""
+    rng = np.random.default_rng(seed)
+    return [list(center * (1 + 0.05 * rng.standard_normal()) * (1 + 0.01 * rng.standard_normal(20)))
+            for _ in range(n)]
+
+
+def test_overlapping_intervals_are_a_tie_and_distinct_ones_a_winner() -> None:
+    tie = pd.DataFrame(_rows({"k": "a"}, FINAL, _runs(0.010, seed=1))
+                       + _rows({"k": "b"}, FINAL, _runs(0.0101, seed=2))
+                       + _rows({}, FINAL_DEFAULT, _runs(0.030, seed=3)))
+    c = group_ceiling({"framework": "null"}, tie)
+    assert c is not None and not c.named and len(c.ties) == 1
+    assert c.gain is not None and c.gain.significant and c.gain.low < 3 < c.gain.high
+    clear = pd.DataFrame(_rows({"k": "a"}, FINAL, _runs(0.010, seed=1))
+                         + _rows({"k": "b"}, FINAL, _runs(0.013, seed=2))
+                         + _rows({}, FINAL_DEFAULT, _runs(0.030, seed=3)))
+    c = group_ceiling({"framework": "null"}, clear)
+    assert c is not None and c.named and "k=a" in c.best
+
+
+def test_batch_sizes_compare_as_images_per_second() -> None:
+    """b16 at 16 ms a step is as fast as b8 at 8 ms: a tie, not a 2x win for b8."""
+    df = pd.DataFrame(_rows({}, FINAL, _runs(0.008, seed=1), batch=8)
+                      + _rows({}, FINAL, _runs(0.016, seed=2), batch=16))
+    c = group_ceiling({"framework": "null"}, df)
+    assert c is not None and not c.named
+    assert c.images_per_s == pytest.approx(1000, rel=0.05)
+
+
+def test_summary_sentence_names_the_default_and_the_tuned_leader() -> None:
+    rows = []
+    for fw, default_s, tuned_s in (("pytorch", 0.03, 0.005), ("tensorflow", 0.02, 0.010)):
+        for r in (_rows({}, FINAL_DEFAULT, _runs(default_s)) +
+                  _rows({"memory_format": "channels_last"}, FINAL, _runs(tuned_s))):
+            rows.append({**r, "framework": fw})
+    (s,) = summary_sentences(pd.DataFrame(rows))
+    assert s == "lenet5 inference on cpu: at defaults, TensorFlow is fastest; tuned, PyTorch is."
+
+
+def test_bf16_is_offered_only_with_bf16_instructions() -> None:
+    assert "bf16" in knobs("pytorch", "cpu", {"avx512f", "avx512_bf16"}).precisions
+    assert "bf16" in knobs("pytorch", "cpu", {"amx_bf16"}).precisions
+    no = knobs("pytorch", "cpu", {"avx2", "avx512f"})
+    assert "bf16" not in no.precisions and "AVX512_BF16" in no.absent["bf16"]
+    assert "fp16" not in no.precisions and "fp16" in knobs("pytorch", "gpu").precisions
+    assert "memory_format" not in knobs("jax", "cpu").options  # absent, not faked
+    assert "layout" in knobs("jax", "cpu").absent
+
+
+def test_space_keeps_the_default_and_scopes_compile_mode() -> None:
+    g = group("pytorch", "resnet20", "infer", "cpu", cpu_flags=set(), threads=[2],
+              batch_sizes=[128, 64])
+    assert g.default.cell_id in {c.cell_id for c in g.candidates} and g.default.options == {}
+    assert all(c.exec_mode == "compiled" for c in g.candidates
+               if "compile_mode" in c.options)
+    assert len({c.cell_id for c in g.candidates}) == len(g.candidates)
+    t = group("pytorch", "resnet20", "train", "cpu", threads=[2], batch_sizes=[64])
+    assert {c.batch_size for c in t.candidates} == {128}, "training keeps its batch"
+
+
+def test_dry_run_estimates_and_bad_input_is_one_line(tmp_path: Path) -> None:
+    p = tune("--try-opt", "step_s=0.001,0.002", "--dry-run", results=tmp_path)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and "estimated wall time" in out and not (tmp_path / "m").exists()
+    p = tune("--try-opt", "step_s", results=tmp_path)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and len(err.strip().splitlines()) == 1 and "KEY=V1,V2" in err
+
