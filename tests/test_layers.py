@@ -32,8 +32,8 @@ FLOORS: dict[str, tuple[int, str]] = {
     "adapters": (1, "adapters"),
     "cnnbench.measure": (2, "measure"),
     "cnnbench.plan": (3, "plan"),
-    "cnnbench.sweep": (4, "sweep"),
     "cnnbench.analyse": (4, "analyse"),
+    "cnnbench.sweep": (5, "sweep"),  # the tuner's halving decides with the analysis
     "cnnbench.report": (5, "report"),
     "cnnbench.commands": (6, "top"),
     "cnnbench.cli": (6, "top"),

@@ -93,6 +93,12 @@ def try_batch(cell: Cell, settings: RunSettings, limit_mb: int, kind: str) -> di
             row.update(status="oom", error=(
                 f"resident memory passed the {limit_mb} MB limit (watched every "
                 f"{POLL_S * 1000:.0f} ms) and the worker was killed"))
+        elif row.get("status") == "ok" and (row.get("peak_rss_mb") or 0) > limit_mb:
+            # A peak shorter than the watch's period: the kernel's high-water mark (VmHWM,
+            # the row's peak_rss_mb) still saw it, so the try did not fit.
+            row.update(status="oom", error=(
+                f"peak resident memory {row['peak_rss_mb']:.0f} MB passed the {limit_mb} MB "
+                "limit between two watches (the kernel's high-water mark)"))
     # Its own id: the plan may hold the same cell at this batch, and a run keeps one row per id.
     row.update(fit_try=True, memory_limit_mb=limit_mb, memory_limit_kind=kind,
                cell_id=f"{cell.cell_id}-fit")
