@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from cnnbench.analyse.compare import NO_CLEAR, ONE_RUN_NOTE, CellKey
+from cnnbench.analyse.compare import rounds as runs
 from cnnbench.core.prices import Price, price_for
 from cnnbench.measure.percentiles import QUANTILES
 
@@ -96,7 +97,7 @@ def latency_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in ok.to_dict("records"):
         out = {c: r.get(c) for c in [*CONFIG, "batch_size", "flags"]}
-        out["steps"] = len(r.get("samples_s") or [])
+        out["steps"] = len(runs(r.get("samples_s")))
         for name in QUANTILES:
             for suffix in ("", "_low", "_high"):
                 v = r.get(f"latency_{name}{suffix}_s")
@@ -105,7 +106,7 @@ def latency_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def latency_cdf(samples_s: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def latency_cdf(samples_s: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted step times in ms, empirical cumulative probability) for a CDF chart."""
     xs = np.sort(np.asarray(samples_s, dtype=float)) * 1e3
     return xs, np.arange(1, xs.size + 1) / max(xs.size, 1)

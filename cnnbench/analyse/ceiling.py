@@ -23,6 +23,7 @@ from cnnbench.analyse.compare import (
     cell_estimate,
     compare_cells,
 )
+from cnnbench.analyse.compare import rounds as runs
 from cnnbench.core.keys import options_key
 
 GROUP = ["machine_id", "framework", "workload", "mode", "device"]
@@ -34,7 +35,7 @@ def per_image_runs(rows: Iterable[Mapping[Any, Any]]) -> list[np.ndarray]:
     """One array of seconds per image per ok run (its rounds' per-step seconds / batch)."""
     out = []
     for r in rows:
-        s = np.asarray(r.get("samples_s") or [], dtype=float)
+        s = runs(r.get("samples_s"))
         s = s[np.isfinite(s) & (s > 0)]
         if r.get("status") == "ok" and s.size:
             out.append(s / float(r["batch_size"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cnnbench.analyse import buyer
+from cnnbench.analyse.compare import rounds as runs
 from cnnbench.report import buyer_charts
 from cnnbench.report.htmlkit import Section, figure, table
 from cnnbench.report.sections.base import Inputs
@@ -36,7 +37,7 @@ def latency(inp: Inputs, sec: Section) -> None:
     for device, g in ok.groupby("device"):
         curves = []
         for r in g.to_dict("records"):
-            xs, ps = buyer.latency_cdf(r["samples_s"] or [])
+            xs, ps = buyer.latency_cdf(runs(r["samples_s"]))
             curves.append((f"{r['framework']} {r['workload']} {r['exec_mode']} b{r['batch_size']}",
                            xs, ps))
         sec.add(figure(buyer_charts.latency_cdf(curves, f"Latency CDF on {device}"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cnnbench.analyse.ceiling import summary_sentences as ceiling_sentences
 from cnnbench.analyse.pairs import Podium, podiums
 from cnnbench.report.htmlkit import Section, bullets, para, table
 from cnnbench.report.sections.base import (
@@ -54,6 +55,9 @@ def summary(inp: Inputs, sec: Section) -> None:
             "each finding compares the fastest configuration with the runner-up, with the 95% "
             "interval of their throughput ratio (see Method). " + simulated_note(inp))
     sec.add(bullets(findings))
+    tuned = ceiling_sentences(inp.df)  # where `cnnbench tune` ran: defaults against ceilings
+    if tuned:
+        sec.add(bullets(tuned))
     if len(groups) > MAX_FINDINGS:
         sec.add(f"{len(groups) - MAX_FINDINGS:,} more groups are in the table below.")
     sec.add(table(pd.DataFrame(rows), numeric=["img/s", "configurations"],
