@@ -74,8 +74,11 @@ def _energy(inp: Inputs, sec: Section, best: pd.DataFrame) -> None:
     ids = set(best["cell_id"]) if "cell_id" in best else set()
     rows_df = inp.df[inp.df["cell_id"].isin(ids)] if ids and "cell_id" in inp.df else inp.df.iloc[:0]
     energy = B.energy_table(rows_df, inp.prices)
-    if energy.empty:
-        sec.add("No cell to weigh.")
+    if energy.empty or (energy["source"] == "none").all():
+        reasons = sorted({str(r) for r in energy["reason"].dropna()}) if not energy.empty else []
+        sec.add("No measured power and no declared watts: "
+                + ("; ".join(reasons) if reasons else "rows written before cnnbench measured "
+                   "energy") + ". Pass --prices with each machine's watts for an estimate.")
         return
     per = energy.groupby([*B.CONFIG, "batch_size", "source"], dropna=False, as_index=False).agg(
         images_per_joule=("images_per_joule", "median"), watts=("watts", "median"),

@@ -17,7 +17,7 @@ def energy(inp: Inputs, sec: Section) -> None:
     if (en["source"] == "none").all():
         reasons = sorted({str(r) for r in en["reason"].dropna()})
         sec.empty = ("No energy counter was readable and no prices file declares watts: "
-                     + ("; ".join(reasons) if reasons else "rows from before issue 24"))
+                     + ("; ".join(reasons) if reasons else "rows written before cnnbench measured energy"))
         return
     sec.add("Images per joule over the timed rounds: RAPL (package + DRAM) on CPUs, NVML's "
             "energy counter on GPUs where readable ('measured'), else the prices file's "

@@ -21,7 +21,7 @@ def memory(inp: Inputs, sec: Section) -> None:
     mem = buyer.memory_table(inp.df)
     curves = buyer.fit_curves(inp.df)
     if mem.empty and curves.empty:
-        sec.empty = "No row records its peak memory (rows from before issue 24's fields)."
+        sec.empty = "No row records its peak memory (rows written before cnnbench measured it)."
         return
     if not mem.empty:
         sec.add("The worker's peak resident memory (the kernel's high-water mark, reset after "
