@@ -13,11 +13,11 @@ import pandas as pd
 
 from cnnbench.analyse.compare import NO_CLEAR, ONE_RUN_NOTE, CellKey
 from cnnbench.analyse.compare import rounds as runs
+from cnnbench.core.keys import BUYER_CONFIG as CONFIG
 from cnnbench.core.prices import Price, price_for
 from cnnbench.measure.percentiles import QUANTILES
 
 KNEE_WITHIN = 0.05  # the knee: the smallest batch within 5% of the best throughput
-CONFIG = ["framework", "variant", "workload", "mode", "device", "precision", "exec_mode", "threads"]
 TAIL_RESAMPLES = 1000
 
 

@@ -24,10 +24,10 @@ from cnnbench.analyse.compare import (
     compare_cells,
 )
 from cnnbench.analyse.compare import rounds as runs
+from cnnbench.core.keys import TUNE_GROUP as GROUP
+from cnnbench.core.keys import TUNE_KNOBS as CONFIG
 from cnnbench.core.keys import options_key
 
-GROUP = ["machine_id", "framework", "workload", "mode", "device"]
-CONFIG = ["batch_size", "precision", "exec_mode", "threads", "options_key"]
 FINAL, FINAL_DEFAULT = "final", "final:default"
 
 

@@ -49,6 +49,14 @@ LADDER_CHART = ["machine_id", "device", "workload", "batch_size", "precision", "
 CONFIG = ["framework", "variant", "exec_mode", "precision", "threads", "options_key",
           "batch_size", "device", "machine_id"]
 
+# A configuration measured at several batch sizes (memory against batch, the largest batch).
+BUYER_CONFIG = ["framework", "variant", "workload", "mode", "device", "precision", "exec_mode",
+                "threads"]
+# What the tuner searches within (a framework on one workload, mode and device), and the
+# knobs that tell its candidates apart.
+TUNE_GROUP = ["machine_id", "framework", "workload", "mode", "device"]
+TUNE_KNOBS = ["batch_size", "precision", "exec_mode", "threads", "options_key"]
+
 
 def options_key(options: Any) -> str:
     """Adapter options as canonical JSON: cells that differ only in options stay apart."""
