@@ -123,73 +123,89 @@ def build_gains(df: pd.DataFrame, by_run: bool = False, **options: Any) -> pd.Da
     between-process noise but, with two or three runs, gives very wide intervals).
     ``options`` go to ``compare_cells`` (e.g. ``threshold``)."""
     group = [*VARIANT_GROUP, "run_id"] if by_run else VARIANT_GROUP
+    columns = [*group, *_COLUMNS[len(VARIANT_GROUP):]]
     if df.empty:
-        return pd.DataFrame(columns=[*group, *_COLUMNS[len(VARIANT_GROUP):]])
+        return pd.DataFrame(columns=columns)
     rows = df[(df["mode"] != "peak") & df["variant"].notna()].copy()
     rows["threads"] = rows["threads"].fillna(0).astype(int)
-    key = [*group, "variant"]
-    samples = cell_samples(df, key)
+    samples = cell_samples(df, [*group, "variant"])
     records: list[dict[str, Any]] = []
     for gkey, g in rows.groupby(group, dropna=False, sort=True):
         base = g[(g["variant"] == BASELINE) & (g["status"] == "ok")]
         if base.empty:
             continue
-        base_last = _latest(base)
-        base_runs = samples.get((*gkey, BASELINE))
+        base_last, base_runs = _latest(base), samples.get((*gkey, BASELINE))
         for variant, v in g[g["variant"] != BASELINE].groupby("variant", sort=False):
             if _not_defined(v):
                 continue  # another framework's variant (intel-tensorflow for PyTorch): no row
             ok = v[v["status"] == "ok"].sort_values("started_at")
             last = _latest(ok if not ok.empty else v)
-            rec: dict[str, Any] = dict(zip(group, gkey, strict=True))
-            kernels = last.get("kernels")
-            raw_flags = last.get("flags")
-            flags: list[Any] = raw_flags if isinstance(raw_flags, list) else []
-            rec.update(
-                variant=variant, variant_kind=last.get("variant_kind"),
-                isa_level=last.get("isa_level"), status=last["status"],
-                kernel_isa=kernel_isa(kernels), default_kernel_isa=kernel_isa(
-                    base_last.get("kernels")),
-                cap_ignored="cap_ignored" in flags,
-                build_version=_version(last.get("framework_version")),
-                default_version=_version(base_last.get("framework_version")),
-                custom=last.get("variant_kind") == "custom", ratio=math.nan, low=math.nan,
-                high=math.nan, significant=False, verdict=None, baseline_ips=math.nan,
-                contender_ips=math.nan, runs_baseline=0, runs_contender=0, note="")
-            rec["across_versions"] = bool(rec["build_version"] and rec["default_version"]
-                                          and rec["build_version"] != rec["default_version"])
-            cont_runs = samples.get((*gkey, variant))
-            c: Comparison | None = None
-            if last["status"] != "ok" or not base_runs or not cont_runs:
-                rec["text"] = f"{last['status']}: {last.get('error') or 'no samples'}"
-            else:
-                c = compare_cells(base_runs, cont_runs, **options)
-                batch = float(rec["batch_size"])
-                rec.update(ratio=c.ratio, low=c.low, high=c.high, significant=c.significant,
-                           verdict=c.verdict, text=c.text(), runs_baseline=c.runs_baseline,
-                           runs_contender=c.runs_contender, note=c.note,
-                           baseline_ips=c.baseline.images_per_s(batch)[0],
-                           contender_ips=c.contender.images_per_s(batch)[0])
-            notes = [rec["note"]] if rec["note"] else []
-            if rec["across_versions"]:
-                notes.append(f"across versions: {rec['build_version']} vs "
-                             f"{rec['default_version']}")
-            switched = _onednn_switched(base_last.get("build"), last.get("build"))
-            if switched:
-                notes.append(switched)
-            if rec["framework"] == "jax" and rec["isa_level"]:
-                notes.append(jax_row_note(kernels))
-            rec["note"] = "; ".join(notes)
-            rec["claim_ratio"], rec["claim"], rec["claim_text"] = beside_build_row(
-                str(rec["framework"]), str(rec["mode"]), rec["variant_kind"], c,
-                switched is not None)
+            rec = _gain_row(dict(zip(group, gkey, strict=True)), variant, last, base_last)
+            c = _gain_compare(rec, last, base_runs, samples.get((*gkey, variant)), options)
+            _gain_notes(rec, last, base_last, c)
             records.append(rec)
-    out = pd.DataFrame(records, columns=[*group, *_COLUMNS[len(VARIANT_GROUP):]])
+    out = pd.DataFrame(records, columns=columns)
     if out.empty:
         return out
     out["_order"] = out["isa_level"].map(LADDER_ORDER).fillna(len(LADDER_ORDER))
     out = out.sort_values([*group, "_order", "variant"], kind="stable")
     return out.drop(columns="_order").reset_index(drop=True)
+
+
+def _gain_row(rec: dict[str, Any], variant: Any, last: Any,
+              base_last: Any) -> dict[str, Any]:
+    """A build's row before its comparison: what it is, its ISA level and kernels, and the
+    versions of it and of the default build."""
+    raw_flags = last.get("flags")
+    flags: list[Any] = raw_flags if isinstance(raw_flags, list) else []
+    rec.update(
+        variant=variant, variant_kind=last.get("variant_kind"),
+        isa_level=last.get("isa_level"), status=last["status"],
+        kernel_isa=kernel_isa(last.get("kernels")),
+        default_kernel_isa=kernel_isa(base_last.get("kernels")),
+        cap_ignored="cap_ignored" in flags,
+        build_version=_version(last.get("framework_version")),
+        default_version=_version(base_last.get("framework_version")),
+        custom=last.get("variant_kind") == "custom", ratio=math.nan, low=math.nan,
+        high=math.nan, significant=False, verdict=None, baseline_ips=math.nan,
+        contender_ips=math.nan, runs_baseline=0, runs_contender=0, note="")
+    rec["across_versions"] = bool(rec["build_version"] and rec["default_version"]
+                                  and rec["build_version"] != rec["default_version"])
+    return rec
+
+
+def _gain_compare(rec: dict[str, Any], last: Any, base_runs: Any,
+                  cont_runs: Any, options: dict[str, Any]) -> Comparison | None:
+    """The build against the default (fills the ratio, interval and images/s), or the
+    reason there is none as ``text``."""
+    if last["status"] != "ok" or not base_runs or not cont_runs:
+        rec["text"] = f"{last['status']}: {last.get('error') or 'no samples'}"
+        return None
+    c = compare_cells(base_runs, cont_runs, **options)
+    batch = float(rec["batch_size"])
+    rec.update(ratio=c.ratio, low=c.low, high=c.high, significant=c.significant,
+               verdict=c.verdict, text=c.text(), runs_baseline=c.runs_baseline,
+               runs_contender=c.runs_contender, note=c.note,
+               baseline_ips=c.baseline.images_per_s(batch)[0],
+               contender_ips=c.contender.images_per_s(batch)[0])
+    return c
+
+
+def _gain_notes(rec: dict[str, Any], last: Any, base_last: Any,
+                c: Comparison | None) -> None:
+    """What the reader must know beside the ratio (versions, oneDNN switched, JAX's own
+    code generation), and the seed's claim beside the row."""
+    notes = [rec["note"]] if rec["note"] else []
+    if rec["across_versions"]:
+        notes.append(f"across versions: {rec['build_version']} vs {rec['default_version']}")
+    switched = _onednn_switched(base_last.get("build"), last.get("build"))
+    if switched:
+        notes.append(switched)
+    if rec["framework"] == "jax" and rec["isa_level"]:
+        notes.append(jax_row_note(last.get("kernels")))
+    rec["note"] = "; ".join(notes)
+    rec["claim_ratio"], rec["claim"], rec["claim_text"] = beside_build_row(
+        str(rec["framework"]), str(rec["mode"]), rec["variant_kind"], c, switched is not None)
 
 
 def with_variants(df: pd.DataFrame) -> pd.DataFrame:
