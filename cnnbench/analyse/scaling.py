@@ -212,54 +212,17 @@ def project(n: Values, speedup: Values, low: Values | None = None,
     ("usl" or "amdahl"), ``params`` ({"sigma", "kappa"}), ``label`` (for a chart), the
     measured ``n_max``, and ``n``/``speedup``/``efficiency`` of the projection (from N = 1,
     so a line drawn from it starts at the measurements)."""
-    from scipy.optimize import curve_fit
-
     ns = np.asarray(n, dtype=float)
     ss = np.asarray(speedup, dtype=float)
     keep = np.isfinite(ns) & np.isfinite(ss) & (ss > 0)
     ns, ss = ns[keep], ss[keep]
-    sigma_w = None
-    if low is not None and high is not None:
-        half = (np.asarray(high, dtype=float) - np.asarray(low, dtype=float))[keep] / 2
-        floor = 1e-3 * np.maximum(ss, 1e-9)
-        sigma_w = np.where(np.isfinite(half) & (half > 0), half, floor)
-        sigma_w = np.maximum(sigma_w, floor)
+    sigma_w = _fit_weights(ss, keep, low, high)
     beyond = np.unique(ns[ns > 1])
     if beyond.size == 0:
         raise ValueError("a projection needs a measured speedup at N > 1")
     n_max = int(ns.max())
-    if beyond.size == 1:
-        model = "amdahl"
-
-        def f1(x: np.ndarray, sigma: float) -> np.ndarray:
-            return np.asarray(usl(x, sigma, 0.0))
-
-        (sig,), _ = curve_fit(f1, ns, ss, p0=[0.1], sigma=sigma_w, bounds=([0.0], [1.0]))
-        params = {"sigma": float(sig), "kappa": 0.0}
-        label = f"projection: Amdahl's law (USL with κ = 0), σ = {sig:.3f}"
-        if np.all(ss[ns > 1] < 1.0):
-            # Slower than one device: Amdahl's law bottoms out at S = 1 (σ = 1, all serial),
-            # so what is left is the USL's crosstalk term. With σ = 1 and κ fitted, S(N) =
-            # 1 / (1 + κ(N - 1)): throughput keeps falling as devices are added.
-            model = "usl"
-
-            def f1k(x: np.ndarray, kappa: float) -> np.ndarray:
-                return np.asarray(usl(x, 1.0, kappa))
-
-            (kap,), _ = curve_fit(f1k, ns, ss, p0=[0.1], sigma=sigma_w,
-                                  bounds=([0.0], [np.inf]))
-            params = {"sigma": 1.0, "kappa": float(kap)}
-            label = f"projection: USL, σ = 1 (slower than one device), κ = {kap:.3f}"
-    else:
-        model = "usl"
-
-        def f2(x: np.ndarray, sigma: float, kappa: float) -> np.ndarray:
-            return np.asarray(usl(x, sigma, kappa))
-
-        (sig, kap), _ = curve_fit(f2, ns, ss, p0=[0.1, 0.01], sigma=sigma_w,
-                                  bounds=([0.0, 0.0], [np.inf, np.inf]))
-        params = {"sigma": float(sig), "kappa": float(kap)}
-        label = f"projection: USL, σ = {sig:.3f}, κ = {kap:.4f}"
+    fit = _fit_one_n if beyond.size == 1 else _fit_usl
+    model, params, label = fit(ns, ss, sigma_w)
     targets = sorted({1, *ns.astype(int).tolist(),
                       *(to if to is not None else (2 * n_max, 4 * n_max, 8 * n_max))})
     grid = np.asarray(targets, dtype=float)
@@ -267,6 +230,56 @@ def project(n: Values, speedup: Values, low: Values | None = None,
     return {"model": model, "params": params, "label": label, "n_max": n_max,
             "n": grid.astype(int).tolist(), "speedup": proj.tolist(),
             "efficiency": (proj / grid).tolist()}
+
+
+Fit = tuple[str, dict[str, float], str]
+
+
+def _fit_weights(ss: np.ndarray, keep: np.ndarray, low: Values | None,
+                 high: Values | None) -> np.ndarray | None:
+    """Each speedup's weight in the fit: its interval's half-width (None without intervals),
+    never below 0.1% of the speedup."""
+    if low is None or high is None:
+        return None
+    half = (np.asarray(high, dtype=float) - np.asarray(low, dtype=float))[keep] / 2
+    floor = 1e-3 * np.maximum(ss, 1e-9)
+    return np.maximum(np.where(np.isfinite(half) & (half > 0), half, floor), floor)
+
+
+def _fit_one_n(ns: np.ndarray, ss: np.ndarray, sigma_w: np.ndarray | None) -> Fit:
+    """One N > 1 measured: Amdahl's law (USL with κ = 0, 0 <= σ <= 1)."""
+    from scipy.optimize import curve_fit
+
+    def f1(x: np.ndarray, sigma: float) -> np.ndarray:
+        return np.asarray(usl(x, sigma, 0.0))
+
+    (sig,), _ = curve_fit(f1, ns, ss, p0=[0.1], sigma=sigma_w, bounds=([0.0], [1.0]))
+    if not np.all(ss[ns > 1] < 1.0):
+        return ("amdahl", {"sigma": float(sig), "kappa": 0.0},
+                f"projection: Amdahl's law (USL with κ = 0), σ = {sig:.3f}")
+    # Slower than one device: Amdahl's law bottoms out at S = 1 (σ = 1, all serial), so what
+    # is left is the USL's crosstalk term. With σ = 1 and κ fitted, S(N) = 1 / (1 + κ(N - 1)):
+    # throughput keeps falling as devices are added.
+
+    def f1k(x: np.ndarray, kappa: float) -> np.ndarray:
+        return np.asarray(usl(x, 1.0, kappa))
+
+    (kap,), _ = curve_fit(f1k, ns, ss, p0=[0.1], sigma=sigma_w, bounds=([0.0], [np.inf]))
+    return ("usl", {"sigma": 1.0, "kappa": float(kap)},
+            f"projection: USL, σ = 1 (slower than one device), κ = {kap:.3f}")
+
+
+def _fit_usl(ns: np.ndarray, ss: np.ndarray, sigma_w: np.ndarray | None) -> Fit:
+    """Two or more N > 1 measured: the USL, σ and κ both fitted."""
+    from scipy.optimize import curve_fit
+
+    def f2(x: np.ndarray, sigma: float, kappa: float) -> np.ndarray:
+        return np.asarray(usl(x, sigma, kappa))
+
+    (sig, kap), _ = curve_fit(f2, ns, ss, p0=[0.1, 0.01], sigma=sigma_w,
+                              bounds=([0.0, 0.0], [np.inf, np.inf]))
+    return ("usl", {"sigma": float(sig), "kappa": float(kap)},
+            f"projection: USL, σ = {sig:.3f}, κ = {kap:.4f}")
 
 
 def projections(table: pd.DataFrame) -> pd.DataFrame:
