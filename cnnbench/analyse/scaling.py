@@ -333,37 +333,53 @@ def scaling_figure(table: pd.DataFrame, *, title: str | None = None,
     curve_key = ["framework", "variant", "exec_mode", "scaling", "simulated"]
     n_top = 1
     for i, (k, cur) in enumerate(table.groupby(curve_key, dropna=False, sort=True)):
-        cur = cur.sort_values("n")
-        color = f"C{i}"
         name = " ".join(str(v) for v in k[:3]) + (f" ({k[3]})" if k[3] else "")
-        n = cur["n"].to_numpy(dtype=float)
-        ips = cur["images_per_s"].to_numpy(dtype=float)
-        ax_t.errorbar(n, ips, yerr=[ips - cur["ips_low"], cur["ips_high"] - ips], marker="o",
-                      color=color, label=name, capsize=3)
-        eff = cur["efficiency"].to_numpy(dtype=float)
-        ax_e.errorbar(n, eff, yerr=[eff - cur["efficiency_low"], cur["efficiency_high"] - eff],
-                      marker="o", color=color, label=name, capsize=3)
-        base = cur[cur["n"] == cur["baseline_n"]]
-        ips1 = float(base["images_per_s"].iloc[0]) if not base.empty else float(ips[0])
-        n0 = float(cur["baseline_n"].iloc[0])
-        n_top = max(n_top, int(n.max()))
-        if project_curves and (cur["n"] > cur["baseline_n"]).any():
-            p = project(n / n0, cur["speedup"], cur["speedup_low"], cur["speedup_high"])
-            pn = np.asarray(p["n"], dtype=float)
-            sel = pn >= n.max() / n0
-            ax_t.plot(pn[sel] * n0, ips1 * np.asarray(p["speedup"])[sel], "--", color=color,
-                      label=f"{name}: {p['label']}")
-            ax_e.plot(pn[sel] * n0, np.asarray(p["efficiency"])[sel], "--", color=color,
-                      label=f"{name}: {p['label']}")
-            n_top = max(n_top, int(pn.max() * n0))
-        ideal_n = np.array([n0, max(n_top, 2)], dtype=float)
-        ax_t.plot(ideal_n, ips1 * ideal_n / n0, ":", color=color, alpha=0.6,
-                  label=f"{name}: ideal (linear)")
+        n_top = _curve(ax_t, ax_e, cur.sort_values("n"), name, f"C{i}", n_top, project_curves)
     ax_e.axhline(1.0, color="gray", linestyle=":", label="ideal (efficiency 1)")
     if seed_claim and axis == "devices" and _seed_setting(table):
         seed_n, seed_s = TWO_GPUS.devices, TWO_GPUS.ratio("train") or math.nan
         ax_e.plot([seed_n], [seed_s / seed_n], "k*", markersize=12, label=SEED_LABEL)
     what = "devices" if axis == "devices" else "threads"
+    _axes(ax_t, ax_e, what)
+    head = title or f"scaling over {what}"
+    if simulated:
+        head += " — simulated devices (shared CPU cores: overhead, not hardware scaling)"
+    fig.suptitle(head, fontsize=10)
+    return fig
+
+
+def _curve(ax_t: Any, ax_e: Any, cur: pd.DataFrame, name: str, color: str, n_top: int,
+           project_curves: bool) -> int:
+    """One curve: measured throughput and efficiency with their intervals, its projection
+    (dashed) and its ideal line (dotted). Returns the largest N drawn so far."""
+    n = cur["n"].to_numpy(dtype=float)
+    ips = cur["images_per_s"].to_numpy(dtype=float)
+    ax_t.errorbar(n, ips, yerr=[ips - cur["ips_low"], cur["ips_high"] - ips], marker="o",
+                  color=color, label=name, capsize=3)
+    eff = cur["efficiency"].to_numpy(dtype=float)
+    ax_e.errorbar(n, eff, yerr=[eff - cur["efficiency_low"], cur["efficiency_high"] - eff],
+                  marker="o", color=color, label=name, capsize=3)
+    base = cur[cur["n"] == cur["baseline_n"]]
+    ips1 = float(base["images_per_s"].iloc[0]) if not base.empty else float(ips[0])
+    n0 = float(cur["baseline_n"].iloc[0])
+    n_top = max(n_top, int(n.max()))
+    if project_curves and (cur["n"] > cur["baseline_n"]).any():
+        p = project(n / n0, cur["speedup"], cur["speedup_low"], cur["speedup_high"])
+        pn = np.asarray(p["n"], dtype=float)
+        sel = pn >= n.max() / n0
+        ax_t.plot(pn[sel] * n0, ips1 * np.asarray(p["speedup"])[sel], "--", color=color,
+                  label=f"{name}: {p['label']}")
+        ax_e.plot(pn[sel] * n0, np.asarray(p["efficiency"])[sel], "--", color=color,
+                  label=f"{name}: {p['label']}")
+        n_top = max(n_top, int(pn.max() * n0))
+    ideal_n = np.array([n0, max(n_top, 2)], dtype=float)
+    ax_t.plot(ideal_n, ips1 * ideal_n / n0, ":", color=color, alpha=0.6,
+              label=f"{name}: ideal (linear)")
+    return n_top
+
+
+def _axes(ax_t: Any, ax_e: Any, what: str) -> None:
+    """Labels and scales: log-log throughput, efficiency from 0, N in powers of two."""
     ax_t.set_xlabel(f"N ({what})")
     # log throughput: the ideal and projected lines run far above the measured points, which a
     # linear axis would flatten against zero; on log-log axes linear scaling is a straight line
@@ -376,10 +392,5 @@ def scaling_figure(table: pd.DataFrame, *, title: str | None = None,
         ax.set_xscale("log", base=2)
         ax.grid(True, alpha=0.3)
     ax_e.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    head = title or f"scaling over {what}"
-    if simulated:
-        head += " — simulated devices (shared CPU cores: overhead, not hardware scaling)"
-    fig.suptitle(head, fontsize=10)
-    return fig
 
 
