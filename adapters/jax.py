@@ -62,22 +62,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from workloads import Layer, WorkloadSpec
 
-from . import padding
-from .base import (
-    Adapter,
-    BuildOptions,
-    ClockedRanks,
-    DeviceSet,
-    RankClock,
-    Threads,
-    TimeSteps,
-    Unsupported,
-    Weights,
-    cpu_model_name,
-    device_set,
-    gpu_index,
-    math_mode,
-)
+from . import base, padding
+from .base import Adapter, BuildOptions, ClockedRanks, RankClock, Threads, TimeSteps, Unsupported, Weights
 
 _DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
@@ -382,7 +368,7 @@ class JaxAdapter(ClockedRanks, Adapter):
     def setup_devices(self, device: str) -> None:
         from jax._src import xla_bridge
 
-        ds = device_set(device)
+        ds = base.device_set(device)
         if ds.simulated and ds.indices is not None:
             flag = "--xla_force_host_platform_device_count"
             flags = os.environ.get("XLA_FLAGS", "")
@@ -392,7 +378,7 @@ class JaxAdapter(ClockedRanks, Adapter):
         if group is not None:
             self._join(ds, *group)
 
-    def _join(self, ds: DeviceSet, coordinator: str, n: int | None,
+    def _join(self, ds: base.DeviceSet, coordinator: str, n: int | None,
               process_id: int | None) -> None:
         """Join the other processes; before anything starts a backend, as JAX requires (it
         raises otherwise), since the CPU client learns its peers when it is created."""
@@ -409,7 +395,7 @@ class JaxAdapter(ClockedRanks, Adapter):
 
     def _mesh_devices(self, device: str) -> list[Any] | None:
         """The devices of a data-parallel cell, or None for one device."""
-        ds = device_set(device)
+        ds = base.device_set(device)
         if self._processes > 1:
             return self._process_mesh_devices(device, ds)
         if not ds.parallel:
@@ -432,7 +418,7 @@ class JaxAdapter(ClockedRanks, Adapter):
             raise Unsupported(f"no GPU {max(idx)} (this machine has {len(gpus)})")
         return [gpus[i] for i in idx]
 
-    def _process_mesh_devices(self, device: str, ds: DeviceSet) -> list[Any]:
+    def _process_mesh_devices(self, device: str, ds: base.DeviceSet) -> list[Any]:
         """Every process's devices: ``device`` names one process's share (cpu: one device,
         cpu*N: N), so the mesh holds that many times the number of processes."""
         local = jax.local_devices(backend="cpu")
@@ -492,7 +478,7 @@ class JaxAdapter(ClockedRanks, Adapter):
         return {"math": {"layer_precision": "HIGHEST (fp32 cells)",
                          "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
                          "xla_fast_math": fast},
-                "math_mode": math_mode({f: True for f in fast})}
+                "math_mode": base.math_mode({f: True for f in fast})}
 
     def compiler_facts(self) -> dict[str, Any]:
         m = re.search(r"--xla_cpu_max_isa=(\S+)", os.environ.get("XLA_FLAGS", ""))
@@ -501,8 +487,8 @@ class JaxAdapter(ClockedRanks, Adapter):
                 "precompiled": "convolutions and library fusions (Eigen, YNNPACK): not capped"}
 
     def device_name(self, device: str) -> str:
-        if device_set(device).kind == "cpu":
-            return cpu_model_name()
+        if base.device_set(device).kind == "cpu":
+            return base.cpu_model_name()
         devs = self._mesh_devices(device) or [self._device(device)]
         return str(devs[0].device_kind)
 
@@ -514,7 +500,7 @@ class JaxAdapter(ClockedRanks, Adapter):
     def device_peak_bytes(self, device: str) -> int | None:
         # XLA's allocator has no reset: its peak counts from the process's start (the build
         # included). The largest over the cell's devices.
-        if device_set(device).kind != "gpu":
+        if base.device_set(device).kind != "gpu":
             return None
         devs = self._mesh_devices(device) or [self._device(device)]
         peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in devs]
@@ -529,7 +515,7 @@ class JaxAdapter(ClockedRanks, Adapter):
             return []
 
     def _device(self, device: str) -> Any:
-        idx = gpu_index(device)
+        idx = base.gpu_index(device)
         if idx is None:
             return jax.devices("cpu")[0]
         gpus = self._gpus()

@@ -35,19 +35,8 @@ from mxnet.gluon import nn
 
 from workloads import Layer, WorkloadSpec
 
-from . import padding
-from .base import (
-    Adapter,
-    BuildOptions,
-    Threads,
-    TimeSteps,
-    Unsupported,
-    Weights,
-    cpu_model_name,
-    device_set,
-    gpu_index,
-    math_mode,
-)
+from . import base, padding
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights
 
 # Canonical batch-norm names -> Gluon's.
 _BN_PARAMS = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
@@ -328,18 +317,18 @@ class MXNetAdapter(Adapter):
 
     def math_facts(self) -> dict[str, Any]:
         # MXNet has no fp32-precision switch of its own on the CPU; its bundled oneDNN reads
-        # DNNL_DEFAULT_FPMATH_MODE (counted by math_mode), and on CUDA these two together
+        # DNNL_DEFAULT_FPMATH_MODE (counted by base.math_mode), and on CUDA these two together
         # let fp32 convolutions run on fp16 tensor cores.
         env = {v: os.environ.get(v) for v in ("MXNET_CUDA_ALLOW_TENSOR_CORE",
                                               "MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION")}
         conversion = env["MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION"] == "1"
         return {"math": {**env, "switch": "none on the CPU (oneDNN's fpmath variable only)"},
-                "math_mode": math_mode({"MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION": "1"}
+                "math_mode": base.math_mode({"MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION": "1"}
                                        if conversion else {})}
 
     def device_name(self, device: str) -> str:
-        if device_set(device).kind == "cpu":
-            return cpu_model_name()
+        if base.device_set(device).kind == "cpu":
+            return base.cpu_model_name()
         ctx = self._contexts(device)[0]
         try:
             return f"GPU {ctx.device_id} (sm_{mx.util.get_cuda_compute_capability(ctx)})"
@@ -356,7 +345,7 @@ class MXNetAdapter(Adapter):
     def device_peak_bytes(self, device: str) -> int | None:
         # MXNet 1.9 keeps no peak: gpu_memory_info gives (free, total) now, so this is the
         # memory in use after the rounds, its pool included (a lower bound of the peak).
-        if device_set(device).kind != "gpu":
+        if base.device_set(device).kind != "gpu":
             return None
         free, total = mx.context.gpu_memory_info(self._contexts(device)[0].device_id)
         return int(total - free)
@@ -370,7 +359,7 @@ class MXNetAdapter(Adapter):
             return 0
 
     def _device(self, device: str) -> mx.Context:
-        idx = gpu_index(device)
+        idx = base.gpu_index(device)
         if idx is None:
             return mx.cpu()
         if not mx.runtime.Features().is_enabled("CUDA"):
@@ -393,7 +382,7 @@ class MXNetAdapter(Adapter):
         pass  # contexts need no set-up: mx.cpu(i) are names for the same CPU
 
     def _contexts(self, device: str) -> list[mx.Context]:
-        ds = device_set(device)
+        ds = base.device_set(device)
         if not ds.parallel:
             return [self._device(device)]
         if ds.kind == "cpu":

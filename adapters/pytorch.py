@@ -37,20 +37,8 @@ from torch import nn
 
 from workloads import Layer, WorkloadSpec
 
-from . import padding
-from .base import (
-    Adapter,
-    BuildOptions,
-    Threads,
-    TimeSteps,
-    Unsupported,
-    Weights,
-    cpu_model_name,
-    device_set,
-    dist_env,
-    gpu_index,
-    math_mode,
-)
+from . import base, padding
+from .base import Adapter, BuildOptions, Threads, TimeSteps, Unsupported, Weights
 
 
 def _key(name: str) -> str:
@@ -229,7 +217,7 @@ class PyTorchAdapter(Adapter):
         return str(torch.__version__)
 
     def setup_devices(self, device: str) -> None:
-        ds, dist = device_set(device), dist_env()
+        ds, dist = base.device_set(device), base.dist_env()
         if dist is None:
             if ds.parallel:
                 raise Unsupported("PyTorch data parallel runs one process per device: launch "
@@ -307,7 +295,7 @@ class PyTorchAdapter(Adapter):
 
     def math_facts(self) -> dict[str, Any]:
         settings = _fp32_math()
-        return {"math": settings, "math_mode": math_mode(
+        return {"math": settings, "math_mode": base.math_mode(
             {k: v for k, v in settings.items() if v not in ("ieee", "none", "highest")})}
 
     def compiler_facts(self) -> dict[str, Any]:
@@ -324,8 +312,8 @@ class PyTorchAdapter(Adapter):
         return facts
 
     def device_name(self, device: str) -> str:
-        if device_set(device).kind == "cpu":
-            return cpu_model_name()
+        if base.device_set(device).kind == "cpu":
+            return base.cpu_model_name()
         return str(torch.cuda.get_device_name(self._local_device(device)))
 
     def is_oom(self, exc: BaseException) -> bool:
@@ -336,18 +324,18 @@ class PyTorchAdapter(Adapter):
             "out of memory" in msg or "can't allocate memory" in msg)
 
     def reset_device_peak(self, device: str) -> None:
-        if device_set(device).kind == "gpu":
+        if base.device_set(device).kind == "gpu":
             torch.cuda.reset_peak_memory_stats(self._local_device(device))
 
     def device_peak_bytes(self, device: str) -> int | None:
-        if device_set(device).kind != "gpu":
+        if base.device_set(device).kind != "gpu":
             return None
         return int(torch.cuda.max_memory_allocated(self._local_device(device)))
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
     def _device(device: str) -> torch.device:
-        idx = gpu_index(device)
+        idx = base.gpu_index(device)
         if idx is None:
             return torch.device("cpu")
         if not torch.cuda.is_available():
@@ -374,7 +362,7 @@ class PyTorchAdapter(Adapter):
         """The device this process drives: its rank's device in a data-parallel cell."""
         if self._ranks is not None:
             return self._ranks.device
-        if device_set(device).parallel:
+        if base.device_set(device).parallel:
             raise Unsupported("PyTorch data parallel runs one process per device: launch "
                               "the worker under torchrun (cnnbench run does)")
         return self._device(device)

@@ -63,22 +63,8 @@ import tensorflow as tf
 
 from workloads import Layer, WorkloadSpec
 
-from . import padding
-from .base import (
-    Adapter,
-    BuildOptions,
-    ClockedRanks,
-    RankClock,
-    Threads,
-    TimeSteps,
-    Unsupported,
-    Weights,
-    cpu_model_name,
-    device_set,
-    gpu_index,
-    math_mode,
-    tf_workers,
-)
+from . import base, padding
+from .base import Adapter, BuildOptions, ClockedRanks, RankClock, Threads, TimeSteps, Unsupported, Weights
 
 if os.environ.get("CNNBENCH_VERBOSE") != "1":
     tf.get_logger().setLevel("ERROR")
@@ -553,10 +539,10 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
         return str(tf.__version__)
 
     def setup_devices(self, device: str) -> None:
-        if tf_workers() is not None:
+        if base.tf_workers() is not None:
             self._check_worker_device(device)
             return
-        ds = device_set(device)
+        ds = base.device_set(device)
         if ds.simulated and ds.indices is not None:
             # Logical CPU devices exist only if made before the runtime starts (the first op).
             cpu = tf.config.list_physical_devices("CPU")[0]
@@ -568,7 +554,7 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
         """Unsupported unless ``device`` is what a TF_CONFIG worker runs on here: ``cpu``."""
         if device == "cpu":
             return
-        why = ("several CPU devices per worker are not" if device_set(device).kind == "cpu"
+        why = ("several CPU devices per worker are not" if base.device_set(device).kind == "cpu"
                else "GPU workers are not")
         raise Unsupported(f"under TF_CONFIG each worker runs on device cpu (one CPU device per "
                           f"worker is what is tested; {why} tested here), not {device}")
@@ -590,10 +576,10 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
         return self._strategies[key]
 
     def _strategy(self, device: str) -> tf.distribute.Strategy | None:
-        if tf_workers() is not None:
+        if base.tf_workers() is not None:
             self._check_worker_device(device)
             return self._worker_strategy()
-        ds = device_set(device)
+        ds = base.device_set(device)
         if not ds.parallel:
             return None
         if ds.kind == "cpu":
@@ -627,7 +613,7 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
             # first. A single model has no inter-op parallelism worth a second pool.
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
-        if tf_workers() is not None:
+        if base.tf_workers() is not None:
             # After the thread counts (the strategy copies the config into its server) and
             # before the first op; this waits until every worker has joined.
             self._worker_strategy()
@@ -667,17 +653,17 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
             reduced["TF_SET_ONEDNN_FPMATH_MODE"] = fpmath
         return {"math": {"tensor_float_32_execution": tf32,
                          "TF_SET_ONEDNN_FPMATH_MODE": fpmath or None},
-                "math_mode": math_mode(reduced)}
+                "math_mode": base.math_mode(reduced)}
 
     def compiler_facts(self) -> dict[str, Any]:
         return {"xla_target": "the host CPU (the xla mode JIT-compiles for the machine it runs on)"}
 
     def device_name(self, device: str) -> str:
-        if device_set(device).kind == "cpu":
-            return cpu_model_name()
-        device = str(device_set(device).base)
+        if base.device_set(device).kind == "cpu":
+            return base.cpu_model_name()
+        device = str(base.device_set(device).base)
         self._device(device)  # refuses a GPU TensorFlow does not see, with the reason
-        gpu = tf.config.list_physical_devices("GPU")[gpu_index(device) or 0]
+        gpu = tf.config.list_physical_devices("GPU")[base.gpu_index(device) or 0]
         return str(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
 
     def is_oom(self, exc: BaseException) -> bool:
@@ -688,18 +674,18 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
         return "GPU:" + device[4:].split("+")[0].replace("all", "0")
 
     def reset_device_peak(self, device: str) -> None:
-        if device_set(device).kind == "gpu":
+        if base.device_set(device).kind == "gpu":
             tf.config.experimental.reset_memory_stats(self._tf_gpu(device))
 
     def device_peak_bytes(self, device: str) -> int | None:
-        if device_set(device).kind != "gpu":
+        if base.device_set(device).kind != "gpu":
             return None
         return int(tf.config.experimental.get_memory_info(self._tf_gpu(device))["peak"])
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
     def _device(device: str) -> str:
-        idx = gpu_index(device)
+        idx = base.gpu_index(device)
         if idx is None:
             return "/CPU:0"
         gpus = tf.config.list_physical_devices("GPU")
@@ -729,7 +715,7 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
                               "use graph for data parallel")
         if strategy is not None and opts.precision == "fp16":
             raise Unsupported("fp16 loss scaling is not written for MirroredStrategy")
-        device = self._device(str(device_set(opts.device).base))
+        device = self._device(str(base.device_set(opts.device).base))
         p = opts.precision
         self._gpu_math(device)
         with strategy.scope() if strategy else tf.device(device):
@@ -804,7 +790,7 @@ class TensorFlowAdapter(ClockedRanks, Adapter):
     def prepare(self, model: TFModel, x: np.ndarray, y: np.ndarray,
                 sync: bool = True) -> TimeSteps:
         time_steps = self._prepare(model, x, y, sync)
-        workers = tf_workers()
+        workers = base.tf_workers()
         if workers is None:
             return time_steps
         self._clock = RankClock(workers[0], workers[1], self._worker_allsum())
