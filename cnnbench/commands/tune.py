@@ -14,35 +14,9 @@ from typing import Any
 
 from cnnbench.commands import UsageError, console
 from cnnbench.core.cells import MODES
+from cnnbench.core.options import csv, pos_float, pos_int_list
 
 DEFAULT_WORKLOADS = ("resnet50",)
-
-
-def _csv(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",")]
-    if not text.strip() or any(not t for t in items):
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-    return items
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        out = [int(t) for t in _csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}") from None
-    if any(v <= 0 for v in out):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return out
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < v < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
 
 
 def _value(text: str) -> Any:
@@ -56,7 +30,7 @@ def _option_values(text: str) -> tuple[str, list[Any]]:
     key, sep, values = text.partition("=")
     if not sep or not key.strip() or not values.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=V1,V2,..., got {text!r}")
-    return key.strip(), [_value(v) for v in _csv(values)]
+    return key.strip(), [_value(v) for v in csv(values)]
 
 
 def setup_arguments(subparsers: Any) -> None:
@@ -67,24 +41,24 @@ def setup_arguments(subparsers: Any) -> None:
         "precision, layout, threads, batch size) by successive halving, after an accuracy "
         "gate against the oracle; then compare the best two and the default in fresh, "
         "interleaved processes until the ratio's interval is within --target-ratio-ci.")
-    t.add_argument("--frameworks", type=_csv, metavar="LIST", help="default: all real ones")
-    t.add_argument("--workloads", type=_csv, metavar="LIST",
+    t.add_argument("--frameworks", type=csv, metavar="LIST", help="default: all real ones")
+    t.add_argument("--workloads", type=csv, metavar="LIST",
                    help=f"default: {','.join(DEFAULT_WORKLOADS)}")
-    t.add_argument("--modes", type=_csv, metavar="LIST", help="infer,train (default infer)")
-    t.add_argument("--devices", type=_csv, metavar="LIST", help="cpu or gpu:N (default cpu)")
-    t.add_argument("--batch-sizes", type=_ints, metavar="LIST",
+    t.add_argument("--modes", type=csv, metavar="LIST", help="infer,train (default infer)")
+    t.add_argument("--devices", type=csv, metavar="LIST", help="cpu or gpu:N (default cpu)")
+    t.add_argument("--batch-sizes", type=pos_int_list, metavar="LIST",
                    help="inference batches to search (default: the workload's default and 64)")
-    t.add_argument("--threads", type=_ints, metavar="LIST",
+    t.add_argument("--threads", type=pos_int_list, metavar="LIST",
                    help="intra-op thread counts to search (default: all usable cores only)")
-    t.add_argument("--exec-modes", type=_csv, metavar="LIST",
+    t.add_argument("--exec-modes", type=csv, metavar="LIST",
                    help="only these of the declared execution modes")
-    t.add_argument("--precisions", type=_csv, metavar="LIST",
+    t.add_argument("--precisions", type=csv, metavar="LIST",
                    help="only these of the declared precisions")
     t.add_argument("--adapter-opt", type=_option_values, action="append", metavar="KEY=VALUE",
                    help="an adapter option in every candidate, the default's too")
     t.add_argument("--try-opt", type=_option_values, action="append", metavar="KEY=V1,V2",
                    help="more adapter option values to search over")
-    t.add_argument("--budget", type=_positive, default=20.0, metavar="S",
+    t.add_argument("--budget", type=pos_float, default=20.0, metavar="S",
                    help="seconds of warm-up and rounds of a final run (default 20); rung k of "
                    "R gets budget / 3^(R-k)")
     t.add_argument("--rungs", type=int, default=2, metavar="N", help="successive-halving rungs")
@@ -92,7 +66,7 @@ def setup_arguments(subparsers: Any) -> None:
                    help="fresh-process runs a side before the ratio's interval is checked")
     t.add_argument("--max-final-runs", type=int, default=8, metavar="N",
                    help="at most this many runs a side")
-    t.add_argument("--target-ratio-ci", type=_positive, default=0.05, metavar="FRAC",
+    t.add_argument("--target-ratio-ci", type=pos_float, default=0.05, metavar="FRAC",
                    help="add final runs until the ratio's interval is within +-FRAC")
     t.add_argument("--python", type=_option_values, action="append", metavar="FW=PATH")
     t.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")

@@ -87,12 +87,8 @@ def _check_axes(frameworks: Sequence[str], workloads: Sequence[str], modes: Sequ
         get_info(f)
     for w in workloads:
         get_workload(w)
-    for m in modes:
-        if m not in ALL_MODES:
-            raise PlanError(f"unknown mode {m!r} (known: {', '.join(ALL_MODES)})")
-    for p in precisions:
-        if p not in PRECISIONS:
-            raise PlanError(f"unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
+    _known("mode", modes, ALL_MODES)
+    _known("precision", precisions, PRECISIONS)
     for b in batch_sizes or ():
         if not isinstance(b, int) or b <= 0:
             raise PlanError(f"batch size must be a positive integer, got {b!r}")
@@ -100,9 +96,12 @@ def _check_axes(frameworks: Sequence[str], workloads: Sequence[str], modes: Sequ
         if t is not None and (not isinstance(t, int) or t <= 0):
             raise PlanError(f"thread count must be a positive integer, got {t!r}")
     known_modes = {m for info in ADAPTERS.values() for m in info.exec_modes} | {"default"}
-    for e in exec_modes:
-        if e not in known_modes:
-            raise PlanError(f"unknown execution mode {e!r} (known: {', '.join(sorted(known_modes))})")
-    for sc in scalings:
-        if sc not in SCALINGS:
-            raise PlanError(f"unknown scaling {sc!r} (known: {', '.join(SCALINGS)})")
+    _known("execution mode", exec_modes, sorted(known_modes))
+    _known("scaling", scalings, SCALINGS)
+
+
+def _known(what: str, values: Sequence[str], known: Sequence[str]) -> None:
+    """PlanError naming the first of ``values`` that is not one of ``known``."""
+    for v in values:
+        if v not in known:
+            raise PlanError(f"unknown {what} {v!r} (known: {', '.join(known)})")

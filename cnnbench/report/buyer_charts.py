@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cnnbench.report.charts import WIDTH_IN, plt, short
+from cnnbench.report.charts import WIDTH_IN, finish, plt, short
 
 
 def latency_cdf(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str) -> Any:
@@ -21,12 +21,8 @@ def latency_cdf(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str
     ax.axhline(0.99, ls=":", color="grey", lw=1)
     ax.text(ax.get_xlim()[0], 0.99, " p99", va="bottom", fontsize="small", color="grey")
     ax.set_xscale("log")
-    ax.set_xlabel("step latency (ms, log scale)")
-    ax.set_ylabel("fraction of steps at or below")
-    ax.set_title(short(title, 100))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return fig
+    return finish(fig, ax, "step latency (ms, log scale)", "fraction of steps at or below",
+                   title)
 
 
 def fit_curves(curves: pd.DataFrame, title: str) -> Any:
@@ -45,9 +41,5 @@ def fit_curves(curves: pd.DataFrame, title: str) -> Any:
             ax.scatter(bad["batch_size"], [ok["images_per_s"].max()] * len(bad), marker="x",
                        color=color)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("batch size (log 2)")
-    ax.set_ylabel("images/s")
-    ax.set_title(short(title, 100))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return fig
+    return finish(fig, ax, "batch size (log 2)", "images/s", title)
+

@@ -140,6 +140,11 @@ def lines(df: pd.DataFrame, x: str, y: str, low: str, high: str, series: str, ti
         ys = np.concatenate([ys, ideal[y].to_numpy(float)])
     if np.isfinite(ys).any():
         ax.set_ylim(0, 1.6 * np.nanmax(ys))  # wide whiskers of a few runs run off the top
+    return finish(fig, ax, xlabel, ylabel, title)
+
+
+def finish(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str) -> Any:
+    """Labels, title, grid and the legend outside the plot, as the report's charts have them."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(short(title, 100))

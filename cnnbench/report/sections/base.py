@@ -4,7 +4,7 @@ buyer's view prices, and the formatting of numbers, labels and intervals."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from cnnbench.analyse.pairs import SampleBank, records
 from cnnbench.core.keys import KEY, WORKLOAD
 from cnnbench.core.prices import Price
 from cnnbench.report import charts
-from cnnbench.report.htmlkit import details, figure, table
+from cnnbench.report.htmlkit import Section, details, figure, table
 
 MAX_FINDINGS = 120  # summary sentences (groups) computed and shown
 MAX_COMPARISONS = 400  # comparisons per section
@@ -219,3 +219,15 @@ def table_of_projections(proj: pd.DataFrame) -> Markup:
         "measured up to": proj["n_max"].astype(int),
     })
     return table(t, numeric=["measured up to"])
+
+
+def scaling_rows(inp: Inputs, sec: Section, compute: Callable[[pd.DataFrame], pd.DataFrame],
+                 empty: str, intro: str) -> pd.DataFrame | None:
+    """A scaling table (``analyse.scaling``) of the rows, introduced by ``intro``; or None
+    with ``sec`` marked ``empty``."""
+    t = compute(inp.df) if not inp.cells.empty else pd.DataFrame()
+    if t.empty:
+        sec.empty = empty
+        return None
+    sec.add(intro)
+    return t
