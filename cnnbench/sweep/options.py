@@ -133,6 +133,11 @@ def _list(*flags: str, help: str | None = None, **kw: Any) -> Any:
     return flag(*flags, type=csv, metavar="LIST", help=help, **kw)
 
 
+def _id(name: str, help: str, metavar: str = "ID") -> Any:
+    """A flag naming a run or a machine: it becomes a file name (``safe_id``)."""
+    return flag(name, type=safe_id, metavar=metavar, help=help)
+
+
 @dataclass
 class RunOptions:
     """Every `cnnbench run` option; None where the command fills in a default that depends
@@ -227,14 +232,12 @@ class RunOptions:
         "--memory-limit-mb", type=pos_int, metavar="MB",
         help="address-space limit per worker (an overrun becomes status oom)")
     results_dir: Path = flag("--results-dir", default=Path("results"), type=Path, metavar="DIR")
-    run_id: str | None = flag("--run-id", type=safe_id, metavar="ID",
-                              help="name of this run (default: UTC time + random)")
-    resume: str | None = flag(
-        "--resume", type=safe_id, metavar="RUN_ID",
-        help="continue a run ('last' = the newest): skip the cells it recorded; a Slurm "
-        "sweep is collected, and what is neither recorded nor queued is submitted again")
-    machine_id: str | None = flag("--machine-id", type=safe_id, metavar="ID",
-                                  help="override the detected machine id")
+    run_id: str | None = _id("--run-id", "name of this run (default: UTC time + random)")
+    resume: str | None = _id(
+        "--resume", "continue a run ('last' = the newest): skip the cells it recorded; a "
+        "Slurm sweep is collected, and what is neither recorded nor queued is submitted again",
+        metavar="RUN_ID")
+    machine_id: str | None = _id("--machine-id", "override the detected machine id")
     report: Path | None = flag(
         "--report", type=Path, metavar="HTML",
         help="also write the report of this machine's results (every run of it under "
