@@ -340,7 +340,7 @@ class Adapter(ABC):
     def is_oom(self, exc: BaseException) -> bool:
         return isinstance(exc, MemoryError)
 
-    # -- device memory (issue 24) --------------------------------------------------------
+    # -- device memory ------------------------------------------------------------------
     def reset_device_peak(self, device: str) -> None:
         """After the build: start the framework's peak-allocated counter of a GPU afresh."""
         return None

@@ -1,4 +1,4 @@
-"""What a buyer asks of the rows (issue 24): memory, latency tails, the largest batch that fits
+"""What a buyer asks of the rows: memory, latency tails, the largest batch that fits
 and its knee, and images per joule. Pure functions from rows to DataFrames; no HTML, no I/O.
 """
 

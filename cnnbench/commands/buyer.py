@@ -1,4 +1,4 @@
-"""`cnnbench run`'s issue 24 options: latency cells and the largest-batch search.
+"""`cnnbench run`'s buyer options: latency cells and the largest-batch search.
 
 The flags are ``sweep.options.BuyerOptions`` (part of ``RunOptions``); ``extend_plan`` adds
 the latency cells to the plan and ``run_fits`` runs the searches after the plan's cells.

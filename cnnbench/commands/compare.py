@@ -112,7 +112,7 @@ def run(options: CompareOptions) -> int:
     base_df, base_paths = _load(baseline, results_dir)
     cont_df, cont_paths = _load(contender, results_dir)
     metric = options.metric
-    if metric == "p99":  # issue 24: latency cells' p99, bootstrapped over their steps
+    if metric == "p99":  # latency cells' p99, bootstrapped over their steps
         from cnnbench.analyse.buyer import compare_tail, tail_rows
 
         base, cont = (cell_samples(tail_rows(d), MATCH) for d in (base_df, cont_df))

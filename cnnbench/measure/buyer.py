@@ -1,5 +1,5 @@
 """What a buyer needs from a cell besides its throughput: the timed part of a latency cell,
-and the row's memory, energy and latency fields (issue 24). Pure standard library.
+and the row's memory, energy and latency fields. Pure standard library.
 
 A ``latency`` cell is an inference cell (the adapter builds mode ``infer``) whose steps
 are timed one by one (``latency.measure_latency``); every other mode runs the protocol's

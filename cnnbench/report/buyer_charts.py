@@ -1,4 +1,4 @@
-"""Charts of issue 24's sections: latency CDFs and throughput against batch size with the
+"""Charts of the buyer's sections: latency CDFs and throughput against batch size with the
 knee and the largest batch marked. Each returns a Figure (Agg backend)."""
 
 from __future__ import annotations

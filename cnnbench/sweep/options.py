@@ -107,7 +107,7 @@ class SlurmOptions:
 
 @dataclass(frozen=True)
 class BuyerOptions:
-    """Latency cells and the largest-batch search (issue 24's flags of `cnnbench run`)."""
+    """Latency cells and the largest-batch search (flags of `cnnbench run`)."""
 
     latency: bool = flag(
         "--latency", action="store_true", group=BUYER,
