@@ -12,7 +12,7 @@ from cnnbench.analyse.buyer import compare_tail, fit_curves, knee
 from cnnbench.core.cells import Cell
 from cnnbench.core.schema import iter_rows
 from cnnbench.measure.timing import Protocol
-from cnnbench.sweep.fit import find_largest_batch
+from cnnbench.sweep.fit import find_largest_batch, recorded_tries
 from cnnbench.sweep.runner import RunSettings
 
 
@@ -35,6 +35,17 @@ def test_search_doubles_then_bisects_and_records_oom_tries(tmp_path: Path) -> No
     assert all(r["fit_try"] for r in rows) and {r["status"] for r in rows} == {"ok", "oom"}
     curves = fit_curves(pd.DataFrame(rows))
     assert curves.loc[curves["largest"], "batch_size"].tolist() == [4]
+
+    # --resume after a kill during the bisection: the tries already recorded are not run
+    # again (no new row, no try reported), the missing ones are, and the answer is the same.
+    lines = s.run_file.read_text().splitlines(keepends=True)
+    s.run_file.write_text("".join(lines[:4]))  # batches 1, 2, 4 and 8 were recorded
+    ran: list[int] = []
+    again = find_largest_batch(cell, s, 300, kind="resident", max_batch=64,
+                               on_row=lambda c, r: ran.append(c.batch_size),
+                               recorded=recorded_tries(s))
+    assert ran == [6, 5] and (again.largest, again.first_failed) == (4, 5), (ran, again)
+    assert len(s.run_file.read_text().splitlines()) == 6
 
 
 def test_p99_comparison_sees_a_longer_tail() -> None:

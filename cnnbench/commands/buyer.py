@@ -34,9 +34,10 @@ def run_fits(cells: list[Cell], settings: Any, opts: BuyerOptions, out: Any) -> 
     """One largest-batch search per train/infer configuration; a line per try and search."""
     if not opts.fit:
         return
-    from cnnbench.sweep.fit import find_largest_batch, fit_targets, machine_ram_mb
+    from cnnbench.sweep.fit import find_largest_batch, fit_targets, machine_ram_mb, recorded_tries
 
     limit = settings.memory_limit_mb or machine_ram_mb()
+    done = recorded_tries(settings)  # --resume: the tries already made
     for cell in fit_targets(cells):
         def said(c: Cell, row: dict[str, Any]) -> None:
             what = (f"{row['images_per_s']:.1f} img/s, peak RSS {row['peak_rss_mb']:.0f} MB"
@@ -44,6 +45,6 @@ def run_fits(cells: list[Cell], settings: Any, opts: BuyerOptions, out: Any) -> 
             out.print(f"  fit try {c.label()}: {what}", markup=False)
 
         fit = find_largest_batch(cell, settings, limit, kind=opts.fit_limit_kind,
-                                 max_batch=opts.fit_max_batch, on_row=said)
+                                 max_batch=opts.fit_max_batch, on_row=said, recorded=done)
         out.print(f"largest batch of {cell.label()} under {limit} MB ({opts.fit_limit_kind}): "
                   f"{fit.largest} ({fit.reason})", markup=False)

@@ -24,14 +24,14 @@ import dataclasses
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
 from cnnbench.core.cells import Cell
-from cnnbench.core.schema import append_row
+from cnnbench.core.schema import append_row, iter_rows
 from cnnbench.sweep.runner import RunSettings, WorkerProcess
 
 POLL_S = 0.02
@@ -115,22 +115,35 @@ class Fit:
     reason: str = ""
     tries: dict[int, str] = field(default_factory=dict)
 
+def recorded_tries(settings: RunSettings) -> dict[str, dict[str, Any]]:
+    """The fit tries a run file already holds, by cell id: ``--resume`` re-runs none of them."""
+    if not settings.run_file.exists():
+        return {}
+    return {r["cell_id"]: r for r in iter_rows(settings.run_file, []) if r.get("fit_try")}
+
+
 def find_largest_batch(cell: Cell, settings: RunSettings, limit_mb: int, *,
                        kind: str = "resident", start: int = 1, max_batch: int = 1024,
-                       on_row: Callable[[Cell, dict[str, Any]], None] | None = None) -> Fit:
+                       on_row: Callable[[Cell, dict[str, Any]], None] | None = None,
+                       recorded: Mapping[str, dict[str, Any]] | None = None) -> Fit:
     """Double the batch from ``start`` until a try fails or passes ``max_batch``, then
     bisect between the last that fitted and the first that did not. Each try's row is
-    appended to the run file."""
+    appended to the run file; a try in ``recorded`` (same cell id, limit and kind: a resumed
+    run) is not run again, and its recorded status steers the search the same way."""
     if kind not in KINDS:
         raise ValueError(f"limit kind must be one of {KINDS}, not {kind!r}")
     fit = Fit(cell)
+    recorded = recorded or {}
 
     def attempt(batch: int) -> str:
         c = dataclasses.replace(cell, batch_size=batch)
-        row = try_batch(c, settings, limit_mb, kind)
-        append_row(settings.run_file, row)
-        if on_row:
-            on_row(c, row)
+        row = recorded.get(f"{c.cell_id}-fit")
+        if row is None or (row.get("memory_limit_mb"), row.get("memory_limit_kind")) != (
+                limit_mb, kind):
+            row = try_batch(c, settings, limit_mb, kind)
+            append_row(settings.run_file, row)
+            if on_row:
+                on_row(c, row)
         fit.tries[batch] = row["status"]
         if row["status"] not in ("ok", "oom"):
             fit.reason = f"batch {batch}: {row['status']}: {row['error']}"
