@@ -340,6 +340,13 @@ class Adapter(ABC):
     def is_oom(self, exc: BaseException) -> bool:
         return isinstance(exc, MemoryError)
 
+    def between_cells(self) -> None:
+        """Called after a cell when the next cell runs in the same process (the tuner's
+        shared early rungs): drop the framework's caches of compiled graphs, so a candidate
+        neither reuses nor is limited by an earlier one's (torch.compile stops compiling after
+        its cache-size limit of recompilations of one function). Nothing to drop by default."""
+        return None
+
     # -- device memory ------------------------------------------------------------------
     def reset_device_peak(self, device: str) -> None:
         """After the build: start the framework's peak-allocated counter of a GPU afresh."""

@@ -428,6 +428,9 @@ class JaxAdapter(ClockedRanks, Adapter):
                               f"and this one has {len(local)}")
         return list(jax.devices("cpu"))
 
+    def between_cells(self) -> None:
+        jax.clear_caches()  # compiled executables of the earlier candidate
+
     def setup(self, threads: int | None) -> Threads:
         from jax._src import xla_bridge
 
@@ -438,7 +441,8 @@ class JaxAdapter(ClockedRanks, Adapter):
             # this works only before the first backend use, which is why nothing in this
             # module touches a backend at import.
             if xla_bridge.backends_are_initialized():
-                self._threads_not_applied = "backend already initialized"
+                if os.environ.get("PJRT_NPROC") != str(threads):  # not set by an earlier cell
+                    self._threads_not_applied = "backend already initialized"
             else:
                 os.environ["PJRT_NPROC"] = str(threads)
         jax.devices()  # create the client now, so the pool it made can be reported

@@ -249,6 +249,11 @@ class PyTorchAdapter(Adapter):
             timeout=datetime.timedelta(seconds=300))
         self._ranks = _Ranks(rank, world, local_rank, dev)
 
+    def between_cells(self) -> None:
+        import torch._dynamo
+
+        torch._dynamo.reset()  # compiled graphs, guards and the recompilation counts
+
     def setup(self, threads: int | None) -> Threads:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if self._ranks else 1
         if threads:

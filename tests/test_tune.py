@@ -42,7 +42,7 @@ def rows_of(results: Path) -> list[dict]:
 
 def test_planted_wrong_function_is_gated_out_with_its_error(tmp_path: Path) -> None:
     p = tune("--try-opt", "weight_scale=1,2", "--rungs", "1", "--final-runs", "2",
-             "--max-final-runs", "2", results=tmp_path)
+             "--max-final-runs", "2", "--fresh-rungs", results=tmp_path)
     _out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     rows = rows_of(tmp_path)
@@ -54,6 +54,7 @@ def test_planted_wrong_function_is_gated_out_with_its_error(tmp_path: Path) -> N
     good = [r for r in rows if r["options"].get("weight_scale") == 1 and r["stage"] == "rung0"]
     assert good[0]["status"] == "ok" and good[0]["accuracy"]["error"] < 1e-6
     assert all(r["accuracy"] is None for r in rows if r["stage"] != "rung0")
+    assert all(r["process_slot"] is None for r in rows), "--fresh-rungs: a process each"
     best = ceilings(pd.DataFrame(rows))[0].best
     assert "weight_scale=2" not in best
 
@@ -84,6 +85,7 @@ def test_halving_keeps_the_fastest_and_resumes_after_a_kill(tmp_path: Path) -> N
     assert f"({len(ids) - len(before)} runs timed now)" in out
     rung = [r for r in rows if r["stage"] == "rung0"]
     assert sorted(r["options"]["step_s"] for r in rung) == [0.002, 0.004, 0.008, 0.016]
+    assert sorted(r["process_slot"] for r in rung) == [0, 1, 2, 3], "one process for the rung"
     final = [r for r in rows if r["stage"] in (FINAL, FINAL_DEFAULT)]
     assert sorted({r["options"]["step_s"] for r in final}) == [0.002, 0.004, 0.016]
     assert {r["options"]["step_s"] for r in final if r["stage"] == FINAL_DEFAULT} == {0.016}
@@ -148,6 +150,29 @@ def test_bf16_is_offered_only_with_bf16_instructions() -> None:
     assert "fp16" not in no.precisions and "fp16" in knobs("pytorch", "gpu").precisions
     assert "memory_format" not in knobs("jax", "cpu").options  # absent, not faked
     assert "layout" in knobs("jax", "cpu").absent
+
+
+def test_debugging_modes_and_cpu_max_autotune_are_left_out_unless_named() -> None:
+    tf = group("tensorflow", "resnet20", "infer", "cpu", threads=[2])
+    assert {c.exec_mode for c in tf.candidates} == {"graph", "xla"}
+    assert "exec_mode=eager" in tf.pruned and tf.default.exec_mode == "graph"
+    named = group("tensorflow", "resnet20", "infer", "cpu", threads=[2],
+                  exec_modes=["graph", "eager"])
+    assert {c.exec_mode for c in named.candidates} == {"graph", "eager"} and not named.pruned
+    for fw in ("jax", "mxnet"):
+        g = group(fw, "resnet20", "infer", "cpu", threads=[2])
+        assert "eager" not in {c.exec_mode for c in g.candidates}, fw
+    pt = group("pytorch", "resnet20", "infer", "cpu", threads=[2])
+    assert "eager" in {c.exec_mode for c in pt.candidates}, "PyTorch's default is eager"
+    assert not any("compile_mode" in c.options for c in pt.candidates)
+    assert "compile_mode=max-autotune" in pt.pruned
+    tried = group("pytorch", "resnet20", "infer", "cpu", threads=[2],
+                  try_opts={"compile_mode": ["default", "max-autotune"]})
+    modes = {c.options.get("compile_mode") for c in tried.candidates if c.exec_mode == "compiled"}
+    assert modes == {"default", "max-autotune"}
+    assert all("compile_mode" not in c.options for c in tried.candidates
+               if c.exec_mode != "compiled"), "torch.compile's mode only with compiled"
+    assert "max-autotune" in knobs("pytorch", "gpu").options["compile_mode"]
 
 
 def test_space_keeps_the_default_and_scopes_compile_mode() -> None:

@@ -126,12 +126,33 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
     from cnnbench.plan.presets import DEFAULT_PLAN, FULL_PLAN
 
     if quick or workloads or modes or batch_sizes:
-        return expand(frameworks,
-                      expand_workloads(workloads, list(QUICK_WORKLOADS) if quick else _all()),
-                      modes=modes or list(MODES),
-                      batch_sizes=batch_sizes or ([QUICK_BATCH] if quick else None), **axes)
+        cells: list[Cell] = []
+        for names, pinned in _pinned_modes(workloads):
+            cells += expand(frameworks,
+                            expand_workloads(names, list(QUICK_WORKLOADS) if quick else _all()),
+                            modes=pinned or modes or list(MODES),
+                            batch_sizes=batch_sizes or ([QUICK_BATCH] if quick else None), **axes)
+        return cells
     return (FULL_PLAN if full else DEFAULT_PLAN).expand(frameworks, own_variants=own_variants,
                                                         **axes)
+
+
+def _pinned_modes(workloads: list[str] | None) -> list[tuple[list[str] | None, list[str] | None]]:
+    """``--workloads resnet50:infer,resnet20:train``: a workload may pin its modes (NAME:MODE,
+    repeated for several), the others take ``--modes``. (names, pinned modes) groups."""
+    if workloads is None:
+        return [(None, None)]
+    plain = [w for w in workloads if ":" not in w]
+    by_mode: dict[str, list[str]] = {}
+    for w in workloads:
+        if ":" in w:
+            name, _, mode = w.partition(":")
+            if mode not in MODES:
+                raise UsageError(f"--workloads {w}: unknown mode {mode!r} "
+                                 f"(known: {', '.join(MODES)})")
+            by_mode.setdefault(mode, []).append(name)
+    groups: list[tuple[list[str] | None, list[str] | None]] = [(plain, None)] if plain else []
+    return groups + [(names, [mode]) for mode, names in by_mode.items()]
 
 
 def default_budget(quick: bool, full: bool) -> float:

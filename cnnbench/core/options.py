@@ -224,11 +224,10 @@ def add_command(subparsers: Any, name: str, cls: type, run: Callable[[Any], int]
 
 
 def parsed_command(ns: argparse.Namespace) -> tuple[Callable[[Any], int], Any]:
-    """(the subcommand's run, its options) of parsed arguments (see `add_command`). A
-    command without an options class (``_options`` None) gets the namespace itself."""
+    """(the subcommand's run, its options) of parsed arguments (see `add_command`)."""
     if ns._check is not None:
         ns._check(ns)
-    return ns._run, ns if ns._options is None else from_namespace(ns._options, ns)
+    return ns._run, from_namespace(ns._options, ns)
 
 
 __all__ = ["HelpFormatter", "LazyHelp", "OptionError", "add_arguments", "add_command",

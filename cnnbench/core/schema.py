@@ -175,6 +175,9 @@ options | dict | adapter options: the variant's, overridden by `--adapter-opt`
 stage | str/null | `cnnbench tune` only: where in the search the row was timed: `rung0`, `rung1`, ...
     (successive halving's short runs, longer at each rung) or `final` (the fresh-process runs of the
     winner, runner-up and default); null in a sweep
+process_slot | int/null | `cnnbench tune`'s early rungs only: the cell ran as candidate N (0-based) of
+    several in one worker process, which imported the framework once; memory is not read there
+    (an earlier candidate's allocations would count). Null: a fresh process of its own
 accuracy | dict/null | `cnnbench tune` only: the accuracy gate run before timing (`check` `forward` or
     `sgd_step`, `batch`, `error` (max relative error against the oracle), `tolerance` (of the
     precision), `ok`, `check_s`); a failed gate is status `inaccurate`

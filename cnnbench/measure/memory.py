@@ -57,16 +57,20 @@ def reset_peak(clear_refs: Path = _CLEAR_REFS) -> bool:
 class HostMemory:
     """Baseline after import, peak after the rounds: the row's memory fields."""
 
+    enabled: bool = True  # False: touch no counter; every field is None
     baseline_mb: float | None = None
     reset: bool = False
 
     def start(self) -> None:
         """After the framework's import, before the build."""
-        self.baseline_mb = rss_mb()
-        self.reset = reset_peak()
+        if self.enabled:
+            self.baseline_mb = rss_mb()
+            self.reset = reset_peak()
 
     def fields(self) -> dict[str, object]:
         """After the last timed round."""
+        if not self.enabled:
+            return dict.fromkeys(("peak_rss_mb", "baseline_rss_mb", "rss_added_mb", "peak_vm_mb"))
         peak = peak_rss_mb()
         added = (peak - self.baseline_mb if self.reset and self.baseline_mb is not None
                  else None)

@@ -11,6 +11,7 @@ Imports here are standard library, numpy, workloads and adapters only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -31,6 +32,9 @@ from cnnbench.measure.timing import Measurement, Protocol, RoundBudget, warm_up
 TimeSteps = Callable[[int], float]
 # --check: pass the accuracy gate (cnnbench.measure.accuracy) before the cell is timed.
 ACCURACY_CHECK = False
+# --no-memory: neither reset nor read any memory counter (the side-by-side check that reading
+# them does not slow the timed rounds: tests/perf/test_memory_sidebyside.py).
+MEASURE_MEMORY = True
 
 
 def one_line(exc: BaseException) -> str:
@@ -172,7 +176,8 @@ def _prepare(adapter: Any, cell: Cell, rec: dict[str, Any]) -> tuple[TimeSteps, 
     model = adapter.build(spec, weights, opts)
     del weights
     rec["build_s"] = time.perf_counter() - t0
-    adapter.reset_device_peak(cell.device)
+    if MEASURE_MEMORY:
+        adapter.reset_device_peak(cell.device)
     _math_mode(adapter, rec)
     rec["model_params"] = adapter.num_params(model)
     time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
@@ -199,7 +204,7 @@ def run_cell(cell: Cell, proto: Protocol,
     rec: dict[str, Any] = {"status": "error", "error": None}
     try:
         rec["framework_version"] = adapter.framework_version()
-        host = HostMemory()
+        host = HostMemory(enabled=MEASURE_MEMORY)
         host.start()  # after the framework's import, before the build
         time_steps, compiled = _prepare(adapter, cell, rec)
         if adapter.dp_rank() != 0:
@@ -212,7 +217,8 @@ def run_cell(cell: Cell, proto: Protocol,
              else _driven_rounds(time_steps, proto, compiled, control, meter))
         adapter.dp_release()
         rec.update(m.to_dict(), status="ok")
-        rec.update(buyer.fields(m, cell, host, meter, adapter.device_peak_bytes(cell.device)))
+        peak = adapter.device_peak_bytes(cell.device) if MEASURE_MEMORY else None
+        rec.update(buyer.fields(m, cell, host, meter, peak))
         rec.update(adapter.dp_facts(len(m.samples_s)))
     except Unsupported as exc:
         rec.update(status="unsupported", error=str(exc))
@@ -377,20 +383,52 @@ def read_cell_file(path: Path) -> tuple[Cell, Protocol | None]:
         raise CellError(f"bad protocol: {one_line(exc)}") from None
 
 
+def run_cells(cells_file: Path, out_dir: Path) -> None:
+    """Several cells of one framework environment, one after another in this process (the
+    tuner's early rungs: one import for many candidates). Cell i's record goes to
+    ``out_dir/i.json`` as soon as it is done, so after a crash or a hang the runner knows
+    that the first cell without a record was running, and starts a new process for the rest.
+    Memory is not read (the process's peak would include earlier candidates)."""
+    import gc
+
+    from adapters import load_adapter
+
+    global MEASURE_MEMORY
+    MEASURE_MEMORY = False
+    payload = json.loads(cells_file.read_text(encoding="utf-8"))
+    for i, item in enumerate(payload):
+        cell, proto = Cell.from_dict(item["cell"]), Protocol.from_dict(item["protocol"])
+        rec = run_cell(cell, proto)
+        rec["python"], rec["process_slot"] = sys.executable, i
+        write_json_atomic(out_dir / f"{i}.json", rec)
+        with contextlib.suppress(Exception):  # a framework that is not importable
+            load_adapter(cell.framework).between_cells()
+        gc.collect()
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="cnnbench.measure.worker")
     p.add_argument("--cell", type=Path)
+    p.add_argument("--cells", type=Path, help="a JSON list of cells to run in this process")
+    p.add_argument("--out-dir", type=Path, help="with --cells: where each cell's record goes")
     p.add_argument("--facts", metavar="FRAMEWORK")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path)
     p.add_argument("--memory-limit-mb", type=int, default=0)
     p.add_argument("--control", metavar="IN,OUT", help="pipe fds: the runner drives the rounds")
     p.add_argument("--kernels", action="store_true",
                    help="probe which kernels one step of --cell runs (oneDNN verbose, XLA dump)")
     p.add_argument("--check", action="store_true",
                    help="check the cell against the oracle before timing it (cnnbench tune)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="read no memory counter (to show side by side that reading them is free)")
     args = p.parse_args(argv)
-    if args.cell is None and not args.facts:
-        p.error("one of --cell and --facts is required")
+    if args.cells is not None:
+        if args.out_dir is None:
+            p.error("--cells needs --out-dir")
+    elif args.out is None:
+        p.error("--out is required")
+    elif args.cell is None and not args.facts:
+        p.error("one of --cell, --cells and --facts is required")
     return args
 
 
@@ -404,8 +442,8 @@ def _exit(code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    global ACCURACY_CHECK
-    ACCURACY_CHECK = args.check
+    global ACCURACY_CHECK, MEASURE_MEMORY
+    ACCURACY_CHECK, MEASURE_MEMORY = args.check, not args.no_memory
     _exit_with_parent()
     if args.memory_limit_mb:
         lim = args.memory_limit_mb * 1024 * 1024
@@ -413,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.facts:
         write_json_atomic(args.out, facts(args.facts))
         return 0
+    if args.cells is not None:
+        run_cells(args.cells, args.out_dir)
+        _exit(0)
     try:
         cell, proto = read_cell_file(args.cell)
         if proto is None and not args.kernels:

@@ -181,11 +181,15 @@ def _declared_unsupported(cell: Cell) -> bool:
             or kind not in info.device_kinds)
 
 
+def process_and_import_s(framework: str) -> float:
+    """A worker's start and its framework's import: what cells sharing one process pay once."""
+    return CAL.setup.process_s + CAL.setup.import_s.get(framework, CAL.fallback.import_s)
+
+
 def _setup_and_compile(cell: Cell) -> tuple[float, float]:
     fw = cell.framework
     su, comp, fb = CAL.setup, CAL.compile, CAL.fallback
-    setup = (su.process_s + su.import_s.get(fw, fb.import_s)
-             + su.build_base_s.get(fw, fb.build_base_s))
+    setup = process_and_import_s(fw) + su.build_base_s.get(fw, fb.build_base_s)
     if cell.mode == "peak":
         return setup, 0.0
     spec = get_workload(cell.workload)

@@ -31,6 +31,7 @@ class Group:
     default: Cell
     candidates: tuple[Cell, ...]
     absent: dict[str, str] = field(default_factory=dict)
+    pruned: dict[str, str] = field(default_factory=dict)  # had, but not searched (Knobs)
 
     @property
     def label(self) -> str:
@@ -40,13 +41,15 @@ class Group:
 def _options(k: Knobs, exec_mode: str, extra: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Every combination of the adapter's options valid with ``exec_mode`` (a value equal to
     the option's default is left out of the dict, so the default cell keeps ``{}``), and of
-    the user's ``--try-opt`` values (kept as given)."""
+    the user's ``--try-opt`` values (kept as given; they replace a declared option's values,
+    and an option of one execution mode, such as torch.compile's mode, stays with it)."""
     axes: list[list[tuple[str, Any]]] = []
     for name, declared in k.options.items():
-        if k.option_modes.get(name, exec_mode) == exec_mode:
+        if k.option_modes.get(name, exec_mode) == exec_mode and name not in extra:
             axes.append([(name, v) for v in declared])
     for name, values in extra.items():
-        axes.append([(name, v) for v in values])
+        if k.option_modes.get(name, exec_mode) == exec_mode:
+            axes.append([(name, v) for v in values])
     out = []
     for combo in itertools.product(*axes):
         out.append({n: v for n, v in combo
@@ -65,7 +68,8 @@ def group(framework: str, workload: str, mode: str, device: str, *,
           try_opts: dict[str, Sequence[Any]] | None = None,
           base_options: dict[str, Any] | None = None) -> Group:
     """The search group of one framework, workload, mode and device. ``exec_modes`` and
-    ``precisions`` narrow the declared space (never widen it); ``batch_sizes`` apply to
+    ``precisions`` narrow the declared space (never widen it; ``exec_modes`` may name a mode
+    the search leaves out by default, ``Knobs.pruned``); ``batch_sizes`` apply to
     inference only: a training step on another batch is another training problem.
     ``base_options`` (``--adapter-opt``) go into every cell, the default's too; ``try_opts``
     (``--try-opt``) are more option values to search over."""
@@ -81,7 +85,8 @@ def group(framework: str, workload: str, mode: str, device: str, *,
                    info.default_exec_mode, threads[-1] if threads else None,
                    dict(base_options or {}))
     cells: list[Cell] = [default]
-    for ex, prec, th, b in itertools.product(_keep(k.exec_modes, exec_modes),
+    modes = k.searched_exec_modes if exec_modes is None else _keep(k.exec_modes, exec_modes)
+    for ex, prec, th, b in itertools.product(modes,
                                              _keep(k.precisions, precisions), threads, batches):
         for opts in _options(k, ex, dict(try_opts or {})):
             c = Cell(framework, "default", device, workload, mode, b, prec, ex, th,
@@ -92,7 +97,8 @@ def group(framework: str, workload: str, mode: str, device: str, *,
     if mode == "train":
         absent["batch_size"] = "training keeps the workload's batch: another batch is " \
                                "another training problem"
-    return Group(framework, workload, mode, device, default, tuple(cells), absent)
+    pruned = dict(k.pruned) if exec_modes is None else {}
+    return Group(framework, workload, mode, device, default, tuple(cells), absent, pruned)
 
 
 def groups(frameworks: Sequence[str], workloads: Sequence[str], modes: Sequence[str],

@@ -151,7 +151,8 @@ class RunOptions:
         f"known: {', '.join(ADAPTERS)})")
     full: bool = flag("--full", action="store_true", help=LazyHelp(_full_help))
     workloads: list[str] | None = _list(
-        "--workloads", help="workload names or globs, or 'all' (default: all; see `cnnbench list`)")
+        "--workloads", help="workload names or globs, or 'all' (default: all; see `cnnbench list`); "
+        "NAME:MODE pins a workload's mode (resnet50:infer,resnet20:train)")
     modes: list[str] | None = _list("--modes", help="train,infer (default both)")
     batch_sizes: list[int] | None = flag("--batch-sizes", type=pos_int_list, metavar="LIST",
                                          help="default: each workload's own default batch")

@@ -86,6 +86,9 @@ class RunSettings:
     # precision's tolerance before timing it (cnnbench.measure.accuracy); a failure is the
     # row's status ``inaccurate``, with the error in ``accuracy``.
     accuracy_check: bool = False
+    # Reset and read the memory counters (peak RSS, the device's peak). Off only to show side
+    # by side that reading them does not slow the timed rounds (tests/perf).
+    measure_memory: bool = field(default=True, metadata=_PORTABLE)
 
     @classmethod
     def from_options(cls, options: RunOptions, *, run_id: str, machine_id: str,
@@ -431,6 +434,8 @@ class WorkerProcess:
             cmd += ["--memory-limit-mb", str(settings.memory_limit_mb)]
         if settings.accuracy_check:
             cmd += ["--check"]
+        if not settings.measure_memory:
+            cmd += ["--no-memory"]
         pipes: list[int] = []
         if self.driven:
             cmd_r, cmd_w = os.pipe()

@@ -29,25 +29,52 @@ from typing import Any
 from cnnbench.analyse.ceiling import FINAL, FINAL_DEFAULT, half_width, per_image_runs
 from cnnbench.analyse.compare import compare_cells
 from cnnbench.core.cells import Cell
+from cnnbench.core.options import OptionError, flag, pos_float, pos_int
 from cnnbench.core.schema import append_row, iter_rows
-from cnnbench.measure.timing import Protocol
+from cnnbench.measure.timing import MIN_ROUNDS_FOR_CI, Protocol
 from cnnbench.plan.space import Group
 from cnnbench.sweep.runner import RunSettings, run_cell
+from cnnbench.sweep.shared import launch_key, run_shared
 
 FINAL_REPEAT = 10  # the final comparison's runs are repeats 10, 11, ... (rungs: 0, 1, ...)
 
 
 @dataclass
 class TuneOptions:
-    budget_s: float = 20.0  # a final run's budget; rung k gets budget / eta^(rungs - k)
-    eta: int = 3
-    rungs: int = 2
-    final_runs: int = 3
-    max_final_runs: int = 8
-    target_ratio_ci: float = 0.05
+    """The search's own settings; also `cnnbench tune`'s flags (``flag``: defined once)."""
+
+    budget_s: float = flag("--budget", default=20.0, type=pos_float, metavar="S", help=(
+        "seconds of warm-up and rounds of a final run (default 20); rung k of R gets "
+        "budget / 3^(R-k)"))
+    eta: int = 3  # successive halving keeps the best 1/eta and gives it eta x the budget
+    rungs: int = flag("--rungs", default=2, type=pos_int, metavar="N",
+                      help="successive-halving rungs (default 2)")
+    final_runs: int = flag("--final-runs", default=3, type=pos_int, metavar="N", help=(
+        "fresh-process runs a side before the ratio's interval is checked (default 3)"))
+    max_final_runs: int = flag("--max-final-runs", default=8, type=pos_int, metavar="N",
+                               help="at most this many runs a side (default 8)")
+    target_ratio_ci: float = flag(
+        "--target-ratio-ci", default=0.05, type=pos_float, metavar="FRAC",
+        help="add final runs until the ratio's interval is within +-FRAC (default 0.05)")
+    fresh_rungs: bool = flag(
+        "--fresh-rungs", action="store_true",
+        help="run each rung candidate in a fresh process of its own (default: the candidates "
+        "of one framework environment share one, which imports the framework once)")
+
+    def __post_init__(self) -> None:
+        if self.final_runs < 2 or self.max_final_runs < self.final_runs:
+            raise OptionError("needs --final-runs >= 2 and --max-final-runs >= --final-runs")
 
     def rung_budget(self, k: int) -> float:
         return self.budget_s / self.eta ** (self.rungs - k)
+
+    def screening(self, protocol: Protocol, k: int) -> Protocol:
+        """Rung k's protocol: its budget, and the fewest steps that still give a median with
+        a 95% interval (one warm-up step, two if compiled, then the warm-up's own drift rule,
+        and six rounds). A rung only ranks candidates; the final comparison, which names the
+        ceiling, runs the full protocol."""
+        return dataclasses.replace(protocol, budget_s=self.rung_budget(k), min_warmup=1,
+                                   min_warmup_compiled=2, min_rounds=MIN_ROUNDS_FOR_CI)
 
 
 @dataclass
@@ -76,33 +103,51 @@ class Search:
                 self.recorded[row["cell_id"]] = row
         self.timed = 0  # candidates timed by this process (not reused from the run file)
 
-    def _protocol(self, budget: float) -> Protocol:
-        return dataclasses.replace(self.settings.protocol, budget_s=budget)
-
-    def _run(self, cell: Cell, stage: str, budget: float, check: bool) -> dict[str, Any]:
-        row = self.recorded.get(cell.cell_id)
-        if row is not None:
-            return row
-        if self.on_start:
-            self.on_start(cell, stage)
-        settings = dataclasses.replace(self.settings, protocol=self._protocol(budget),
-                                       accuracy_check=check, kernel_probe=False,
-                                       probe_peak=False)
-        row = run_cell(cell, settings)
+    def _record(self, cell: Cell, stage: str, row: dict[str, Any]) -> None:
         row["stage"] = stage
         append_row(self.settings.run_file, row)
         self.recorded[cell.cell_id] = row
         self.timed += 1
         if self.on_done:
             self.on_done(cell, row)
+
+    def _run(self, cell: Cell, stage: str, budget: float, check: bool) -> dict[str, Any]:
+        """One run in a fresh process at the full protocol (the final comparison)."""
+        row = self.recorded.get(cell.cell_id)
+        if row is not None:
+            return row
+        if self.on_start:
+            self.on_start(cell, stage)
+        settings = dataclasses.replace(
+            self.settings, protocol=dataclasses.replace(self.settings.protocol, budget_s=budget),
+            accuracy_check=check, kernel_probe=False, probe_peak=False)
+        row = run_cell(cell, settings)
+        self._record(cell, stage, row)
         return row
+
+    def _rung(self, cells: list[Cell], k: int) -> list[dict[str, Any]]:
+        """Rung k's rows of ``cells``: the ones not yet recorded run at the screening
+        protocol, sharing one process per framework environment (unless ``fresh_rungs``)."""
+        todo = [c for c in cells if c.cell_id not in self.recorded]
+        settings = dataclasses.replace(self.settings, protocol=self.options.screening(
+            self.settings.protocol, k), accuracy_check=k == 0, kernel_probe=False,
+            probe_peak=False)
+        stage = f"rung{k}"
+        if self.on_start:
+            for c in todo:
+                self.on_start(c, stage)
+        if self.options.fresh_rungs:
+            for c in todo:
+                self._record(c, stage, run_cell(c, settings))
+        else:
+            run_shared(todo, settings, on_row=lambda c, r: self._record(c, stage, r))
+        return [self.recorded[c.cell_id] for c in cells]
 
     def rungs(self, group: Group, result: GroupResult) -> list[Cell]:
         """Successive halving; returns the survivors of the last rung, best first."""
         alive = list(group.candidates)
         for k in range(self.options.rungs):
-            rows = [self._run(dataclasses.replace(c, repeat=k), f"rung{k}",
-                              self.options.rung_budget(k), check=k == 0) for c in alive]
+            rows = self._rung([dataclasses.replace(c, repeat=k) for c in alive], k)
             result.rungs.append(rows)
             ok = [(c, r) for c, r in zip(alive, rows, strict=True) if r["status"] == "ok"]
             ok.sort(key=lambda cr: -float(cr[1]["images_per_s"]))
@@ -160,28 +205,35 @@ def overhead(rows: list[dict[str, Any]]) -> tuple[float, float]:
 
 
 def estimate_s(groups: list[Group], options: TuneOptions, protocol: Protocol) -> tuple[float, float]:
-    """(expected, most) seconds of wall time of the search, from the sweep's estimator: every
-    rung's survivors (the group's average candidate, since which survive is not known) with
-    the accuracy gate's builds on the first rung (one more setup each), then the final
-    comparison at ``final_runs`` (expected) or ``max_final_runs`` (most) runs a side."""
-    from cnnbench.plan.estimate import estimate_cell
+    """(expected, most) seconds of wall time of the search, from the sweep's estimator.
 
-    def cost(c: Cell, budget: float) -> tuple[float, float]:
-        e = estimate_cell(c, budget, protocol=dataclasses.replace(protocol, budget_s=budget))
-        return e.total_s, e.setup_s
+    Rung k: its survivors (the group's average candidate, since which survive is not known)
+    at the screening protocol, the first rung with the accuracy gate's build (one more
+    build each); candidates sharing a process pay its start and the framework's import once.
+    Then the final comparison in fresh processes at ``final_runs`` (expected) or
+    ``max_final_runs`` (most) runs a side."""
+    from cnnbench.plan.estimate import estimate_cell, process_and_import_s
 
     expected = most = 0.0
     for g in groups:
         n = len(g.candidates)
+        once = process_and_import_s(g.framework)
         for k in range(options.rungs):
-            costs = [cost(c, options.rung_budget(k)) for c in g.candidates]
-            mean = sum(t + (s if k == 0 else 0.0) for t, s in costs) / len(costs)
-            expected += mean * n
+            proto = options.screening(protocol, k)
+            costs = []
+            for c in g.candidates:
+                e = estimate_cell(c, proto.budget_s, protocol=proto)
+                gate = e.setup_s - once if k == 0 else 0.0
+                costs.append(e.total_s + gate - (0.0 if options.fresh_rungs else once))
+            processes = n if options.fresh_rungs else len({launch_key(c) for c in g.candidates})
+            expected += sum(costs) / len(costs) * n + processes * once * (not options.fresh_rungs)
             n = 2 if k == options.rungs - 1 else max(2, math.ceil(n / options.eta))
             if n <= 2 and k < options.rungs - 1:
                 break
         sides = min(3, len(g.candidates))
-        final = cost(g.default, options.budget_s)[0] * sides
+        final = estimate_cell(g.default, options.budget_s,
+                              protocol=dataclasses.replace(protocol, budget_s=options.budget_s)
+                              ).total_s * sides
         expected += final * options.final_runs
         most += final * (options.max_final_runs - options.final_runs)
     return expected, expected + most
