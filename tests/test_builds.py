@@ -250,7 +250,7 @@ def test_one_kernel_probe_serves_every_repeat_of_a_cell(tmp_path: Path) -> None:
     f = _variants(tmp_path, "[[variant]]\nname = 'ignored'\nframework = 'null'\n"
                   "env = { ONEDNN_MAX_CPU_ISA = 'SSE41' }\n")
     res = tmp_path / "res"
-    args = ["run", "--frameworks", "null", "--workloads", "lenet5", "--modes", "infer",
+    args = ["run", "--frameworks", "null", "--workloads", "lenet5,resnet20", "--modes", "infer",
             "--batch-sizes", "4", "--variants", "default,ignored", "--variants-file", str(f),
             "--adapter-opt", "onednn_isa=avx2", "--budget", "0.2", "--no-probe",
             "--no-noise-check", "--results-dir", str(res), "--run-id", "k",
@@ -259,8 +259,14 @@ def test_one_kernel_probe_serves_every_repeat_of_a_cell(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     run = res / "m" / "k.jsonl"
     rows = [json.loads(line) for line in run.read_text().splitlines()]
-    by = {(row["variant"], row["repeat"]): row for row in rows if row["mode"] != "peak"}
+    by = {(row["variant"], row["repeat"]): row for row in rows if row["workload"] == "lenet5"}
     assert len(by) == 4
+    # another workload of the same build and switch is served by the same probe
+    other = {(row["variant"], row["repeat"]): row for row in rows if row["workload"] == "resnet20"}
+    for (variant, _), row in other.items():
+        assert row["kernels"]["probed_in"] == by[(variant, 0)]["cell_id"]
+        assert (res / "m" / "logs" / "k" / f"{row['cell_id']}.log").read_text().count(
+            "--- kernel probe ---") == 0
     for variant in ("default", "ignored"):
         first, second = by[(variant, 0)], by[(variant, 1)]
         assert "probed_in" not in first["kernels"]

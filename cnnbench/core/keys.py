@@ -6,10 +6,12 @@ options are a dict, so they take part as their canonical JSON (``options_key``).
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from cnnbench.core.cells import base_device
+from cnnbench.core.cells import Cell, base_device
 
 KEY = ["machine_id", "framework", "variant", "device", "workload", "mode", "batch_size",
        "precision", "exec_mode", "threads", "options_key"]
@@ -81,3 +83,17 @@ def probe_peak(row: dict[str, Any]) -> float | None:
     if row.get("status") != "ok" or samples is None or len(samples) == 0:  # list or array
         return None
     return float(row["flops_per_image"]) / min(row["samples_s"])
+
+
+# One kernel probe serves the cells that agree on these (cnnbench.sweep.runner).
+PROBE_KEY = ("framework", "variant", "device", "mode", "precision", "exec_mode", "threads")
+
+
+def probe_key(cell: Cell | Mapping[str, Any]) -> str:
+    """The key under which one kernel probe serves many cells: a build and switch (framework,
+    variant, options), device, mode, precision, execution mode and threads, but neither the
+    workload, the batch nor the repeat. Which kernels a build dispatches to, and at which ISA,
+    is decided by those; a probe per workload cost a framework import and a build each."""
+    get = cell.get if isinstance(cell, Mapping) else functools.partial(getattr, cell)
+    parts = [str(get(k)) for k in PROBE_KEY]
+    return "|".join([*parts, json.dumps(get("options") or {}, sort_keys=True)])

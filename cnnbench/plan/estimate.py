@@ -27,7 +27,7 @@ from typing import Any
 
 from adapters import ADAPTERS
 from cnnbench.core.cells import Cell, base_device
-from cnnbench.core.keys import probe_peak
+from cnnbench.core.keys import probe_key, probe_peak
 from cnnbench.measure.timing import Protocol
 from cnnbench.plan import calibration
 from cnnbench.plan.probes import TRAIN_FLOP_FACTOR
@@ -206,10 +206,22 @@ def _setup_and_compile(cell: Cell) -> tuple[float, float]:
 
 
 def gets_kernel_probe(cell: Cell) -> bool:
-    """Whether the runner probes this cell's kernels (with the probe on): an ok CPU cell of
-    a real framework, first of its repeats (see runner.probe_kernels)."""
-    return (cell.device == "cpu" and cell.mode != "peak" and cell.repeat == 0
-            and cell.framework != "null" and not _declared_unsupported(cell))
+    """Whether the runner may probe this cell's kernels (with the probe on): an ok CPU cell
+    of a real framework (see runner.probe_kernels; `first_probes` says which one of the
+    cells sharing a probe runs it)."""
+    return (cell.device == "cpu" and cell.mode != "peak" and cell.framework != "null"
+            and not _declared_unsupported(cell))
+
+
+def first_probes(cells: Iterable[Cell]) -> set[str]:
+    """The ids of the cells whose kernel probe runs: the first of each `probe_key`."""
+    seen: set[str] = set()
+    out: set[str] = set()
+    for c in cells:
+        if gets_kernel_probe(c) and probe_key(c) not in seen:
+            seen.add(probe_key(c))
+            out.add(c.cell_id)
+    return out
 
 
 PROBE_STEPS = 3  # its two steps, and what oneDNN's verbose log costs them
@@ -282,7 +294,8 @@ def describe_plan(cells: Sequence[Cell], budget_s: float,
                   probes: Sequence[Cell] = (), protocol: Protocol | None = None,
                   top: int = 5, kernel_probe: bool = False) -> list[str]:
     """Lines for ``run --dry-run``: the estimated wall time and the cells that overrun."""
-    ests = [(c, estimate_cell(c, budget_s, peaks, protocol, kernel_probe=kernel_probe))
+    probed = first_probes(cells) if kernel_probe else set()
+    ests = [(c, estimate_cell(c, budget_s, peaks, protocol, kernel_probe=c.cell_id in probed))
             for c in [*probes, *cells]]
     total = sum(e.total_s for _, e in ests)
     what = f"{len(cells)} cells" + (f" + {len(probes)} GEMM probe" if probes else "")

@@ -18,7 +18,7 @@ from typing import Any
 
 from cnnbench.core.cells import Cell
 from cnnbench.measure.timing import Protocol
-from cnnbench.plan.estimate import CellEstimate, estimate_cell
+from cnnbench.plan.estimate import CellEstimate, estimate_cell, first_probes
 
 
 def _shrunk_ratio(ratios: Sequence[float], prior_n: float) -> float:
@@ -65,15 +65,17 @@ class Eta:
     _ratios: dict[str, list[float]] = field(init=False)
     _running: dict[str, float] = field(init=False, default_factory=dict)  # cell id -> start
     _lock: threading.RLock = field(init=False, default_factory=threading.RLock, repr=False)
+    _probed: set[str] = field(init=False, default_factory=set)  # cells whose probe runs
 
     def __post_init__(self) -> None:
         self._ratios = {"speed": [], "setup": [], "budget": [], "steps": []}
+        self._probed = first_probes(self.cells) if self.kernel_probe else set()
         self._reestimate()
 
     def _estimate(self, c: Cell, speed: float | None = None) -> CellEstimate:
         return estimate_cell(c, self.budget_s, self.peaks, self.protocol,
                              self.ratio("speed") if speed is None else speed,
-                             kernel_probe=self.kernel_probe)
+                             kernel_probe=c.cell_id in self._probed)
 
     def _reestimate(self) -> None:
         self.estimates = {c.cell_id: self._estimate(c) for c in self.cells

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import select
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 
 from adapters import get_info
 from cnnbench.core.cells import Cell
+from cnnbench.core.keys import probe_key
 from cnnbench.core.schema import append_row, blank_row, iter_rows
 from cnnbench.measure.kernels import cap_ignored
 from cnnbench.measure.timing import Protocol
@@ -78,9 +78,10 @@ class RunSettings:
     # This CPU's feature flags (/proc/cpuinfo); None = read them here. A ladder level that
     # needs a flag not in it is recorded unsupported.
     cpu_flags: frozenset[str] | None = None
-    # The kernels probed so far in this run, by cell less its repeat (`probe_key`): the
-    # kernels of a build, switch and cell do not change between its repeats, so one probe
-    # serves them all (each later row carries a copy, marked ``probed_in``).
+    # The kernels probed so far in this run, by build, switch, mode, precision and execution
+    # mode (`probe_key`): they decide which kernels run, so one probe serves every workload,
+    # batch and repeat of them (each later row carries a copy, ``probed_in`` naming the row
+    # whose probe ran).
     probed: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The tuner's accuracy gate: the worker checks the cell against the oracle at its
     # precision's tolerance before timing it (cnnbench.measure.accuracy); a failure is the
@@ -133,11 +134,6 @@ def new_run_id() -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def probe_key(cell_id: str) -> str:
-    """A cell's id less its repeat: the key under which its kernel probe is shared."""
-    return re.sub(r"-r\d+$", "", cell_id)
 
 
 def recorded_cells(path: Path) -> set[str]:
@@ -556,17 +552,18 @@ class WorkerProcess:
     def probe_kernels(self) -> None:
         """Run one step of the cell again in a probe process (``cnnbench.measure.worker --kernels``)
         and put what ran in the row's ``kernels``; a cap that did not take effect is flagged
-        ``cap_ignored``. A failed probe leaves its reason there and fails nothing. A repeat
-        of a cell already probed in this run gets a copy of that probe's record instead
-        (``probed_in`` names the row that ran it): the kernels of one build, switch and cell
-        do not change from one process to the next, and a probe costs a framework import."""
+        ``cap_ignored``. A failed probe leaves its reason there and fails nothing. A cell
+        whose `probe_key` was probed already in this run (another workload, batch or repeat
+        of the same build, switch, mode, precision and execution mode) gets a copy of that
+        probe's record instead (``probed_in`` names the row that ran it): a probe costs a
+        framework import and a build."""
         if not self.wants_probe() or self.launch is None:
             return
         cell, row = self.cell, self.row
-        key = probe_key(cell.cell_id)
+        key = probe_key(cell)
         shared = self.settings.probed.get(key)
         if shared is not None:
-            kernels = {**shared, "probed_in": shared.get("probed_in") or key}
+            kernels = dict(shared)
         else:
             kernels = self._run_probe()
             if not kernels.get("error"):
@@ -697,7 +694,7 @@ def run_plan(cells: list[Cell], settings: RunSettings,
                 validity.annotate(dict(row))
             kernels = row.get("kernels")
             if kernels and not kernels.get("error") and row.get("cell_id"):
-                settings.probed.setdefault(probe_key(row["cell_id"]), {
+                settings.probed.setdefault(probe_key(row), {
                     **{k: v for k, v in kernels.items() if k != "cap_ignored"},
                     "probed_in": kernels.get("probed_in") or row["cell_id"]})
     # Several nodes: every cell is one torchrun job across them, which no pipe can drive.
