@@ -5,6 +5,8 @@ and it measures the harness's own per-round overhead (MLPerf's `backend_null` id
 Adapter options (``--adapter-opt KEY=VALUE``):
 
 * ``step_s``: busy-wait this many seconds per step (default 0: an empty step);
+* ``run_jitter``: each process draws (unseeded) a factor uniform in [1 - j, 1 + j] for its
+  ``step_s``: planted noise between fresh processes, which only more runs can average out;
 * ``tail_p``, ``tail_lo_s``, ``tail_hi_s``: plant a latency distribution: a step is, with
   probability ``tail_p`` (a seeded draw, the same in every run), a busy-wait of a duration
   uniform in [tail_lo_s, tail_hi_s] instead of ``step_s``: its quantiles are known exactly;
@@ -148,6 +150,9 @@ class NullAdapter(Adapter):
                 sync: bool = True) -> TimeSteps:
         o = model.opts.options or {}
         step_s = float(o.get("step_s", 0.0))
+        if o.get("run_jitter"):
+            j = float(o["run_jitter"])
+            step_s *= float(np.random.default_rng().uniform(1 - j, 1 + j))  # per process
         fault = o.get("fault") if o.get("fault_at") == "step" else None
         clock = time.perf_counter
         durations = _planted(o, step_s)

@@ -404,6 +404,21 @@ _COLUMNS = ["baseline_ips", "baseline_low", "baseline_high", "contender_ips", "c
             "runs_baseline", "runs_contender", "test", "note", "text"]
 
 
+def runs_to_settle(table: pd.DataFrame, target: float) -> pd.DataFrame:
+    """``table`` (`compare_samples`'s) with ``half_width`` (0.05: the ratio's interval is
+    +-5%), ``settled`` (within +-target) and ``runs_needed``: about how many runs a side would
+    bring an unsettled interval within the target, since its width shrinks as one over the
+    square root of the runs (a little faster, as the t quantile falls too)."""
+    out = table.copy()
+    hw = np.sqrt(out["high"] / out["low"]) - 1.0
+    runs = out[["runs_baseline", "runs_contender"]].max(axis=1)
+    out["half_width"] = hw
+    out["settled"] = hw <= target
+    need = np.ceil(runs * (hw / target) ** 2)
+    out["runs_needed"] = np.where(out["settled"], runs, need).astype(int)
+    return out
+
+
 def geomean(ratios: Sequence[float] | pd.Series, low: Sequence[float] | pd.Series | None = None,
             high: Sequence[float] | pd.Series | None = None, *, seed: int = 0,
             n_resamples: int = N_RESAMPLES) -> GeoMean:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnbench.commands import UsageError, console
-from cnnbench.core.options import add_command, flag
+from cnnbench.core.options import add_command, flag, pos_float
 
 if TYPE_CHECKING:  # pandas is imported when a comparison runs, not when the CLI parses
     import pandas as pd
@@ -35,6 +35,10 @@ class CompareOptions:
         help="exit 1 if a cell is significantly slower by more than this (5%% or 0.05)")
     json: bool = flag("--json", action="store_true", help="machine-readable output")
     results_dir: Path = flag("--results-dir", default=Path("results"), type=Path, metavar="DIR")
+    target_ratio_ci: float | None = flag(
+        "--target-ratio-ci", type=pos_float, metavar="FRAC",
+        help="say which ratios are wider than +-FRAC (0.05: +-5%%) and about how many runs a "
+        "side would settle them (cnnbench run --target-ratio-ci adds them)")
     metric: str = flag("--metric", default="throughput", choices=("throughput", "p99"),
                        help="compare throughput (default) or the latency cells' p99")
     seed: int = 0  # of the bootstrap intervals
@@ -126,6 +130,10 @@ def run(options: CompareOptions) -> int:
     # A regression: significantly slower by more than the limit in step time (asv's factor).
     table["regressed"] = (table["verdict"] == "slower") & (
         1 / table["ratio"] > 1 + (limit if limit is not None else math.inf))
+    if options.target_ratio_ci:
+        from cnnbench.analyse.compare import runs_to_settle
+
+        table = runs_to_settle(table, options.target_ratio_ci)
     gm = geomean(table["ratio"], table["low"], table["high"], seed=seed)
     unmatched = {"baseline": len(set(base) - set(cont)), "contender": len(set(cont) - set(base))}
     failed = int(table["regressed"].sum())
@@ -138,12 +146,12 @@ def run(options: CompareOptions) -> int:
         print(json.dumps(clean(doc), indent=2, default=str))
     else:
         _print(table, gm.text(), unmatched, limit, failed,
-               "p99 ms" if metric == "p99" else "images/s")
+               "p99 ms" if metric == "p99" else "images/s", options.target_ratio_ci)
     return 1 if failed else 0
 
 
 def _print(table: pd.DataFrame, gm_text: str, unmatched: dict[str, int], limit: float | None,
-           failed: int, unit: str = "images/s") -> None:
+           failed: int, unit: str = "images/s", target: float | None = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -156,6 +164,8 @@ def _print(table: pd.DataFrame, gm_text: str, unmatched: dict[str, int], limit: 
         cells = [*_label(r), _ips(r["baseline_ips"], r["baseline_low"], r["baseline_high"]),
                   _ips(r["contender_ips"], r["contender_low"], r["contender_high"]),
                   str(r["text"]), mark, f"{r['runs_baseline']}/{r['runs_contender']}"]
+        if target is not None and not r["settled"]:
+            cells[-1] += f" (+-{r['half_width']:.0%}: ~{r['runs_needed']} a side)"
         # Text, not markup: a field holding "[bold]" or "[/]" must print as it is.
         t.add_row(*(Text(c) for c in cells))
     out = console()
@@ -166,6 +176,12 @@ def _print(table: pd.DataFrame, gm_text: str, unmatched: dict[str, int], limit: 
     if unmatched["baseline"] or unmatched["contender"]:
         out.print(Text(f"not compared: {unmatched['baseline']} cells only in the baseline, "
                        f"{unmatched['contender']} only in the contender"))
+    if target is not None:
+        wide = table.loc[~table["settled"]]
+        out.print(Text(f"{len(wide)} of {len(table)} ratios are wider than +-{target:.0%}; "
+                       f"about {int(wide['runs_needed'].max())} runs a side would settle them "
+                       "all (cnnbench run --target-ratio-ci)" if len(wide) else
+                       f"every ratio is within +-{target:.0%}"))
     if limit is not None:
         out.print(Text(f"{failed} cells slower by more than {limit:.1%} (significant)"
                        if failed else f"no cell significantly slower by more than {limit:.1%}"))

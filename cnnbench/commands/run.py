@@ -47,6 +47,9 @@ def _check_flags(ns: Any) -> None:
     slurm_flags = given(SlurmOptions, ns)
     if ns.launcher != "slurm" and slurm_flags:
         raise UsageError(f"cnnbench run: {', '.join(slurm_flags)} need --launcher slurm")
+    if ns.launcher == "slurm" and ns.target_ratio_ci:
+        raise UsageError("cnnbench run: --target-ratio-ci decides each next run from the last "
+                         "one's rows, so it runs here only (not with --launcher slurm)")
 
 
 def protocol(budget_s: float, target_ci: float) -> Protocol:
@@ -275,6 +278,15 @@ def _run_here(cells: list[Cell], settings: RunSettings, o: RunOptions) -> int:
               + (f" ({recorded} already recorded)" if recorded else "")
               + f" -> {settings.run_file}", markup=False)
     counts = _run_with_progress(cells, todo, settings, out, o.no_progress)
+    if o.target_ratio_ci:
+        from cnnbench.sweep.settle import settle
+
+        def more(extra: list[Cell]) -> None:
+            counts.update(_run_with_progress(extra, pending(extra, settings), settings, out,
+                                             o.no_progress))
+
+        settle(cells, settings, o.target_ratio_ci, o.max_repeat, run=more,
+               say=lambda text: out.print(text, markup=False))
     run_fits(cells, settings, o.buyer, out)  # the largest batch that fits (--fit)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
     out.print(f"done: {summary}. Results: {settings.run_file}", markup=False)

@@ -212,6 +212,13 @@ class RunOptions:
     repeat: int = flag("--repeat", default=DEFAULT_REPEAT, type=pos_int, metavar="N",
                        help=f"run every cell N times in fresh processes, interleaved (default "
                        f"{DEFAULT_REPEAT}: comparisons need the noise between processes)")
+    target_ratio_ci: float | None = flag(
+        "--target-ratio-ci", type=pos_float, metavar="FRAC",
+        help="after the --repeat runs, run each comparison (a build against the default, or a "
+        "cell alone) again, interleaved in fresh processes, until its interval is within "
+        "+-FRAC (0.05: +-5%%) or --max-repeat runs a side")
+    max_repeat: int = flag("--max-repeat", default=10, type=pos_int, metavar="N",
+                           help="with --target-ratio-ci: at most N runs a side (default 10)")
     interleave: str = flag(
         "--interleave", default="variants", action="store_const", const="all",
         help="run cells that differ only in framework, variant or execution mode side by "
