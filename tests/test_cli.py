@@ -76,10 +76,11 @@ def test_dry_run_prints_the_default_plan_and_its_estimated_wall_time() -> None:
     r = cli("run", "--dry-run")
     assert r.returncode == 0, r.stderr
     # The default plan: every framework, 52 cells of 3 runs each (ResNet-20 on three builds:
-    # each framework's GEMM probe on each), about an hour with the kernel probes.
+    # each framework's GEMM probe on each), about an hour with the kernel probes (one per
+    # framework, build, mode and precision: 24).
     assert "\n156 cells\n" in r.stdout
     assert re.search(r"estimated wall time: about (4[0-9]|5[0-9]|6[0-5]) min \(156 cells \+ 12 "
-                     r"GEMM probes \+ 52 kernel probes, 5 s budget", r.stdout), r.stdout[-600:]
+                     r"GEMM probes \+ 24 kernel probes, 5 s budget", r.stdout), r.stdout[-600:]
     one = cli("run", "--dry-run", "--repeat", "1")
     assert "\n52 cells\n" in one.stdout
     mine = cli("run", "--dry-run", "--repeat", "1", "--variants", "default")
