@@ -198,3 +198,32 @@ def test_dry_run_estimates_and_bad_input_is_one_line(tmp_path: Path) -> None:
     out, err = p.communicate(timeout=120)
     assert p.returncode == 2 and len(err.strip().splitlines()) == 1 and "KEY=V1,V2" in err
 
+
+
+def test_bf16_gain_comes_from_the_latest_stage_both_twins_reached() -> None:
+    from cnnbench.analyse.ceiling import precision_gains
+
+    def rows(prec: str, stage: str, step: float, n: int, seed: int, **kw: object) -> list[dict]:
+        return [{**r, "precision": prec, "exec_mode": "compiled", "error": None,
+                 "images_per_s": 8 / step, **kw}
+                for r in _rows({}, stage, _runs(step, n=n, seed=seed))]
+
+    # Final: bf16 (5 ms) and its fp32 twin (10 ms) both reached it; rung 0 says otherwise.
+    final = pd.DataFrame(rows("bf16", FINAL, 0.005, 3, 1) + rows("fp32", FINAL, 0.010, 3, 2)
+                         + rows("bf16", "rung0", 0.010, 1, 3) + rows("fp32", "rung0", 0.010, 1, 4))
+    (g,) = precision_gains(final)
+    assert g.source == "final comparison" and g.gain is not None
+    assert g.gain.significant and 1.7 < g.gain.ratio < 2.3 and g.gain.runs_contender == 3
+    assert g.config is not None and "bf16" in g.config
+    # Only the rung has both: its figure, said to come from one screening run each.
+    rung = pd.DataFrame(rows("bf16", "rung0", 0.005, 1, 3) + rows("fp32", "rung0", 0.010, 1, 4)
+                        + rows("fp32", FINAL, 0.010, 3, 2))
+    (g,) = precision_gains(rung)
+    assert g.source.startswith("rung0: one screening run each") and g.gain is not None
+    # bf16 refused by the gate: the reason, no figure; no bf16 at all: no entry.
+    gated = pd.DataFrame(rows("bf16", "rung0", 0.005, 1, 3, status="inaccurate",
+                              error="error 0.3 above bf16's 0.02")
+                         + rows("fp32", FINAL, 0.010, 3, 2))
+    (g,) = precision_gains(gated)
+    assert g.gain is None and g.reason is not None and "inaccurate" in g.reason
+    assert precision_gains(pd.DataFrame(rows("fp32", FINAL, 0.010, 3, 2))) == []

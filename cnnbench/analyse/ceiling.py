@@ -167,6 +167,76 @@ def _best_runs(rows: pd.DataFrame, c: Ceiling) -> list[np.ndarray]:
     return per_image_runs(recs)
 
 
+@dataclass(frozen=True)
+class PrecisionGain:
+    """bf16 over fp32 in one group: the same configuration but for its precision (the best
+    bf16 candidate's, and its fp32 twin), or why there is no such figure."""
+
+    key: dict[str, Any]
+    config: str | None  # the bf16 configuration; None with a reason
+    gain: Comparison | None
+    source: str  # where the runs come from: the final comparison, or a rung
+    reason: str | None = None
+
+
+def _stage_rank(stage: Any) -> int:
+    """Later is better: a rung's index, the final above every rung."""
+    text = str(stage)
+    if text.startswith(FINAL):
+        return 10_000
+    return int(text[4:]) if text.startswith("rung") and text[4:].isdigit() else -1
+
+
+def _twin_rows(rows: pd.DataFrame, low: str, high: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``high`` precision's best configuration that has an ok ``low`` twin (same knobs
+    otherwise), and that twin: their rows at the latest stage both reached."""
+    ok = rows[rows["status"] == "ok"].copy()
+    ok["rank"] = ok["stage"].map(_stage_rank)
+    ok["twin"] = ok[[c for c in CONFIG if c != "precision"]].astype(str).agg("|".join, axis=1)
+    hi, lo = ok[ok["precision"] == high], ok[ok["precision"] == low]
+    pairs = sorted(set(hi["twin"]) & set(lo["twin"]),
+                   key=lambda t: (-min(hi.loc[hi["twin"] == t, "rank"].max(),
+                                       lo.loc[lo["twin"] == t, "rank"].max()),
+                                  -hi.loc[hi["twin"] == t, "images_per_s"].max()))
+    if not pairs:
+        return hi.iloc[0:0], lo.iloc[0:0]
+    t = pairs[0]
+    h, lo_t = hi[hi["twin"] == t], lo[lo["twin"] == t]
+    stage = min(h["rank"].max(), lo_t["rank"].max())
+    return h[h["rank"] == stage], lo_t[lo_t["rank"] == stage]
+
+
+def precision_gains(df: pd.DataFrame, high: str = "bf16", low: str = "fp32"
+                    ) -> list[PrecisionGain]:
+    """Per tuned group with ``high`` candidates: ``high`` over ``low`` for the same knobs
+    otherwise, from the latest stage of the search both reached (the final comparison's
+    fresh, interleaved runs where both got there; else a rung's one screening run each, whose
+    interval does not cover the noise between processes, which the source says)."""
+    if df.empty or "stage" not in df:
+        return []
+    rows = _keyed(df[df["stage"].notna()])
+    out = []
+    for values, sub in rows.groupby(GROUP, sort=False):
+        key = dict(zip(GROUP, values, strict=True))
+        if not (sub["precision"] == high).any():
+            continue
+        h, lo = _twin_rows(sub, low, high)
+        if h.empty:
+            bad = sub[(sub["precision"] == high) & (sub["status"] != "ok")]
+            why = (f"no {high} candidate ran ok ({bad['status'].iloc[0]}: {bad['error'].iloc[0]})"
+                   if not bad.empty else f"no {high} candidate has an ok {low} twin")
+            out.append(PrecisionGain(key, None, None, "", why))
+            continue
+        stage = str(h["stage"].iloc[0])
+        source = ("final comparison" if stage.startswith(FINAL) else
+                  f"{stage}: one screening run each, so the interval leaves out the noise "
+                  "between processes")
+        gain = compare_cells(per_image_runs(lo.to_dict("records")),
+                             per_image_runs(h.to_dict("records")))
+        out.append(PrecisionGain(key, config_label(h.iloc[0].to_dict()), gain, source))
+    return out
+
+
 def _fastest(values: Mapping[str, float]) -> str:
     return FRAMEWORK_NAMES.get(max(values, key=lambda k: values[k]), "?")
 

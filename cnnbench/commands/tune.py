@@ -200,7 +200,7 @@ def _search(a: TuneCommand, groups: list[Any], mrec: dict[str, Any], out: Any) -
 def _print_ceilings(run_file: Path, out: Any) -> None:
     import pandas as pd
 
-    from cnnbench.analyse.ceiling import ceilings
+    from cnnbench.analyse.ceiling import ceilings, precision_gains
     from cnnbench.core.schema import iter_rows
 
     df = pd.DataFrame(list(iter_rows(run_file, [])))
@@ -211,3 +211,8 @@ def _print_ceilings(run_file: Path, out: Any) -> None:
         out.print(f"{k['framework']} {k['workload']} {k['mode']} {k['device']}: {c.best} "
                   f"{c.images_per_s:.1f} img/s [{c.low:.1f}, {c.high:.1f}] ({verdict}); "
                   f"over the default: {gain}", markup=False)
+    for g in precision_gains(df):
+        k = g.key
+        what = f"{g.gain.text()} ({g.config}; {g.source})" if g.gain else str(g.reason)
+        out.print(f"{k['framework']} {k['workload']} {k['mode']} {k['device']}: bf16 over fp32: "
+                  f"{what}", markup=False)

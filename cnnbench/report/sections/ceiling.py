@@ -3,9 +3,11 @@ gain over the default and the frameworks ranked at their ceilings (cnnbench.anal
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
-from cnnbench.analyse.ceiling import ceilings, ranking
+from cnnbench.analyse.ceiling import PrecisionGain, ceilings, precision_gains, ranking
 from cnnbench.report.htmlkit import Section, table
 from cnnbench.report.sections.base import FRAMEWORK_NAMES, MODE_NAMES, Inputs
 from cnnbench.report.sections.registry import section
@@ -55,3 +57,40 @@ def ceiling(inp: Inputs, sec: Section) -> None:
         sec.add("The frameworks ranked at their ceilings, each with its ratio over the next one "
                 "down (\"no clear difference\" when the interval crosses 1).")
         sec.add(table(pd.DataFrame(ranked_rows), numeric=["rank"]))
+    _bf16(inp, sec, {(c.key["machine_id"], c.key["framework"], c.key["workload"], c.key["mode"],
+                      c.key["device"]) for c in ceils})
+
+
+def _no_bf16(inp: Inputs, machine_id: str, framework: str, device: str) -> str:
+    """Why a framework had no bf16 candidate on this machine: the knob's declared absence."""
+    from adapters.knobs import knobs
+
+    flags = ((inp.machines.get(machine_id) or {}).get("cpu") or {}).get("flags") or []
+    k = knobs(framework, "cpu" if device.startswith("cpu") else "gpu", flags)
+    return k.absent.get("bf16") or f"{FRAMEWORK_NAMES.get(framework, framework)} declares no bf16"
+
+
+def _bf16(inp: Inputs, sec: Section, groups: set[tuple[Any, ...]]) -> None:
+    """bf16 over fp32 per tuned group: the gain with its interval, or why there is none."""
+    gains: dict[tuple[Any, ...], PrecisionGain] = {
+        tuple(g.key[k] for k in ("machine_id", "framework", "workload", "mode", "device")): g
+        for g in precision_gains(inp.df)}
+    rows = []
+    for key in sorted(groups | set(gains)):
+        mid, fw, wl, mode, dev = key
+        g = gains.get(key)
+        rows.append({
+            "framework": FRAMEWORK_NAMES.get(fw, fw), "workload": wl,
+            "mode": MODE_NAMES.get(mode, mode), "device": dev,
+            "bf16 configuration": g.config if g and g.config else "",
+            "bf16 over fp32": g.gain.text() if g and g.gain else (
+                g.reason if g else _no_bf16(inp, mid, fw, dev)),
+            "runs (bf16/fp32)": f"{g.gain.runs_contender}/{g.gain.runs_baseline}"
+            if g and g.gain else "",
+            "from": g.source if g else "",
+        })
+    if rows:
+        sec.add("bf16 over fp32 for the same configuration otherwise (the best bf16 candidate "
+                "and its fp32 twin), from the latest stage of the search both reached; or why "
+                "a framework had no bf16 candidate here.")
+        sec.add(table(pd.DataFrame(rows)))
