@@ -130,7 +130,7 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
 
     if quick or workloads or modes or batch_sizes:
         cells: list[Cell] = []
-        for names, pinned in _pinned_modes(workloads):
+        for names, pinned in pinned_modes(workloads):
             cells += expand(frameworks,
                             expand_workloads(names, list(QUICK_WORKLOADS) if quick else _all()),
                             modes=pinned or modes or list(MODES),
@@ -140,7 +140,7 @@ def plan(frameworks: list[str], *, quick: bool, full: bool, workloads: list[str]
                                                         **axes)
 
 
-def _pinned_modes(workloads: list[str] | None) -> list[tuple[list[str] | None, list[str] | None]]:
+def pinned_modes(workloads: list[str] | None) -> list[tuple[list[str] | None, list[str] | None]]:
     """``--workloads resnet50:infer,resnet20:train``: a workload may pin its modes (NAME:MODE,
     repeated for several), the others take ``--modes``. (names, pinned modes) groups."""
     if workloads is None:

@@ -8,7 +8,6 @@ Owns its arguments (``setup_arguments``) and ``run(args)``. The search is
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +46,9 @@ class TuneCommand:
 
     frameworks: list[str] | None = flag("--frameworks", type=csv, metavar="LIST",
                                         help="default: all real ones")
-    workloads: list[str] | None = flag("--workloads", type=csv, metavar="LIST",
-                                       help=f"default: {','.join(DEFAULT_WORKLOADS)}")
+    workloads: list[str] | None = flag(
+        "--workloads", type=csv, metavar="LIST", help=f"default: {','.join(DEFAULT_WORKLOADS)}; "
+        "NAME:MODE pins a workload's mode (resnet50:infer,resnet20:train)")
     modes: list[str] = flag("--modes", factory=lambda: ["infer"], type=csv, metavar="LIST",
                             help="infer,train (default infer)")
     devices: list[str] = flag("--devices", factory=lambda: ["cpu"], type=csv, metavar="LIST",
@@ -99,29 +99,26 @@ def setup_arguments(subparsers: Any) -> None:
 
 
 def _groups(a: TuneCommand, usable_cores: int) -> list[Any]:
-    from cnnbench.commands.run import expand_frameworks, expand_workloads
+    from cnnbench.commands.run import expand_frameworks, expand_workloads, pinned_modes
     from cnnbench.core.machine import cpu_flags
     from cnnbench.plan.space import groups
 
     for m in a.modes:
         if m not in MODES:
             raise UsageError(f"cnnbench tune: unknown mode {m!r} (known: {', '.join(MODES)})")
-    workloads = expand_workloads(a.workloads, list(DEFAULT_WORKLOADS))
-    return groups(expand_frameworks(a.frameworks), workloads, a.modes, a.devices,
-                  cpu_flags=cpu_flags(), threads=a.threads or [usable_cores],
-                  batch_sizes=a.batch_sizes, exec_modes=a.exec_modes,
-                  precisions=a.precisions, try_opts=a.try_opt, base_options=a.adapter_opt)
-
-
-def _default_batches(a: TuneCommand) -> list[int] | None:
-    """--batch-sizes, or each named workload's own batch and 64."""
-    if a.batch_sizes is not None:
-        return a.batch_sizes
     from workloads import get_workload
 
-    names = a.workloads or list(DEFAULT_WORKLOADS)
-    return sorted({b for n in names if n != "all" and not any(ch in n for ch in "*?[")
-                   for b in (get_workload(n).default_batch, 64)}) or None
+    out = []
+    for names, pinned in pinned_modes(a.workloads):  # resnet50:infer,resnet20:train
+        for w in expand_workloads(names, list(DEFAULT_WORKLOADS)):
+            # Inference batches: --batch-sizes, or the workload's own and 64.
+            batches = a.batch_sizes or sorted({get_workload(w).default_batch, 64})
+            out += groups(expand_frameworks(a.frameworks), [w], pinned or a.modes, a.devices,
+                          cpu_flags=cpu_flags(), threads=a.threads or [usable_cores],
+                          batch_sizes=batches, exec_modes=a.exec_modes,
+                          precisions=a.precisions, try_opts=a.try_opt,
+                          base_options=a.adapter_opt)
+    return out
 
 
 def run(a: TuneCommand) -> int:
@@ -129,7 +126,6 @@ def run(a: TuneCommand) -> int:
     from cnnbench.plan.estimate import format_duration
     from cnnbench.sweep.tune import estimate_s
 
-    a = dataclasses.replace(a, batch_sizes=_default_batches(a))
     mrec = machine.probe()
     groups = _groups(a, mrec["cpu"]["usable_cores"])
     out = console()
