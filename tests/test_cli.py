@@ -270,3 +270,19 @@ def test_top_level_help_does_not_import_the_estimator() -> None:
     assert "usage: cnnbench" in r.stdout and "ESTIMATE False" in r.stdout
     # `run --help` computes the presets' help text when it is shown.
     assert "the full sweep: every registered workload" in cli("run", "--help").stdout
+
+
+def test_a_workload_can_pin_its_mode() -> None:
+    r = cli("run", "--dry-run", "--frameworks", "pytorch", "--workloads",
+            "resnet50:infer,resnet20:train,lenet5", "--modes", "infer", "--repeat", "1")
+    assert r.returncode == 0, r.stderr
+    cells = {tuple(line.split()[1:3]) for line in r.stdout.splitlines()
+             if line.startswith("pytorch/")}
+    assert cells == {("resnet50", "infer"), ("resnet20", "train"), ("lenet5", "infer")}
+    bad = cli("run", "--dry-run", "--workloads", "resnet50:fly")
+    assert bad.returncode == 2 and "unknown mode 'fly'" in bad.stderr
+    t = cli("tune", "--dry-run", "--frameworks", "mxnet", "--workloads",
+            "resnet50:infer,resnet20:train")
+    assert t.returncode == 0, t.stderr
+    assert [ln for ln in t.stdout.splitlines() if ln.endswith("candidates")] == [
+        "mxnet resnet50 infer cpu: 2 candidates", "mxnet resnet20 train cpu: 1 candidate"]

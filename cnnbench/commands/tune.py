@@ -87,6 +87,11 @@ class TuneCommand:
                              help="one line per candidate only")
 
 
+def _candidates(g: Any) -> str:
+    n = len(g.candidates)
+    return f"{n} candidate{'' if n == 1 else 's'}"
+
+
 def setup_arguments(subparsers: Any) -> None:
     add_command(
         subparsers, "tune", TuneCommand, run,
@@ -131,7 +136,7 @@ def run(a: TuneCommand) -> int:
     out = console()
     expected, most = estimate_s(groups, a.search, Protocol(budget_s=a.search.budget_s))
     for g in groups:
-        out.print(f"{g.label}: {len(g.candidates)} candidates", markup=False)
+        out.print(f"{g.label}: {_candidates(g)}", markup=False)
         if a.dry_run:
             for c in g.candidates:
                 out.print(f"  {c.label()} {json.dumps(c.options) if c.options else ''}",
@@ -179,7 +184,7 @@ def _search(a: TuneCommand, groups: list[Any], mrec: dict[str, Any], out: Any) -
     search = Search(settings, a.search, on_done=on_done)
     t0 = time.monotonic()
     for g in groups:
-        out.print(f"{g.label}: {len(g.candidates)} candidates", markup=False)
+        out.print(f"{g.label}: {_candidates(g)}", markup=False)
         res = search.run(g)
         out.print(f"  {g.label}: final {res.final_runs} runs a side, "
                   f"{'within' if res.settled else 'not within'} +-{a.search.target_ratio_ci:g}",
