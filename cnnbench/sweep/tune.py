@@ -5,7 +5,9 @@ Per group (framework, workload, mode, device; ``cnnbench.plan.space``):
 1. **Rungs.** Every candidate runs once with a short budget, after the accuracy gate (the
    worker checks it against the oracle first; a failure is a row with status
    ``inaccurate`` and its error, and is never ranked). The best third (at least two) run
-   again with three times the budget, and so on, until two are left or the rungs end.
+   again with three times the budget, and so on, until two are left or the rungs end. A
+   rung only ranks, so it runs a screening protocol (``TuneOptions.screening``) and the
+   candidates of one framework environment share one worker (``cnnbench.sweep.shared``).
 2. **Final.** The two best and the default run in fresh processes, interleaved (A B D,
    D B A, ...), at the full budget: ``final_runs`` each, then one more each until the
    ratios of the best over the runner-up and over the default are within
