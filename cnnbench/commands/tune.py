@@ -1,6 +1,7 @@
 """`cnnbench tune`: each framework's fastest configuration on this machine (the ceiling).
 
-Owns its arguments (``setup_arguments``) and ``run(args)``. The search is
+Owns its arguments (``TuneCommand``, whose fields are its flags, with the search's own
+``TuneOptions`` nested) and ``run(options)``. The search is
 ``cnnbench.sweep.tune``; the candidates come from the knobs each adapter declares
 (``adapters.knobs``, ``cnnbench.plan.space``).
 """
@@ -179,7 +180,9 @@ def _search(a: TuneCommand, groups: list[Any], mrec: dict[str, Any], out: Any) -
     def on_done(cell: Any, row: dict[str, Any]) -> None:
         acc = row.get("accuracy") or {}
         extra = f" [gate {acc['check']} error {acc['error']:.2g}]" if acc else ""
-        out.print(f"  {row.get('stage')}: {describe(cell, row)}{extra}", markup=False)
+        opts = " ".join(f"{k}={v}" for k, v in sorted(cell.options.items()))
+        out.print(f"  {row.get('stage')}: {describe(cell, row)}{' ' + opts if opts else ''}"
+                  f"{extra}", markup=False)
 
     search = Search(settings, a.search, on_done=on_done)
     t0 = time.monotonic()
