@@ -144,6 +144,16 @@ def test_summary_sentence_names_the_default_and_the_tuned_leader() -> None:
             rows.append({**r, "framework": fw})
     (s,) = summary_sentences(pd.DataFrame(rows))
     assert s == "lenet5 inference on cpu: at defaults, TensorFlow is fastest; tuned, PyTorch is."
+    # Tuned within 1% of each other: a tie, not a leader picked on point estimates.
+    rows = []
+    for fw, default_s, tuned_s, seed in (("pytorch", 0.03, 0.0100, 1),
+                                         ("tensorflow", 0.02, 0.0101, 2)):
+        for r in (_rows({}, FINAL_DEFAULT, _runs(default_s, seed=seed)) +
+                  _rows({"memory_format": "channels_last"}, FINAL, _runs(tuned_s, seed=seed))):
+            rows.append({**r, "framework": fw})
+    (s,) = summary_sentences(pd.DataFrame(rows))
+    assert s.startswith("lenet5 inference on cpu: at defaults, TensorFlow is fastest; tuned, "
+                        "PyTorch and TensorFlow cannot be told apart (no clear difference"), s
 
 
 def test_bf16_is_offered_only_with_bf16_instructions() -> None:

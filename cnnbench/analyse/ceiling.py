@@ -241,21 +241,39 @@ def _fastest(values: Mapping[str, float]) -> str:
     return FRAMEWORK_NAMES.get(max(values, key=lambda k: values[k]), "?")
 
 
+def _tuned_leaders(ranked: Sequence[tuple[str, Ceiling, Comparison | None]]) -> str:
+    """"PyTorch is", or, where the leader's interval over the next does not exclude 1,
+    "TensorFlow and PyTorch cannot be told apart (1.00x [0.93, 1.08])"."""
+    names = [FRAMEWORK_NAMES.get(ranked[0][0], ranked[0][0])]
+    first_gap = ranked[0][2]
+    i = 0
+    while i + 1 < len(ranked):
+        gap = ranked[i][2]
+        if gap is None or gap.significant:
+            break
+        i += 1
+        names.append(FRAMEWORK_NAMES.get(ranked[i][0], ranked[i][0]))
+    if len(names) == 1:
+        return f"{names[0]} is"
+    said = f" ({first_gap.text()})" if first_gap is not None and len(names) == 2 else ""
+    return f"{', '.join(names[:-1])} and {names[-1]} cannot be told apart{said}"
+
+
 def summary_sentences(df: pd.DataFrame) -> list[str]:
     """The Summary's answer to both questions, one sentence per workload, mode and device
     the tuner covered with two or more frameworks: "ResNet-50 inference on cpu: at
-    defaults, TensorFlow is fastest; tuned, PyTorch is." (point estimates; the ceiling
-    section gives the intervals and the ties)."""
+    defaults, TensorFlow is fastest; tuned, PyTorch is." The tuned half names every
+    framework the leader cannot be told apart from (their ratio's interval holds 1); the
+    defaults half is a point estimate (the ceiling section gives each gain's interval)."""
     out = []
     for key, ranked in ranking(df):
         if len(ranked) < 2:
             continue
-        tuned = {fw: c.images_per_s for fw, c, _ in ranked}
         default = {fw: c.default_images_per_s for fw, c, _ in ranked
                    if c.default_images_per_s is not None}
         if len(default) < 2:
             continue
         what = f"{key['workload']} {MODE_NAMES.get(key['mode'], key['mode'])} on {key['device']}"
         out.append(f"{what}: at defaults, {_fastest(default)} is fastest; tuned, "
-                   f"{_fastest(tuned)} is.")
+                   f"{_tuned_leaders(ranked)}.")
     return out
