@@ -97,6 +97,14 @@ def test_halving_keeps_the_fastest_and_resumes_after_a_kill(tmp_path: Path) -> N
     (c,) = ceilings(pd.DataFrame(rows))
     assert "step_s=0.002" in c.best and c.named and c.gain is not None
     assert c.gain.significant and c.gain.ratio > 4
+    # The report counts no screening run as a run of a cell: only the finals' three a side.
+    from cnnbench.core.results import load_results
+    from cnnbench.report.sections.base import Inputs
+
+    df, _, machines = load_results([run_file])
+    inp = Inputs(df, [], machines)
+    assert len(inp.searched) == len(rows) and (inp.df["stage"] != "rung0").all()
+    assert sorted(inp.cells["runs"]) == [3, 3, 3] and "4 screening runs" in inp.notes[0]
 
 
 def _rows(config: dict, stage: str, per_step: list[list[float]], batch: int = 8) -> list[dict]:

@@ -44,7 +44,10 @@ class Job:
 
 @dataclass
 class Inputs:
-    df: pd.DataFrame  # every row read
+    # Every row read, less the ok rows of the tuner's rungs: those are screening runs (a
+    # shorter protocol, candidates sharing a process) that only rank the search's candidates,
+    # so no section counts them as runs of a cell (the ceiling's final rows stay).
+    df: pd.DataFrame
     problems: list[str]
     machines: dict[str, dict[str, Any]]
     prices: list[Price] = field(default_factory=list)
@@ -54,10 +57,20 @@ class Inputs:
     notes: list[str] = field(default_factory=list)  # reference bundles read or left out
     cells: pd.DataFrame = field(init=False)
     hardware: pd.DataFrame = field(init=False)  # cells on a machine's own devices
+    searched: pd.DataFrame = field(init=False)  # every row of the tuner, rungs included
     _bank: SampleBank | None = field(init=False, default=None, repr=False)
     _records: list[dict[str, Any]] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
+        stage = self.df["stage"] if "stage" in self.df else pd.Series(None, index=self.df.index)
+        self.searched = self.df[stage.notna()]
+        screening = stage.astype(str).str.startswith("rung") & (self.df.get("status") == "ok")
+        if screening.any():
+            self.df = self.df[~screening]
+            self.notes = [*self.notes, (
+                f"{int(screening.sum())} screening runs of cnnbench tune's rungs are left out "
+                "of every section but The ceiling: they only rank the search's candidates "
+                "(a shorter protocol, candidates sharing a process)")]
         self.cells = an.cells_table(self.df)
         if not self.cells.empty:
             # Batch, device and machine have columns of their own wherever a label is shown.

@@ -74,7 +74,7 @@ def _bf16(inp: Inputs, sec: Section, groups: set[tuple[Any, ...]]) -> None:
     """bf16 over fp32 per tuned group: the gain with its interval, or why there is none."""
     gains: dict[tuple[Any, ...], PrecisionGain] = {
         tuple(g.key[k] for k in ("machine_id", "framework", "workload", "mode", "device")): g
-        for g in precision_gains(inp.df)}
+        for g in precision_gains(inp.searched)}
     rows = []
     for key in sorted(groups | set(gains)):
         mid, fw, wl, mode, dev = key

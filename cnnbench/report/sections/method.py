@@ -51,7 +51,7 @@ def method(inp: Inputs, sec: Section) -> None:
     df = inp.df
     sec.add(bullets(HOW))
     if inp.notes:
-        sec.add(Markup("<h3>Reference results</h3>"))
+        sec.add(Markup("<h3>Results read</h3>"))
         sec.add(bullets(inp.notes))
     if df.empty:
         sec.add("No rows.")
