@@ -160,6 +160,15 @@ def find_largest_batch(cell: Cell, settings: RunSettings, limit_mb: int, *,
     if fit.first_failed is None:
         fit.reason = fit.reason or f"batch {fit.largest} fitted, the search's maximum is {max_batch}"
         return fit
+    _bisect(fit, attempt)
+    fit.reason = fit.reason or f"batch {fit.first_failed} did not fit in {limit_mb} MB ({kind})"
+    return fit
+
+
+def _bisect(fit: Fit, attempt: Callable[[int], str]) -> None:
+    """Between the largest batch that fitted and the first that did not, until they meet
+    (or a try fails otherwise)."""
+    assert fit.first_failed is not None
     lo, hi = fit.largest or 0, fit.first_failed
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -171,8 +180,6 @@ def find_largest_batch(cell: Cell, settings: RunSettings, limit_mb: int, *,
         else:
             break
     fit.largest, fit.first_failed = (lo or None), hi
-    fit.reason = fit.reason or f"batch {hi} did not fit in {limit_mb} MB ({kind})"
-    return fit
 
 def fit_targets(cells: list[Cell]) -> list[Cell]:
     """One search per cell less its batch size and repeat (train and infer cells)."""
