@@ -34,9 +34,10 @@ class Knobs:
     # Options that only mean something with one execution mode (torch.compile's mode).
     option_modes: dict[str, str] = field(default_factory=dict)
     absent: dict[str, str] = field(default_factory=dict)
-    # Values the framework has that the search leaves out unless asked for (--exec-modes),
-    # with the reason: the eager modes that a framework's own docs present as slower by
-    # design (for debugging), never its default.
+    # Values the framework has that the search leaves out unless asked for ("exec_mode=eager"
+    # until --exec-modes names it, "compile_mode=max-autotune" until --try-opt gives it), with
+    # the reason: eager modes that a framework's own docs present as the slow way (never its
+    # default), and a compile mode that does nothing more on this device.
     pruned: dict[str, str] = field(default_factory=dict)
 
     @property

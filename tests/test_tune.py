@@ -181,6 +181,8 @@ def test_debugging_modes_and_cpu_max_autotune_are_left_out_unless_named() -> Non
     named = group("tensorflow", "resnet20", "infer", "cpu", threads=[2],
                   exec_modes=["graph", "eager"])
     assert {c.exec_mode for c in named.candidates} == {"graph", "eager"} and not named.pruned
+    pt_named = group("pytorch", "resnet20", "infer", "cpu", threads=[2], exec_modes=["compiled"])
+    assert "compile_mode=max-autotune" in pt_named.pruned, "still left out, and still said"
     for fw in ("jax", "mxnet"):
         g = group(fw, "resnet20", "infer", "cpu", threads=[2])
         assert "eager" not in {c.exec_mode for c in g.candidates}, fw
@@ -191,7 +193,7 @@ def test_debugging_modes_and_cpu_max_autotune_are_left_out_unless_named() -> Non
     tried = group("pytorch", "resnet20", "infer", "cpu", threads=[2],
                   try_opts={"compile_mode": ["default", "max-autotune"]})
     modes = {c.options.get("compile_mode") for c in tried.candidates if c.exec_mode == "compiled"}
-    assert modes == {"default", "max-autotune"}
+    assert modes == {"default", "max-autotune"} and not tried.pruned
     assert all("compile_mode" not in c.options for c in tried.candidates
                if c.exec_mode != "compiled"), "torch.compile's mode only with compiled"
     assert "max-autotune" in knobs("pytorch", "gpu").options["compile_mode"]

@@ -97,7 +97,11 @@ def group(framework: str, workload: str, mode: str, device: str, *,
     if mode == "train":
         absent["batch_size"] = "training keeps the workload's batch: another batch is " \
                                "another training problem"
-    pruned = dict(k.pruned) if exec_modes is None else {}
+    # What is still left out: not the execution modes once named, nor an option's values
+    # once --try-opt gives them.
+    pruned = {what: why for what, why in k.pruned.items()
+              if not (what.startswith("exec_mode=") and exec_modes is not None)
+              and what.partition("=")[0] not in (try_opts or {})}
     return Group(framework, workload, mode, device, default, tuple(cells), absent, pruned)
 
 
