@@ -22,6 +22,7 @@ from cnnbench.analyse.compare import (
     Comparison,
     cell_estimate,
     compare_cells,
+    rel_half_width,
 )
 from cnnbench.analyse.compare import rounds as runs
 from cnnbench.core.keys import TUNE_GROUP as GROUP
@@ -44,7 +45,7 @@ def per_image_runs(rows: Iterable[Mapping[Any, Any]]) -> list[np.ndarray]:
 
 def half_width(cmp: Comparison) -> float:
     """The relative half-width of a ratio's interval (0.05: about +-5%)."""
-    return math.sqrt(cmp.high / cmp.low) - 1.0
+    return float(rel_half_width(cmp.low, cmp.high))
 
 
 def config_label(row: Mapping[Any, Any]) -> str:

@@ -404,13 +404,19 @@ _COLUMNS = ["baseline_ips", "baseline_low", "baseline_high", "contender_ips", "c
             "runs_baseline", "runs_contender", "test", "note", "text"]
 
 
+def rel_half_width(low: Any, high: Any) -> Any:
+    """The relative half-width of an interval [low, high] of a ratio or a rate (0.05: about
+    +-5%), on the log scale the intervals are made on; scalars or arrays."""
+    return np.sqrt(np.asarray(high) / np.asarray(low)) - 1.0
+
+
 def runs_to_settle(table: pd.DataFrame, target: float) -> pd.DataFrame:
     """``table`` (`compare_samples`'s) with ``half_width`` (0.05: the ratio's interval is
     +-5%), ``settled`` (within +-target) and ``runs_needed``: about how many runs a side would
     bring an unsettled interval within the target, since its width shrinks as one over the
     square root of the runs (a little faster, as the t quantile falls too)."""
     out = table.copy()
-    hw = np.sqrt(out["high"] / out["low"]) - 1.0
+    hw = rel_half_width(out["low"], out["high"])
     runs = out[["runs_baseline", "runs_contender"]].max(axis=1)
     out["half_width"] = hw
     out["settled"] = hw <= target

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cnnbench.analyse.ceiling import half_width, per_image_runs
-from cnnbench.analyse.compare import cell_estimate, compare_cells
+from cnnbench.analyse.compare import cell_estimate, compare_cells, rel_half_width
 from cnnbench.core.cells import Cell
 from cnnbench.core.schema import iter_rows
 from cnnbench.sweep.runner import RunSettings, _groups
@@ -46,7 +46,7 @@ def group_width(group: list[Cell], rows: Mapping[str, dict[str, Any]], repeats: 
         return math.inf
     if len(group) == 1:
         est = cell_estimate(runs[0])
-        return math.sqrt(est.high_s / est.low_s) - 1.0
+        return float(rel_half_width(est.low_s, est.high_s))
     return max(half_width(compare_cells(runs[0], r)) for r in runs[1:])
 
 
@@ -66,18 +66,17 @@ def settle(cells: list[Cell], settings: RunSettings, target: float, max_repeat: 
     """Add repeats (``run`` runs a list of cells as the plan's were run) until every group is
     within +-target or has ``max_repeat`` runs; returns the runs a side it ended with."""
     repeats = 1 + max((c.repeat for c in cells), default=0)
-    while repeats < max_repeat:
+    while True:
         wide = unsettled(cells, settings, target, repeats)
-        if not wide:
+        if not wide or repeats >= max_repeat:
             break
         say(f"--target-ratio-ci {target:g}: {len(wide)} comparison"
             f"{'s' if len(wide) > 1 else ''} wider than +-{100 * target:g}% after {repeats} "
             f"runs a side: run {repeats + 1}")
         run([dataclasses.replace(c, repeat=repeats) for g in wide for c in g])
         repeats += 1
-    left = unsettled(cells, settings, target, repeats)
-    if left:
-        say(f"--target-ratio-ci {target:g}: {len(left)} comparison"
-            f"{'s' if len(left) > 1 else ''} still wider than +-{100 * target:g}% at "
+    if wide:
+        say(f"--target-ratio-ci {target:g}: {len(wide)} comparison"
+            f"{'s' if len(wide) > 1 else ''} still wider than +-{100 * target:g}% at "
             f"--max-repeat {max_repeat}")
     return repeats
