@@ -97,7 +97,9 @@ class Search:
     def __init__(self, settings: RunSettings, options: TuneOptions,
                  on_start: Callable[[Cell, str], None] | None = None,
                  on_done: Hook | None = None) -> None:
-        self.settings, self.options = settings, options
+        # No kernel or GEMM probes in a search: its rows rank configurations.
+        self.settings = dataclasses.replace(settings, kernel_probe=False, probe_peak=False)
+        self.options = options
         self.on_start, self.on_done = on_start, on_done
         self.recorded: dict[str, dict[str, Any]] = {}
         if settings.run_file.exists():
@@ -122,7 +124,7 @@ class Search:
             self.on_start(cell, stage)
         settings = dataclasses.replace(
             self.settings, protocol=dataclasses.replace(self.settings.protocol, budget_s=budget),
-            accuracy_check=check, kernel_probe=False, probe_peak=False)
+            accuracy_check=check)
         row = run_cell(cell, settings)
         self._record(cell, stage, row)
         return row
@@ -132,8 +134,7 @@ class Search:
         protocol, sharing one process per framework environment (unless ``fresh_rungs``)."""
         todo = [c for c in cells if c.cell_id not in self.recorded]
         settings = dataclasses.replace(self.settings, protocol=self.options.screening(
-            self.settings.protocol, k), accuracy_check=k == 0, kernel_probe=False,
-            probe_peak=False)
+            self.settings.protocol, k), accuracy_check=k == 0)
         stage = f"rung{k}"
         if self.on_start:
             for c in todo:
