@@ -420,8 +420,12 @@ class PyTorchAdapter(Adapter):
 
     def predict(self, model: TorchModel, x: np.ndarray) -> np.ndarray:
         model.module.eval()
+        # The input is made outside inference mode, as prepare() makes the timed one: an
+        # inference tensor has other dispatch keys, which a compiled module's guards see as
+        # another input (a recompile), so the accuracy gate would check another program.
+        xt = model.tensor(x)
         with torch.inference_mode(), self._autocast(model):
-            out = model.fn(model.tensor(x))
+            out = model.fn(xt)
         return out.float().cpu().numpy()
 
     def _train_once(self, model: TorchModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

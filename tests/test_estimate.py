@@ -442,7 +442,8 @@ def _preset_estimates() -> dict[str, object]:
     typical one, and the dry run's lines: what tests/fixtures/preset_estimates.json holds,
     computed at b309825, before the calibration moved into calibration.toml. The dry run's
     lines were computed again when one kernel probe came to serve every workload, batch and
-    repeat of a build and mode (52 kernel probes of the default preset became 24)."""
+    repeat of a build and mode (52 kernel probes of the default preset became 24), and when
+    compiled modes' least warm-up went from 10 steps to 6 (``Protocol.min_warmup_compiled``)."""
     out: dict[str, object] = {}
     for preset in (DEFAULT_PLAN, FULL_PLAN):
         cells = preset.expand(FRAMEWORKS, threads=[2])

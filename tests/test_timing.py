@@ -116,10 +116,17 @@ def test_warmup_waits_for_the_drift_to_stop() -> None:
     assert m.median_s == pytest.approx(0.01, rel=0.02)
 
 
-def test_compiled_modes_warm_up_longer() -> None:
+def test_compiled_modes_warm_up_at_least_their_own_minimum() -> None:
+    """A compiled mode's least warm-up is ``min_warmup_compiled`` (6 by default: the drift
+    rule's first verdict), even where the step is steady from the start."""
     dev = FakeDevice(0.01)
     m = measure(dev.time_steps, Protocol(budget_s=60), compiled=True, clock=dev.clock)
-    assert m.warmup_steps >= 10
+    assert m.warmup_steps == 6
+    m = measure(dev.time_steps, Protocol(budget_s=60, min_warmup_compiled=10), compiled=True,
+                clock=dev.clock)
+    assert m.warmup_steps == 10
+    assert measure(dev.time_steps, Protocol(budget_s=60, min_warmup_compiled=10),
+                   clock=dev.clock).warmup_steps == 6, "eager: the drift rule's own minimum"
 
 
 def test_slow_steps_still_get_enough_rounds_for_a_ci() -> None:

@@ -247,3 +247,28 @@ def test_bf16_gain_comes_from_the_latest_stage_both_twins_reached() -> None:
     (g,) = precision_gains(gated)
     assert g.gain is None and g.reason is not None and "inaccurate" in g.reason
     assert precision_gains(pd.DataFrame(rows("fp32", FINAL, 0.010, 3, 2))) == []
+
+
+def test_the_batch_joins_at_rung_one_for_the_survivors_only(tmp_path: Path) -> None:
+    """Four configurations at batches 8 and 16: rung 0 times them at one batch, rung 1 the
+    best two at both, each batch-16 twin through the gate on its first run, at its batch;
+    the losers' batch-16 twins are never timed."""
+    p = tune("--adapter-opt", "step_s=0.016", "--try-opt", "step_s=0.002,0.004,0.008,0.016",
+             "--batch-sizes", "8,16", "--rungs", "2", "--final-runs", "2",
+             "--max-final-runs", "2", results=tmp_path)
+    _out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    rows = rows_of(tmp_path)
+    rung0 = [(r["batch_size"], r["options"]["step_s"]) for r in rows if r["stage"] == "rung0"]
+    assert sorted(rung0) == [(8, 0.002), (8, 0.004), (8, 0.008), (8, 0.016)]
+    rung1 = [r for r in rows if r["stage"] == "rung1"]
+    assert sorted((r["batch_size"], r["options"]["step_s"]) for r in rung1) == [
+        (8, 0.002), (8, 0.004), (16, 0.002), (16, 0.004)]
+    for r in rung1:  # the gate on a candidate's first run, on its timed model and batch
+        acc = r["accuracy"]
+        assert (acc is not None) == (r["batch_size"] == 16), r["cell_id"]
+        if acc:
+            assert acc["batch"] == 16 and acc["ok"] and acc["error"] < 1e-6
+    assert all(r["accuracy"]["batch"] == 8 for r in rows if r["stage"] == "rung0")
+    timed16 = {r["options"]["step_s"] for r in rows if r["batch_size"] == 16}
+    assert timed16 == {0.002, 0.004}, "a loser's twin at another batch is never timed"

@@ -178,9 +178,10 @@ stage | str/null | `cnnbench tune` only: where in the search the row was timed: 
 process_slot | int/null | `cnnbench tune`'s early rungs only: the cell ran as candidate N (0-based) of
     several in one worker process, which imported the framework once; memory is not read there
     (an earlier candidate's allocations would count). Null: a fresh process of its own
-accuracy | dict/null | `cnnbench tune` only: the accuracy gate run before timing (`check` `forward` or
-    `sgd_step`, `batch`, `error` (max relative error against the oracle), `tolerance` (of the
-    precision), `ok`, `check_s`); a failed gate is status `inaccurate`
+accuracy | dict/null | `cnnbench tune` only, on a candidate's first run: the accuracy gate run on the
+    timed model before timing (`check` `forward` or `sgd_step`, `batch` (the cell's), `error`
+    (max relative error against the oracle), `tolerance` (of the precision), `ok`, `check_s`
+    (a compiled mode's compile included)); a failed gate is status `inaccurate`
 """
 _DEFAULTS: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION, "n_devices": 1, "simulated": False, "n_nodes": 1,

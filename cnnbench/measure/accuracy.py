@@ -1,21 +1,31 @@
 """The accuracy gate: a configuration is timed only after it computes the workload's function.
 
-Run inside the worker, after the adapter has pinned its threads and before the timed build
-(``worker._prepare`` calls ``check_cell`` when the cell carries ``check``). From the canonical
-weights (seed 0) and a fixed batch of 2 (seed 1):
+Run inside the worker on **the very model and program that are then timed**: after the
+adapter has built the cell's model from the canonical weights (seed 0) and prepared its timed
+step, and before the first timed step (``worker._prepare`` calls ``check_model`` when the cell
+is to be checked). At the cell's own batch size, so a compiled mode is checked in the program
+it compiled for timing (a batch-2 twin would be another compile, another program, and for
+torch.compile a second shape that turns the timed graph's batch dimension dynamic):
 
-* inference: the configuration's logits against the NumPy oracle's float64 logits;
-* training: one SGD step (lr 0.1, momentum 0.9: a step large enough that a wrong gradient
-  shows against the weights' scale) against the same adapter's float64 step in its default
-  execution mode, with no adapter options: the step the conformance suite proves equal to
-  the PyTorch reference fixture. The error is the worst over the updated weights and
-  statistics, and the loss.
+* inference: the logits of the check batch (seed 1: two images, repeated to fill the cell's
+  batch, since inference treats images one by one) against the NumPy oracle's float64 logits;
+* training: one SGD step on a batch of the cell's size (seed 1; lr 0.1, momentum 0.9: a step
+  large enough that a wrong gradient shows against the weights' scale; the timed model is
+  built with them when it is checked) against the same adapter's float64 step on the same
+  batch in its default execution mode, with no adapter options: the step the conformance
+  suite proves equal to the PyTorch reference fixture. The error is the worst over the
+  updated weights and statistics, and the loss. The reference is computed once per process
+  for each workload and batch (the candidates of a shared worker reuse it).
+
+The step changes the timed model's weights, which timing does not care about.
 
 Errors are ``workloads.reference.max_rel_error``: max|got - ref| / max|ref| per tensor.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from typing import Any
 
@@ -46,8 +56,13 @@ import numpy as np
 FORWARD_TOL = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 2e-2, "tf32": 2e-2}
 STEP_TOL = {"fp32": 5e-3, "bf16": 1e-1, "fp16": 1e-1, "tf32": 1e-1}
 CHECK_BATCH = 2
-CHECK_LR = 0.1
+CHECK_LR = 0.1  # the checked model's optimizer, and the reference's
 CHECK_MOMENTUM = 0.9
+
+
+def with_check_sgd(opts: Any) -> Any:
+    """``opts`` (BuildOptions) with the gate's SGD settings, which the reference uses."""
+    return dataclasses.replace(opts, lr=CHECK_LR, momentum=CHECK_MOMENTUM)
 
 
 class Inaccurate(Exception):
@@ -62,65 +77,94 @@ def _fields(cell: Any) -> dict[str, Any]:
                                           "mode", "workload", "options")}
 
 
-def _build(adapter: Any, spec: Any, cell: dict[str, Any], **kw: Any) -> Any:
+def _spec_and_batch(cell: dict[str, Any], batch: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    from workloads import get_workload
+    from workloads.reference import synthetic_batch
+
+    spec = get_workload(cell["workload"])
+    if cell["mode"] == "train":
+        x, y = synthetic_batch(spec, batch, seed=1)
+        return spec, x, y
+    x, y = synthetic_batch(spec, CHECK_BATCH, seed=1)
+    reps = -(-batch // CHECK_BATCH)
+    return spec, np.concatenate([x] * reps)[:batch], np.concatenate([y] * reps)[:batch]
+
+
+@functools.lru_cache(maxsize=4)
+def _oracle_logits(workload: str) -> np.ndarray:
+    from workloads import get_workload
+    from workloads.reference import forward, init_weights, synthetic_batch
+
+    spec = get_workload(workload)
+    x, _ = synthetic_batch(spec, CHECK_BATCH, seed=1)
+    return forward(spec, init_weights(spec, seed=0), x)
+
+
+def forward_error(adapter: Any, cell: dict[str, Any], model: Any, batch: int) -> float:
+    from workloads.reference import max_rel_error
+
+    _spec, x, _ = _spec_and_batch(cell, batch)
+    got = adapter.predict(model, np.ascontiguousarray(x))
+    ref = _oracle_logits(cell["workload"])
+    reps = -(-batch // CHECK_BATCH)
+    return max_rel_error(got, np.concatenate([ref] * reps)[:batch])
+
+
+_STEP_REFS: dict[tuple[str, str, int], tuple[float, dict[str, np.ndarray]]] = {}
+
+
+def _reference_step(adapter: Any, cell: dict[str, Any], batch: int
+                    ) -> tuple[float, dict[str, np.ndarray]]:
+    """The adapter's float64 step in its default execution mode: (loss, updated weights)."""
+    from adapters import get_info
     from adapters.base import BuildOptions
     from workloads.reference import init_weights
 
-    opts = dict(device=cell["device"], precision=cell["precision"], exec_mode=cell["exec_mode"],
-                mode=cell["mode"], options=cell.get("options") or {}, lr=CHECK_LR,
-                momentum=CHECK_MOMENTUM)
-    opts.update(kw)
-    return adapter.build(spec, init_weights(spec, seed=0), BuildOptions(**opts))
+    key = (cell["framework"], cell["workload"], batch)
+    if key not in _STEP_REFS:
+        spec, x, y = _spec_and_batch(cell, batch)
+        opts = with_check_sgd(BuildOptions(
+            device="cpu", precision="fp32", mode="train", options={},
+            exec_mode=get_info(cell["framework"]).default_exec_mode, dtype="float64"))
+        ref_model = adapter.build(spec, init_weights(spec, seed=0), opts)
+        loss = adapter.train_step(ref_model, np.ascontiguousarray(x), y)
+        _STEP_REFS[key] = (loss, adapter.export_weights(ref_model))
+        del ref_model
+        adapter.between_cells()  # the reference's compiled program is not the cell's
+    return _STEP_REFS[key]
 
 
-def forward_error(adapter: Any, cell: dict[str, Any]) -> float:
-    from workloads import get_workload
-    from workloads.reference import forward, init_weights, max_rel_error, synthetic_batch
+def step_error(adapter: Any, cell: dict[str, Any], model: Any, batch: int) -> float:
+    from workloads.reference import max_rel_error
 
-    spec = get_workload(cell["workload"])
-    x, _ = synthetic_batch(spec, CHECK_BATCH, seed=1)
-    model = _build(adapter, spec, cell, mode="infer")
-    got = adapter.predict(model, np.ascontiguousarray(x))
-    del model
-    return max_rel_error(got, forward(spec, init_weights(spec, seed=0), x))
-
-
-def step_error(adapter: Any, cell: dict[str, Any]) -> float:
-    from adapters import get_info
-    from workloads import get_workload
-    from workloads.reference import max_rel_error, synthetic_batch
-
-    spec = get_workload(cell["workload"])
-    x, y = synthetic_batch(spec, CHECK_BATCH, seed=1)
-    model = _build(adapter, spec, cell, mode="train")
+    ref_loss, ref = _reference_step(adapter, cell, batch)
+    _spec, x, y = _spec_and_batch(cell, batch)
     loss = adapter.train_step(model, np.ascontiguousarray(x), y)
     got = adapter.export_weights(model)
-    del model
-    ref_model = _build(adapter, spec, cell, mode="train", device="cpu", precision="fp32",
-                       exec_mode=get_info(cell["framework"]).default_exec_mode, options={},
-                       dtype="float64")
-    ref_loss = adapter.train_step(ref_model, np.ascontiguousarray(x), y)
-    ref = adapter.export_weights(ref_model)
     worst = max(max_rel_error(got[k], ref[k]) for k in ref)
     return max(worst, abs(loss - ref_loss) / max(abs(ref_loss), 1e-12))
 
 
-def check_cell(adapter: Any, cell: Any) -> dict[str, Any]:
-    """The gate's record (the row's ``accuracy``): what was compared, the error, the
-    tolerance, whether it passed and the seconds it took."""
+def check_model(adapter: Any, cell: Any, model: Any, batch: int) -> dict[str, Any]:
+    """The gate's record (the row's ``accuracy``): what was compared, at which batch, the
+    error, the tolerance, whether it passed and the seconds it took (a compiled mode's
+    compile included: the check is the timed program's first call)."""
     cell = _fields(cell)
     t0 = time.perf_counter()
     if cell["mode"] == "train":
-        what, err, tol = "sgd_step", step_error(adapter, cell), STEP_TOL[cell["precision"]]
+        what, err = "sgd_step", step_error(adapter, cell, model, batch)
+        tol = STEP_TOL[cell["precision"]]
     else:
-        what, err, tol = "forward", forward_error(adapter, cell), FORWARD_TOL[cell["precision"]]
-    return {"check": what, "batch": CHECK_BATCH, "error": err, "tolerance": tol,
+        what, err = "forward", forward_error(adapter, cell, model, batch)
+        tol = FORWARD_TOL[cell["precision"]]
+    return {"check": what, "batch": batch, "error": err, "tolerance": tol,
             "ok": bool(err <= tol), "check_s": time.perf_counter() - t0}
 
 
-def gate(adapter: Any, cell: Any, rec: dict[str, Any]) -> None:
-    """Check the cell and keep the record in ``rec["accuracy"]``; Inaccurate if it failed."""
-    acc = rec["accuracy"] = check_cell(adapter, cell)
+def gate(adapter: Any, cell: Any, model: Any, batch: int, rec: dict[str, Any]) -> None:
+    """Check the cell's timed model and keep the record in ``rec["accuracy"]``; Inaccurate
+    if it failed."""
+    acc = rec["accuracy"] = check_model(adapter, cell, model, batch)
     if not acc["ok"]:
         raise Inaccurate(f"{acc['check']} error {acc['error']:.3g} exceeds the "
                          f"{_fields(cell)['precision']} tolerance {acc['tolerance']:g}")

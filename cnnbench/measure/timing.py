@@ -70,7 +70,13 @@ def median_ci(samples: list[float], level: float = CI_LEVEL) -> tuple[float, flo
 class Protocol:
     budget_s: float = 20.0  # warm-up + rounds, per cell (setup and compile come on top)
     min_warmup: int = 3
-    min_warmup_compiled: int = 10
+    # Compiled modes: the drift rule's first verdict (2 x window steps), not more. Measured
+    # 2026-12 in a `cnnbench tune` of ResNet-50 inference and ResNet-20 training on the 2-core
+    # AMD EPYC: in the 41 screening runs of compiled candidates (torch.compile, TF graph and
+    # XLA, JAX jit, MXNet hybrid) that had only 1-2 warm-up steps after the first, the first
+    # timed round was 0.94-1.05x the run's median (none slower by more than 5%), so the 10
+    # steps this used to force cost up to 30 s a run at 3 s a step and bought nothing.
+    min_warmup_compiled: int = 6
     window: int = 3
     drift_tol: float = 0.05
     warmup_share: float = 0.4

@@ -30,7 +30,8 @@ from cnnbench.measure.memory import HostMemory
 from cnnbench.measure.timing import Measurement, Protocol, RoundBudget, warm_up
 
 TimeSteps = Callable[[int], float]
-# --check: pass the accuracy gate (cnnbench.measure.accuracy) before the cell is timed.
+# --check: pass the accuracy gate (cnnbench.measure.accuracy) before the cell is timed (a
+# --cells item may say otherwise: its "check").
 ACCURACY_CHECK = False
 # --no-memory: neither reset nor read any memory counter (the side-by-side check that reading
 # them does not slow the timed rounds: tests/perf/test_memory_sidebyside.py).
@@ -146,9 +147,11 @@ def _math_mode(adapter: Any, rec: dict[str, Any]) -> None:
     rec["build"] = {**rec.get("build", {}), **math}
 
 
-def _prepare(adapter: Any, cell: Cell, rec: dict[str, Any]) -> tuple[TimeSteps, bool]:
-    """Set the adapter up, build the cell's model (or GEMM probe) and return
-    (time_steps, whether the execution mode compiles). Facts go into ``rec``."""
+def _prepare(adapter: Any, cell: Cell, rec: dict[str, Any], check: bool
+             ) -> tuple[TimeSteps, bool]:
+    """Set the adapter up, build the cell's model (or GEMM probe), check it against the
+    oracle if ``check``, and return (time_steps, whether the execution mode compiles).
+    Facts go into ``rec``."""
     import numpy as np
 
     from adapters.base import BuildOptions
@@ -159,12 +162,12 @@ def _prepare(adapter: Any, cell: Cell, rec: dict[str, Any]) -> tuple[TimeSteps, 
     rec["threads_set"] = adapter.setup(cell.threads)
     rec["build"] = adapter.build_facts()
     rec["device_name"] = adapter.device_name(cell.device)
-    if ACCURACY_CHECK:  # the tuner's accuracy gate (--check), before anything is timed
-        from cnnbench.measure.accuracy import gate
+    from cnnbench.measure.accuracy import gate, with_check_sgd
 
-        gate(adapter, cell, rec)
     opts = BuildOptions(device=cell.device, precision=cell.precision, exec_mode=cell.exec_mode,
                         mode=buyer.build_mode(cell.mode), options=dict(cell.options))
+    if check:  # the gate's SGD step is the reference's: build the timed model with it
+        opts = with_check_sgd(opts)
     if cell.mode == "peak":  # the device's GEMM probe, not a workload
         time_steps = adapter.prepare_gemm(cell.batch_size, opts)
         _math_mode(adapter, rec)
@@ -181,15 +184,18 @@ def _prepare(adapter: Any, cell: Cell, rec: dict[str, Any]) -> tuple[TimeSteps, 
     _math_mode(adapter, rec)
     rec["model_params"] = adapter.num_params(model)
     time_steps = adapter.prepare(model, np.ascontiguousarray(x), y)
+    if check:  # the tuner's accuracy gate, on the timed model, before anything is timed
+        gate(adapter, cell, model, cell.batch_size, rec)
     rec.update(adapter.prepare_facts(model))
     if _replicas(cell) > 1 and any(layer.op == "batchnorm" for layer in spec.layers):
         rec["batch_norm"] = adapter.dp_batch_norm
     return time_steps, cell.exec_mode != "eager"
 
 
-def run_cell(cell: Cell, proto: Protocol,
-             control: Control | None = None) -> dict[str, Any]:
-    """Build, warm up and time one cell. Never raises: failures become a status."""
+def run_cell(cell: Cell, proto: Protocol, control: Control | None = None,
+             check: bool | None = None) -> dict[str, Any]:
+    """Build, (check,) warm up and time one cell. Never raises: failures become a status.
+    ``check``: pass the accuracy gate first (default: the worker's ``--check``)."""
     from adapters import load_adapter
     from adapters.base import Unsupported
     from cnnbench.measure.accuracy import Inaccurate
@@ -206,7 +212,8 @@ def run_cell(cell: Cell, proto: Protocol,
         rec["framework_version"] = adapter.framework_version()
         host = HostMemory(enabled=MEASURE_MEMORY)
         host.start()  # after the framework's import, before the build
-        time_steps, compiled = _prepare(adapter, cell, rec)
+        time_steps, compiled = _prepare(
+            adapter, cell, rec, ACCURACY_CHECK if check is None else check)
         if adapter.dp_rank() != 0:
             # Rank 0 decides every round (the protocol's stopping rule) and reports; the
             # other ranks of a data-parallel cell run the rounds it asks for.
@@ -280,7 +287,7 @@ def probe_kernels(cell: Cell) -> dict[str, Any]:
         try:
             adapter = load_adapter(cell.framework)
             rec: dict[str, Any] = {}
-            time_steps, _ = _prepare(adapter, cell, rec)
+            time_steps, _ = _prepare(adapter, cell, rec, check=False)
             time_steps(1)
             time_steps(1)
             out.update(adapter.kernel_facts(cell.to_dict()))
@@ -398,7 +405,7 @@ def run_cells(cells_file: Path, out_dir: Path) -> None:
     payload = json.loads(cells_file.read_text(encoding="utf-8"))
     for i, item in enumerate(payload):
         cell, proto = Cell.from_dict(item["cell"]), Protocol.from_dict(item["protocol"])
-        rec = run_cell(cell, proto)
+        rec = run_cell(cell, proto, check=item.get("check"))
         rec["python"], rec["process_slot"] = sys.executable, i
         write_json_atomic(out_dir / f"{i}.json", rec)
         with contextlib.suppress(Exception):  # a framework that is not importable

@@ -52,10 +52,13 @@ def launch_key(cell: Cell) -> tuple[Any, ...]:
     return cell.framework, cell.variant, cell.device, cell.threads
 
 
-def run_shared(cells: list[Cell], settings: RunSettings, on_row: Hook | None = None
-               ) -> list[dict[str, Any]]:
+def run_shared(cells: list[Cell], settings: RunSettings, on_row: Hook | None = None,
+               check: Callable[[Cell], bool] | None = None) -> list[dict[str, Any]]:
     """Run ``cells``, those with one ``launch_key`` in one process (in their order); returns
-    their rows in the order of ``cells``, calling ``on_row`` as each finishes."""
+    their rows in the order of ``cells``, calling ``on_row`` as each finishes. ``check``
+    says which cells pass the accuracy gate first (default: all, if
+    ``settings.accuracy_check``)."""
+    gated = check or (lambda _c: settings.accuracy_check)
     by_key: dict[tuple[Any, ...], list[Cell]] = {}
     for c in cells:
         by_key.setdefault(launch_key(c), []).append(c)
@@ -69,7 +72,7 @@ def run_shared(cells: list[Cell], settings: RunSettings, on_row: Hook | None = N
     for group in by_key.values():
         left = group
         while left:
-            left = _one_process(left, settings, done)
+            left = _one_process(left, settings, done, gated)
     return [rows[c.cell_id] for c in cells]
 
 
@@ -84,17 +87,19 @@ def _launch_failed(cells: list[Cell], settings: RunSettings, head: WorkerProcess
         done(c, row)
 
 
-def _payload(cells: list[Cell], settings: RunSettings) -> list[dict[str, Any]]:
+def _payload(cells: list[Cell], settings: RunSettings, gated: Callable[[Cell], bool]
+             ) -> list[dict[str, Any]]:
     out = []
     for c in cells:
         variant = settings.variants.get(c.framework, c.variant)
         options = {**(variant.options if variant else {}), **c.options}
         out.append({"cell": {**c.to_dict(), "options": options},
-                    "protocol": settings.protocol.to_dict()})
+                    "protocol": settings.protocol.to_dict(), "check": gated(c)})
     return out
 
 
-def _one_process(cells: list[Cell], settings: RunSettings, done: Hook) -> list[Cell]:
+def _one_process(cells: list[Cell], settings: RunSettings, done: Hook,
+                 gated: Callable[[Cell], bool]) -> list[Cell]:
     """Start one worker for ``cells`` and collect their rows; returns the cells it did not
     reach (after a crash or a hang, which is recorded for the cell that was running)."""
     head = WorkerProcess(cells[0], settings)
@@ -107,9 +112,9 @@ def _one_process(cells: list[Cell], settings: RunSettings, done: Hook) -> list[C
     log_path = settings.log_dir / f"shared-{cells[0].cell_id}.log"
     with tempfile.TemporaryDirectory(prefix="cnnbench-cells-") as name:
         tmp = Path(name)
-        (tmp / "cells.json").write_text(json.dumps(_payload(cells, settings)))
+        (tmp / "cells.json").write_text(json.dumps(_payload(cells, settings, gated)))
         cmd = [python, "-m", "cnnbench.measure.worker", "--cells", str(tmp / "cells.json"),
-               "--out-dir", str(tmp)] + (["--check"] if settings.accuracy_check else [])
+               "--out-dir", str(tmp)]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     env=env, cwd=tmp, start_new_session=True)

@@ -2,16 +2,27 @@
 
 Per group (framework, workload, mode, device; ``cnnbench.plan.space``):
 
-1. **Rungs.** Every candidate runs once with a short budget, after the accuracy gate (the
-   worker checks it against the oracle first; a failure is a row with status
-   ``inaccurate`` and its error, and is never ranked). The best third (at least two) run
-   again with three times the budget, and so on, until two are left or the rungs end. A
-   rung only ranks, so it runs a screening protocol (``TuneOptions.screening``) and the
-   candidates of one framework environment share one worker (``cnnbench.sweep.shared``).
+1. **Rungs.** Every candidate runs once with a short budget. Its first run passes the
+   accuracy gate first (the worker checks the timed model against the oracle; a failure is
+   a row with status ``inaccurate`` and its error, and is never ranked). The best third (at
+   least two) run again with three times the budget, and so on, until two are left or the
+   rungs end. A rung only ranks, so it runs a screening protocol (``TuneOptions.screening``)
+   and the candidates of one framework environment share one worker
+   (``cnnbench.sweep.shared``).
+
+   **The batch size joins at rung 1.** With two rungs or more, rung 0 times each
+   configuration at one batch (the one most candidates have, the default's on a tie;
+   ``held_batches``); rung 1 times its survivors at every searched batch. A batch-64 twin
+   of a configuration that lost at batch 32 is not timed. Measured 2026-12 in a full search
+   on the 2-core AMD EPYC (ResNet-50 inference, 15 configurations at both batches): batch
+   64 ran each configuration at 0.82-1.04x its batch-32 speed, while the configurations
+   spanned 10.8-41 img/s (3.8x); the one pair whose order batch 64 swapped was 1% apart
+   (TensorFlow XLA fp32 and bf16); and the batch-64 candidates took 505 s of rung 0's
+   1,109 s.
 2. **Final.** The two best and the default run in fresh processes, interleaved (A B D,
-   D B A, ...), at the full budget: ``final_runs`` each, then one more each until the
-   ratios of the best over the runner-up and over the default are within
-   ``target_ratio_ci`` (+-) or ``max_final_runs`` is reached.
+   D B A, ...), at the full budget (``TuneOptions.final_protocol``): ``final_runs`` each,
+   then one more each until the ratios of the best over the runner-up and over the default
+   are within ``target_ratio_ci`` (+-) or ``max_final_runs`` is reached.
 
 Every timed candidate is a row of the run file, marked with its ``stage``; the run's
 ``repeat`` numbers a candidate's runs through the search (rung k is k, final run i is
@@ -24,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +90,18 @@ class TuneOptions:
         return dataclasses.replace(protocol, budget_s=self.rung_budget(k), min_warmup=1,
                                    min_warmup_compiled=2, min_rounds=MIN_ROUNDS_FOR_CI)
 
+    def final_protocol(self, protocol: Protocol) -> Protocol:
+        """A final run's protocol: the full one at the full budget, with the fewest rounds
+        that give a median its 95% interval. Each fresh-process run gives the comparison one
+        median, and the verdict's interval is over runs, so rounds past six in a run whose
+        steps outlast the budget (ResNet-50 here: 1-3 s a step) buy it little."""
+        return dataclasses.replace(protocol, budget_s=self.budget_s,
+                                   min_rounds=MIN_ROUNDS_FOR_CI)
+
+    def defers_batch(self, group: Group) -> bool:
+        """Whether rung 0 times only the default batch (the batch joins at rung 1)."""
+        return self.rungs >= 2 and len({c.batch_size for c in group.candidates}) > 1
+
 
 @dataclass
 class GroupResult:
@@ -115,41 +139,56 @@ class Search:
         if self.on_done:
             self.on_done(cell, row)
 
-    def _run(self, cell: Cell, stage: str, budget: float, check: bool) -> dict[str, Any]:
-        """One run in a fresh process at the full protocol (the final comparison)."""
+    def _run(self, cell: Cell, stage: str) -> dict[str, Any]:
+        """One run in a fresh process at the final protocol (the final comparison)."""
         row = self.recorded.get(cell.cell_id)
         if row is not None:
             return row
         if self.on_start:
             self.on_start(cell, stage)
         settings = dataclasses.replace(
-            self.settings, protocol=dataclasses.replace(self.settings.protocol, budget_s=budget),
-            accuracy_check=check)
+            self.settings, protocol=self.options.final_protocol(self.settings.protocol),
+            accuracy_check=False)
         row = run_cell(cell, settings)
         self._record(cell, stage, row)
         return row
 
+    def _first_run(self, cell: Cell, k: int) -> bool:
+        """Whether rung k is ``cell``'s first (so it passes the gate first): no earlier rung
+        has a row of it."""
+        return not any(dataclasses.replace(cell, repeat=j).cell_id in self.recorded
+                       for j in range(k))
+
     def _rung(self, cells: list[Cell], k: int) -> list[dict[str, Any]]:
         """Rung k's rows of ``cells``: the ones not yet recorded run at the screening
-        protocol, sharing one process per framework environment (unless ``fresh_rungs``)."""
+        protocol, sharing one process per framework environment (unless ``fresh_rungs``),
+        each through the accuracy gate on its first run."""
         todo = [c for c in cells if c.cell_id not in self.recorded]
         settings = dataclasses.replace(self.settings, protocol=self.options.screening(
-            self.settings.protocol, k), accuracy_check=k == 0)
+            self.settings.protocol, k))
         stage = f"rung{k}"
         if self.on_start:
             for c in todo:
                 self.on_start(c, stage)
         if self.options.fresh_rungs:
             for c in todo:
-                self._record(c, stage, run_cell(c, settings))
+                checked = dataclasses.replace(settings, accuracy_check=self._first_run(c, k))
+                self._record(c, stage, run_cell(c, checked))
         else:
-            run_shared(todo, settings, on_row=lambda c, r: self._record(c, stage, r))
+            run_shared(todo, settings, on_row=lambda c, r: self._record(c, stage, r),
+                       check=lambda c: self._first_run(c, k))
         return [self.recorded[c.cell_id] for c in cells]
 
     def rungs(self, group: Group, result: GroupResult) -> list[Cell]:
         """Successive halving; returns the survivors of the last rung, best first."""
-        alive = list(group.candidates)
+        alive, held = list(group.candidates), list[Cell]()
+        if self.options.defers_batch(group):
+            alive, held = held_batches(group)
         for k in range(self.options.rungs):
+            if k == 1 and held:  # the survivors, now at every searched batch
+                alive = [c for c in group.candidates
+                         if any(_twins(c, s) for s in alive)]
+                held = []
             rows = self._rung([dataclasses.replace(c, repeat=k) for c in alive], k)
             result.rungs.append(rows)
             ok = [(c, r) for c, r in zip(alive, rows, strict=True) if r["status"] == "ok"]
@@ -157,7 +196,7 @@ class Search:
             keep = 2 if k == self.options.rungs - 1 else max(
                 2, math.ceil(len(ok) / self.options.eta))
             alive = [c for c, _ in ok[:keep]]
-            if len(alive) <= 2:
+            if len(alive) <= 2 and not (held and alive):
                 break
         return alive
 
@@ -173,8 +212,7 @@ class Search:
             order = sides if i % 2 == 0 else sides[::-1]
             for c in order:
                 stage = FINAL_DEFAULT if c.cell_id == default_id else FINAL
-                row = self._run(dataclasses.replace(c, repeat=FINAL_REPEAT + i), stage,
-                                opts.budget_s, check=False)
+                row = self._run(dataclasses.replace(c, repeat=FINAL_REPEAT + i), stage)
                 runs[c.cell_id].append(row)
             result.final_runs = i + 1
             if i + 1 >= opts.final_runs and self._settled(sides, runs):
@@ -200,6 +238,26 @@ class Search:
         return result
 
 
+def held_batches(group: Group) -> tuple[list[Cell], list[Cell]]:
+    """(rung 0's candidates, the ones held back to rung 1): rung 0 times the batch most
+    candidates have (the default's on a tie); a candidate at another batch waits for rung 1
+    if its configuration is timed at that batch in rung 0, and otherwise runs in rung 0."""
+    counts = Counter(c.batch_size for c in group.candidates)
+    first = max(counts, key=lambda b: (counts[b], b == group.default.batch_size, -b))
+    at_first = [c for c in group.candidates if c.batch_size == first]
+    held = [c for c in group.candidates
+            if c.batch_size != first and any(_twins(c, f) for f in at_first)]
+    ids = {c.cell_id for c in held}
+    return [c for c in group.candidates if c.cell_id not in ids], held
+
+
+def _twins(a: Cell, b: Cell) -> bool:
+    """The same configuration, whatever the batch (cells compare equal whatever their
+    options, so compare ids)."""
+    return dataclasses.replace(a, batch_size=b.batch_size, repeat=0).cell_id == \
+        dataclasses.replace(b, repeat=0).cell_id
+
+
 def overhead(rows: list[dict[str, Any]]) -> tuple[float, float]:
     """(seconds in timed rounds, seconds of worker wall time) over ``rows``."""
     timed = sum(float(r.get("measure_s") or 0.0) for r in rows)
@@ -210,33 +268,38 @@ def overhead(rows: list[dict[str, Any]]) -> tuple[float, float]:
 def estimate_s(groups: list[Group], options: TuneOptions, protocol: Protocol) -> tuple[float, float]:
     """(expected, most) seconds of wall time of the search, from the sweep's estimator.
 
-    Rung k: its survivors (the group's average candidate, since which survive is not known)
-    at the screening protocol, the first rung with the accuracy gate's build (one more
-    build each); candidates sharing a process pay its start and the framework's import once.
-    Then the final comparison in fresh processes at ``final_runs`` (expected) or
-    ``max_final_runs`` (most) runs a side."""
+    Rung k: its candidates (the group's average one, since which survive is not known; at
+    rung 0 one batch where ``defers_batch``, and at rung 1 the survivors at every batch) at
+    the screening protocol; a candidate's first run adds the accuracy gate (one step, more
+    for a training step's float64 reference); candidates sharing a process
+    pay its start and the framework's import once. Then the final comparison in fresh
+    processes at ``final_runs`` (expected) or ``max_final_runs`` (most) runs a side."""
     from cnnbench.plan.estimate import estimate_cell, process_and_import_s
 
     expected = most = 0.0
     for g in groups:
-        n = len(g.candidates)
         once = process_and_import_s(g.framework)
+        deferred = options.defers_batch(g)
+        first, held = held_batches(g) if deferred else (list(g.candidates), [])
+        n = len(first)
         for k in range(options.rungs):
+            if k == 1 and held:  # the survivors' share of the held batches joins them
+                n += math.ceil(len(held) * n / len(first))
             proto = options.screening(protocol, k)
             costs = []
             for c in g.candidates:
                 e = estimate_cell(c, proto.budget_s, protocol=proto)
-                gate = e.setup_s - once if k == 0 else 0.0
+                gated = k == 0 or (k == 1 and bool(held))  # at rung 1, an upper bound
+                gate = e.step_s * (3 if c.mode == "train" else 1) if gated else 0.0
                 costs.append(e.total_s + gate - (0.0 if options.fresh_rungs else once))
             processes = n if options.fresh_rungs else len({launch_key(c) for c in g.candidates})
             expected += sum(costs) / len(costs) * n + processes * once * (not options.fresh_rungs)
             n = 2 if k == options.rungs - 1 else max(2, math.ceil(n / options.eta))
-            if n <= 2 and k < options.rungs - 1:
+            if n <= 2 and k < options.rungs - 1 and not (k == 0 and held):
                 break
         sides = min(3, len(g.candidates))
         final = estimate_cell(g.default, options.budget_s,
-                              protocol=dataclasses.replace(protocol, budget_s=options.budget_s)
-                              ).total_s * sides
+                              protocol=options.final_protocol(protocol)).total_s * sides
         expected += final * options.final_runs
         most += final * (options.max_final_runs - options.final_runs)
     return expected, expected + most

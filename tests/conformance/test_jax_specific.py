@@ -279,3 +279,26 @@ def test_gemm_probe_runs(jax_adapter) -> None:
     assert time_steps(2) > 0
     time_steps = jax_adapter.prepare_gemm(128, BuildOptions(precision="bf16"))
     assert time_steps(2) > 0
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_the_accuracy_gate_calls_the_timed_executable(jax_adapter, mode: str) -> None:
+    """`cnnbench tune`'s gate runs on the timed model at the cell's batch: predict() and
+    train_step() at the timed shape call prepare()'s ahead-of-time executable, not the
+    jitted function (which would compile a second program: the gate would check another)."""
+    from cnnbench.measure.accuracy import check_model, with_check_sgd
+
+    spec = get_workload("lenet5")
+    model = jax_adapter.build(spec, init_weights(spec, seed=0),
+                              with_check_sgd(BuildOptions(mode=mode, exec_mode="jit")))
+    x, y = synthetic_batch(spec, 4)
+    jax_adapter.prepare(model, x, y)
+
+    def never(*_a: object) -> None:
+        raise AssertionError("the jitted function was called: a second compile")
+
+    model.forward = model.train_fn = never
+    cell = {"framework": "jax", "device": "cpu", "precision": "fp32", "exec_mode": "jit",
+            "mode": mode, "workload": "lenet5", "options": {}}
+    acc = check_model(jax_adapter, cell, model, 4)
+    assert acc["ok"] and acc["batch"] == 4, acc

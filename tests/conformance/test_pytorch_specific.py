@@ -61,3 +61,29 @@ def test_unknown_memory_format_is_refused(torch_adapter) -> None:
     spec = get_workload("lenet5")
     with pytest.raises(ValueError, match="memory_format must be one of"):
         torch_adapter.build(spec, init_weights(spec), BuildOptions(options={"memory_format": "nhwc"}))
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_the_accuracy_gate_checks_the_timed_program(torch_adapter, mode: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cnnbench tune`'s gate runs on the timed model at the cell's batch: torch.compile
+    compiles one graph, which the gate checks and the timed steps then run. (An input made
+    in inference mode has other dispatch keys, and a batch-2 twin another shape: either
+    compiles a second graph, and the gate would check another program.)"""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from cnnbench.core.cells import Cell
+    from cnnbench.measure import worker
+    from cnnbench.measure.timing import Protocol
+
+    monkeypatch.setattr(worker, "MEASURE_MEMORY", False)
+    torch._dynamo.reset()
+    counters.clear()
+    cell = Cell("pytorch", "default", "cpu", "lenet5", mode, 4, "fp32", "compiled", threads=2)
+    rec = worker.run_cell(cell, Protocol(budget_s=0.2, min_rounds=6), check=True)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["accuracy"]["batch"] == 4 and rec["accuracy"]["ok"]
+    assert counters["stats"]["unique_graphs"] == 1, dict(
+        counters["stats"])
+    assert not counters["recompiles"], dict(counters["recompiles"])

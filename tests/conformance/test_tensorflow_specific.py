@@ -341,3 +341,25 @@ def test_setup_pins_threads_and_import_is_quiet(tfa) -> None:
     else:
         assert ONEDNN_LINE not in quiet.stderr, quiet.stderr
     assert not noise, quiet.stderr
+
+
+@pytest.mark.parametrize("exec_mode", ["graph", "xla"])
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_the_accuracy_gate_checks_the_timed_function(tfa, exec_mode: str, mode: str) -> None:
+    """`cnnbench tune`'s gate runs on the timed model at the cell's batch: the tf.function the
+    gate calls is the one the timed steps call, traced once (a batch-2 twin would trace and
+    compile another)."""
+    from cnnbench.measure.accuracy import check_model, with_check_sgd
+
+    spec = get_workload("lenet5")
+    model = tfa.build(spec, init_weights(spec, seed=0),
+                      with_check_sgd(BuildOptions(mode=mode, exec_mode=exec_mode)))
+    x, y = synthetic_batch(spec, 4)
+    time_steps = tfa.prepare(model, x, y)
+    cell = {"framework": "tensorflow", "device": "cpu", "precision": "fp32",
+            "exec_mode": exec_mode, "mode": mode, "workload": "lenet5", "options": {}}
+    acc = check_model(tfa, cell, model, 4)
+    assert acc["ok"] and acc["batch"] == 4, acc
+    time_steps(2)
+    fn = model.train_fn() if mode == "train" else model.infer_fn()
+    assert fn.experimental_get_tracing_count() == 1
