@@ -180,3 +180,17 @@ def test_protocol_travels_as_it_is() -> None:
     assert Protocol.from_dict(p.to_dict()) == p
     with pytest.raises(ValueError, match="unknown protocol fields: nonsense"):
         Protocol.from_dict({**p.to_dict(), "nonsense": 1})
+
+
+def test_a_warm_up_cut_short_is_judged_by_the_rounds() -> None:
+    """A slow step (2 s, budget 10 s) ends warm-up on its budget share after two steps: the
+    drift rule never had its six. Steady rounds clear the flag; rounds still settling (the
+    first ones up to 1.7x slower) keep it."""
+    lean = Protocol(budget_s=10, min_warmup=1, min_warmup_compiled=2, min_rounds=6)
+    dev = FakeDevice(2.0, noise=0.01)
+    steady = measure(dev.time_steps, lean, compiled=True, clock=dev.clock)
+    assert steady.warmup_steps == 2 and not steady.warmup_steady
+    assert "warmup_unsteady" not in steady.flags
+    dev = FakeDevice(2.0, noise=0.01, drift_steps=12)
+    settling = measure(dev.time_steps, lean, compiled=True, clock=dev.clock)
+    assert not settling.warmup_steady and "warmup_unsteady" in settling.flags

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from cnnbench.measure.percentiles import QUANTILES, min_samples, quantile
-from cnnbench.measure.timing import Measurement, Protocol, WarmUp, warm_up
+from cnnbench.measure.timing import Measurement, Protocol, WarmUp, unsteady, warm_up
 
 MAX_STEPS = 20_000  # enough for the p99.9's interval (3,688 steps) five times over
 # How far past the budget a cell may go to reach the p99's minimum step count: a 30 ms
@@ -62,7 +62,7 @@ def _summary(w: WarmUp, samples: list[float], own: float, proto: Protocol,
     lo, hi = med.low, med.high
     met = lo is not None and hi is not None and max(
         med.value - lo, hi - med.value) <= proto.target_rel_ci * med.value
-    flags = [] if w.steady else ["warmup_unsteady"]
+    flags = ["warmup_unsteady"] if unsteady(w, samples, proto) else []
     if len(samples) < need:
         flags.append("p99_interval_short")
     if w.warmup_s + own > proto.budget_s * OVERRUN:

@@ -11,7 +11,9 @@ Protocol, per cell:
 2. **Warm-up** runs single steps until the step time stops drifting: the median of the last
    ``window`` steps is within ``drift_tol`` of the median of the ``window`` before them, after
    at least ``min_warmup`` steps (more for compiled modes). Warm-up may use at most
-   ``warmup_share`` of the budget; if it is not steady by then the cell is flagged.
+   ``warmup_share`` of the budget; if it is not steady by then, the timed rounds are held to
+   the same rule (their first ``window`` against their last), and the cell is flagged
+   ``warmup_unsteady`` if they drift.
 3. **Calibration**: steps per round = enough for a round to last ``min_round_s`` (one step
    for slow models), so the per-round timer cost stays negligible.
 4. **Rounds**: each is ``time_steps(k)`` and therefore ends with a device sync. The per-step
@@ -192,11 +194,26 @@ def ci_status(samples: list[float], proto: Protocol) -> tuple[float, float, floa
     return med, lo, hi, met
 
 
+def unsteady(w: WarmUp, samples: list[float], proto: Protocol) -> bool:
+    """Whether the step time may still have been drifting in the timed rounds: warm-up ended
+    (at its share of the budget) before the drift rule said steady, and the rounds do not
+    show it either: the median of their first ``window`` is not within ``drift_tol`` of the
+    median of their last ``window``. A slow step often ends warm-up on the budget after a
+    few steps and is steady all the same; its rounds show it."""
+    if w.steady:
+        return False
+    k = proto.window
+    if len(samples) < 2 * k:
+        return True
+    first, last = statistics.median(samples[:k]), statistics.median(samples[-k:])
+    return abs(last - first) > proto.drift_tol * first
+
+
 def summarize(w: WarmUp, samples: list[float], measure_s: float, proto: Protocol) -> Measurement:
     """Step 4's statistics and flags over the rounds' per-step samples. ``measure_s`` is
     this cell's own time in timed rounds; with warm-up it is what the budget covers."""
     med, lo, hi, met = ci_status(samples, proto)
-    flags = [] if w.steady else ["warmup_unsteady"]
+    flags = ["warmup_unsteady"] if unsteady(w, samples, proto) else []
     if not met:
         flags.append("ci_wide")
     if w.warmup_s + measure_s > proto.budget_s * 1.5:

@@ -71,6 +71,7 @@ class Peaks:
     cpu_per_thread: float
     gpu: float
     precision_speed: Mapping[str, Mapping[str, float]]  # device kind -> precision -> x fp32
+    native_bf16_cpu: Mapping[str, float]  # framework -> bf16 x fp32 on AVX512_BF16 or AMX
 
 
 @dataclass(frozen=True)

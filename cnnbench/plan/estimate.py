@@ -92,7 +92,16 @@ def peak_flops(cell: Cell, peaks: Mapping[Any, float] | None = None) -> float:
     # Simulated CPU devices share the cell's threads: the peak of those threads.
     base = (CAL.peaks.cpu_per_thread * _threads(cell) if kind == "cpu"
             else CAL.peaks.gpu * max(1, cell.n_devices))
-    return base * CAL.peaks.precision_speed[kind].get(cell.precision, 1.0)
+    speed = CAL.peaks.precision_speed[kind].get(cell.precision, 1.0)
+    if kind == "cpu" and cell.precision == "bf16" and _native_bf16():
+        speed = CAL.peaks.native_bf16_cpu.get(cell.framework, speed)
+    return base * speed
+
+
+@functools.cache
+def _native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512_BF16 or AMX)."""
+    return bool({"avx512_bf16", "amx_bf16"} & _builtin_variants()[1])
 
 
 def peaks_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[Any, float]:

@@ -83,20 +83,23 @@ class TuneOptions:
         return self.budget_s / self.eta ** (self.rungs - k)
 
     def screening(self, protocol: Protocol, k: int) -> Protocol:
-        """Rung k's protocol: its budget, and the fewest steps that still give a median with
-        a 95% interval (one warm-up step, two if compiled, then the warm-up's own drift rule,
-        and six rounds). A rung only ranks candidates; the final comparison, which names the
-        ceiling, runs the full protocol."""
-        return dataclasses.replace(protocol, budget_s=self.rung_budget(k), min_warmup=1,
-                                   min_warmup_compiled=2, min_rounds=MIN_ROUNDS_FOR_CI)
+        """Rung k's protocol: the lean one (``final_protocol``) at the rung's budget. A rung
+        only ranks candidates, and they share a process."""
+        return _lean(protocol, self.rung_budget(k))
 
     def final_protocol(self, protocol: Protocol) -> Protocol:
-        """A final run's protocol: the full one at the full budget, with the fewest rounds
-        that give a median its 95% interval. Each fresh-process run gives the comparison one
-        median, and the verdict's interval is over runs, so rounds past six in a run whose
-        steps outlast the budget (ResNet-50 here: 1-3 s a step) buy it little."""
-        return dataclasses.replace(protocol, budget_s=self.budget_s,
-                                   min_rounds=MIN_ROUNDS_FOR_CI)
+        """A final run's protocol: the lean one at the full budget, in a fresh process.
+
+        Lean: the drift rule within warm-up's share of the budget, and the fewest forced
+        steps: one warm-up step (two if compiled) and six rounds, the fewest that give a
+        median its 95% interval. The verdict rests on many fresh processes, as pyperf's does
+        (by default 20 processes of one warm-up value and three timed ones), not on long
+        runs: its interval is over runs. A slow step (ResNet-50 here: 1-3 s) would otherwise
+        spend most of a run in forced warm-up, though the first timed round after one or two
+        warm-up steps was 0.94-1.05x the run's median in every compiled screening run we
+        looked at (``timing.Protocol``); a run whose rounds do drift is flagged
+        ``warmup_unsteady`` (``timing.unsteady``)."""
+        return _lean(protocol, self.budget_s)
 
     def defers_batch(self, group: Group) -> bool:
         """Whether rung 0 times only the default batch (the batch joins at rung 1)."""
@@ -236,6 +239,11 @@ class Search:
         if best:
             self.final(group, result, best)
         return result
+
+
+def _lean(protocol: Protocol, budget_s: float) -> Protocol:
+    return dataclasses.replace(protocol, budget_s=budget_s, min_warmup=1, min_warmup_compiled=2,
+                               min_rounds=MIN_ROUNDS_FOR_CI)
 
 
 def held_batches(group: Group) -> tuple[list[Cell], list[Cell]]:
