@@ -41,7 +41,8 @@ def rows_of(results: Path) -> list[dict]:
 
 
 def test_planted_wrong_function_is_gated_out_with_its_error(tmp_path: Path) -> None:
-    p = tune("--try-opt", "weight_scale=1,2", "--rungs", "1", "--final-runs", "2",
+    # Three candidates: with two, the one rung would keep both, rank nothing and not run.
+    p = tune("--try-opt", "weight_scale=1,2,3", "--rungs", "1", "--final-runs", "2",
              "--max-final-runs", "2", "--fresh-rungs", results=tmp_path)
     _out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
@@ -57,6 +58,24 @@ def test_planted_wrong_function_is_gated_out_with_its_error(tmp_path: Path) -> N
     assert all(r["process_slot"] is None for r in rows), "--fresh-rungs: a process each"
     best = ceilings(pd.DataFrame(rows))[0].best
     assert "weight_scale=2" not in best
+
+
+def test_a_rung_that_would_keep_every_candidate_is_not_run(tmp_path: Path) -> None:
+    """Two candidates and one rung, which would keep both: no rung row; the final's first
+    run of each passes the gate (a planted wrong function is refused there, and never
+    timed again), later ones do not repeat it."""
+    p = tune("--adapter-opt", "weight_scale=1", "--try-opt", "weight_scale=1,2", "--rungs", "1",
+             "--final-runs", "2", "--max-final-runs", "2", results=tmp_path)
+    _out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    rows = rows_of(tmp_path)
+    assert not [r for r in rows if r["stage"].startswith("rung")]
+    bad = [r for r in rows if r["options"].get("weight_scale") == 2]
+    assert [(r["stage"], r["status"]) for r in bad] == [(FINAL, "inaccurate")]
+    good = sorted((r for r in rows if r["options"].get("weight_scale") == 1),
+                  key=lambda r: r["repeat"])
+    assert [r["status"] for r in good] == ["ok", "ok"]
+    assert good[0]["accuracy"]["ok"] and good[1]["accuracy"] is None
 
 
 def test_halving_keeps_the_fastest_and_resumes_after_a_kill(tmp_path: Path) -> None:
@@ -252,7 +271,8 @@ def test_bf16_gain_comes_from_the_latest_stage_both_twins_reached() -> None:
 def test_the_batch_joins_at_rung_one_for_the_survivors_only(tmp_path: Path) -> None:
     """Four configurations at batches 8 and 16: rung 0 times them at one batch, rung 1 the
     best two at both, each batch-16 twin through the gate on its first run, at its batch;
-    the losers' batch-16 twins are never timed."""
+    the losers' batch-16 twins are never timed, and a default no rung timed is gated on its
+    first final run."""
     p = tune("--adapter-opt", "step_s=0.016", "--try-opt", "step_s=0.002,0.004,0.008,0.016",
              "--batch-sizes", "8,16", "--rungs", "2", "--final-runs", "2",
              "--max-final-runs", "2", results=tmp_path)
@@ -272,3 +292,7 @@ def test_the_batch_joins_at_rung_one_for_the_survivors_only(tmp_path: Path) -> N
     assert all(r["accuracy"]["batch"] == 8 for r in rows if r["stage"] == "rung0")
     timed16 = {r["options"]["step_s"] for r in rows if r["batch_size"] == 16}
     assert timed16 == {0.002, 0.004}, "a loser's twin at another batch is never timed"
+    # The default (lenet5's batch 64, a loser's twin) first runs in the final: gated there.
+    default = sorted((r for r in rows if r["stage"] == FINAL_DEFAULT), key=lambda r: r["repeat"])
+    assert [r["batch_size"] for r in default] == [64, 64]
+    assert default[0]["accuracy"]["batch"] == 64 and default[1]["accuracy"] is None

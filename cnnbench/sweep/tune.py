@@ -6,7 +6,9 @@ Per group (framework, workload, mode, device; ``cnnbench.plan.space``):
    accuracy gate first (the worker checks the timed model against the oracle; a failure is
    a row with status ``inaccurate`` and its error, and is never ranked). The best third (at
    least two) run again with three times the budget, and so on, until two are left or the
-   rungs end. A rung only ranks, so it runs a screening protocol (``TuneOptions.screening``)
+   rungs end. A rung that would keep every candidate (two or fewer) ranks nothing and is
+   not run: they go on to the next rung, or to the final, whose first run of each passes
+   the gate. A rung only ranks, so it runs a screening protocol (``TuneOptions.screening``)
    and the candidates of one framework environment share one worker
    (``cnnbench.sweep.shared``).
 
@@ -102,7 +104,7 @@ class TuneOptions:
         return _lean(protocol, self.budget_s)
 
     def defers_batch(self, group: Group) -> bool:
-        """Whether rung 0 times only the default batch (the batch joins at rung 1)."""
+        """Whether rung 0 times one batch only (the others join at rung 1)."""
         return self.rungs >= 2 and len({c.batch_size for c in group.candidates}) > 1
 
 
@@ -143,24 +145,30 @@ class Search:
             self.on_done(cell, row)
 
     def _run(self, cell: Cell, stage: str) -> dict[str, Any]:
-        """One run in a fresh process at the final protocol (the final comparison)."""
+        """One run in a fresh process at the final protocol (the final comparison): through
+        the gate if it is the candidate's first (a default that no rung timed), never again
+        once the gate refused it."""
         row = self.recorded.get(cell.cell_id)
         if row is not None:
             return row
+        earlier = self._earlier(cell)
+        refused = [r for r in earlier if r["status"] == "inaccurate"]
+        if refused:
+            return refused[0]
         if self.on_start:
             self.on_start(cell, stage)
         settings = dataclasses.replace(
             self.settings, protocol=self.options.final_protocol(self.settings.protocol),
-            accuracy_check=False)
+            accuracy_check=not earlier)
         row = run_cell(cell, settings)
         self._record(cell, stage, row)
         return row
 
-    def _first_run(self, cell: Cell, k: int) -> bool:
-        """Whether rung k is ``cell``'s first (so it passes the gate first): no earlier rung
-        has a row of it."""
-        return not any(dataclasses.replace(cell, repeat=j).cell_id in self.recorded
-                       for j in range(k))
+    def _earlier(self, cell: Cell) -> list[dict[str, Any]]:
+        """The recorded rows of ``cell``'s candidate before this run (smaller repeats: earlier
+        rungs, earlier final runs). None: this run is its first, and passes the gate first."""
+        return [r for j in range(cell.repeat)
+                if (r := self.recorded.get(dataclasses.replace(cell, repeat=j).cell_id))]
 
     def _rung(self, cells: list[Cell], k: int) -> list[dict[str, Any]]:
         """Rung k's rows of ``cells``: the ones not yet recorded run at the screening
@@ -175,11 +183,11 @@ class Search:
                 self.on_start(c, stage)
         if self.options.fresh_rungs:
             for c in todo:
-                checked = dataclasses.replace(settings, accuracy_check=self._first_run(c, k))
+                checked = dataclasses.replace(settings, accuracy_check=not self._earlier(c))
                 self._record(c, stage, run_cell(c, checked))
         else:
             run_shared(todo, settings, on_row=lambda c, r: self._record(c, stage, r),
-                       check=lambda c: self._first_run(c, k))
+                       check=lambda c: not self._earlier(c))
         return [self.recorded[c.cell_id] for c in cells]
 
     def rungs(self, group: Group, result: GroupResult) -> list[Cell]:
@@ -192,16 +200,21 @@ class Search:
                 alive = [c for c in group.candidates
                          if any(_twins(c, s) for s in alive)]
                 held = []
+            if len(alive) <= self._keep(k, len(alive)):
+                continue  # it would keep every candidate: it ranks nothing, so it is not run
             rows = self._rung([dataclasses.replace(c, repeat=k) for c in alive], k)
             result.rungs.append(rows)
             ok = [(c, r) for c, r in zip(alive, rows, strict=True) if r["status"] == "ok"]
             ok.sort(key=lambda cr: -float(cr[1]["images_per_s"]))
-            keep = 2 if k == self.options.rungs - 1 else max(
-                2, math.ceil(len(ok) / self.options.eta))
-            alive = [c for c, _ in ok[:keep]]
+            alive = [c for c, _ in ok[:self._keep(k, len(ok))]]
             if len(alive) <= 2 and not (held and alive):
                 break
         return alive
+
+    def _keep(self, k: int, n: int) -> int:
+        """How many of n candidates rung k keeps: the best third, at least two; the last
+        rung keeps the two the final compares."""
+        return 2 if k == self.options.rungs - 1 else max(2, math.ceil(n / self.options.eta))
 
     def final(self, group: Group, result: GroupResult, best: list[Cell]) -> None:
         """The interleaved fresh-process runs of the best two and the default."""
@@ -279,9 +292,9 @@ def estimate_s(groups: list[Group], options: TuneOptions, protocol: Protocol) ->
     Rung k: its candidates (the group's average one, since which survive is not known; at
     rung 0 one batch where ``defers_batch``, and at rung 1 the survivors at every batch) at
     the screening protocol; a candidate's first run adds the accuracy gate (one step, more
-    for a training step's float64 reference); candidates sharing a process
-    pay its start and the framework's import once. Then the final comparison in fresh
-    processes at ``final_runs`` (expected) or ``max_final_runs`` (most) runs a side."""
+    for a training step's float64 reference); candidates sharing a process pay its start
+    and the framework's import once. Then the final comparison in fresh processes at
+    ``final_runs`` (expected) or ``max_final_runs`` (most) runs a side."""
     from cnnbench.plan.estimate import estimate_cell, process_and_import_s
 
     expected = most = 0.0
@@ -293,6 +306,9 @@ def estimate_s(groups: list[Group], options: TuneOptions, protocol: Protocol) ->
         for k in range(options.rungs):
             if k == 1 and held:  # the survivors' share of the held batches joins them
                 n += math.ceil(len(held) * n / len(first))
+            keep = 2 if k == options.rungs - 1 else max(2, math.ceil(n / options.eta))
+            if n <= keep:  # a rung that would keep every candidate is not run
+                continue
             proto = options.screening(protocol, k)
             costs = []
             for c in g.candidates:
@@ -302,7 +318,7 @@ def estimate_s(groups: list[Group], options: TuneOptions, protocol: Protocol) ->
                 costs.append(e.total_s + gate - (0.0 if options.fresh_rungs else once))
             processes = n if options.fresh_rungs else len({launch_key(c) for c in g.candidates})
             expected += sum(costs) / len(costs) * n + processes * once * (not options.fresh_rungs)
-            n = 2 if k == options.rungs - 1 else max(2, math.ceil(n / options.eta))
+            n = keep
             if n <= 2 and k < options.rungs - 1 and not (k == 0 and held):
                 break
         sides = min(3, len(g.candidates))
