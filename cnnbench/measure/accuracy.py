@@ -93,8 +93,12 @@ def _spec_and_batch(cell: dict[str, Any], batch: int) -> tuple[Any, np.ndarray, 
         x, y = synthetic_batch(spec, batch, seed=1)
         return spec, x, y
     x, y = synthetic_batch(spec, CHECK_BATCH, seed=1)
-    reps = -(-batch // CHECK_BATCH)
-    return spec, np.concatenate([x] * reps)[:batch], np.concatenate([y] * reps)[:batch]
+    return spec, _tile(x, batch), _tile(y, batch)
+
+
+def _tile(a: np.ndarray, batch: int) -> np.ndarray:
+    """The check batch's rows repeated to fill ``batch`` rows."""
+    return np.concatenate([a] * -(-batch // len(a)))[:batch]
 
 
 @functools.lru_cache(maxsize=4)
@@ -112,9 +116,7 @@ def forward_error(adapter: Any, cell: dict[str, Any], model: Any, batch: int) ->
 
     _spec, x, _ = _spec_and_batch(cell, batch)
     got = adapter.predict(model, np.ascontiguousarray(x))
-    ref = _oracle_logits(cell["workload"])
-    reps = -(-batch // CHECK_BATCH)
-    return max_rel_error(got, np.concatenate([ref] * reps)[:batch])
+    return max_rel_error(got, _tile(_oracle_logits(cell["workload"]), batch))
 
 
 _STEP_REFS: dict[tuple[str, str, int], tuple[float, dict[str, np.ndarray]]] = {}

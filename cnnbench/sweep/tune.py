@@ -103,6 +103,11 @@ class TuneOptions:
         ``warmup_unsteady`` (``timing.unsteady``)."""
         return _lean(protocol, self.budget_s)
 
+    def keep(self, k: int, n: int) -> int:
+        """How many of n candidates rung k keeps: the best third, at least two; the last
+        rung keeps the two the final compares."""
+        return 2 if k == self.rungs - 1 else max(2, math.ceil(n / self.eta))
+
     def defers_batch(self, group: Group) -> bool:
         """Whether rung 0 times one batch only (the others join at rung 1)."""
         return self.rungs >= 2 and len({c.batch_size for c in group.candidates}) > 1
@@ -200,21 +205,17 @@ class Search:
                 alive = [c for c in group.candidates
                          if any(_twins(c, s) for s in alive)]
                 held = []
-            if len(alive) <= self._keep(k, len(alive)):
+            if len(alive) <= self.options.keep(k, len(alive)):
                 continue  # it would keep every candidate: it ranks nothing, so it is not run
             rows = self._rung([dataclasses.replace(c, repeat=k) for c in alive], k)
             result.rungs.append(rows)
             ok = [(c, r) for c, r in zip(alive, rows, strict=True) if r["status"] == "ok"]
             ok.sort(key=lambda cr: -float(cr[1]["images_per_s"]))
-            alive = [c for c, _ in ok[:self._keep(k, len(ok))]]
+            alive = [c for c, _ in ok[:self.options.keep(k, len(ok))]]
             if len(alive) <= 2 and not (held and alive):
                 break
         return alive
 
-    def _keep(self, k: int, n: int) -> int:
-        """How many of n candidates rung k keeps: the best third, at least two; the last
-        rung keeps the two the final compares."""
-        return 2 if k == self.options.rungs - 1 else max(2, math.ceil(n / self.options.eta))
 
     def final(self, group: Group, result: GroupResult, best: list[Cell]) -> None:
         """The interleaved fresh-process runs of the best two and the default."""
@@ -306,7 +307,7 @@ def estimate_s(groups: list[Group], options: TuneOptions, protocol: Protocol) ->
         for k in range(options.rungs):
             if k == 1 and held:  # the survivors' share of the held batches joins them
                 n += math.ceil(len(held) * n / len(first))
-            keep = 2 if k == options.rungs - 1 else max(2, math.ceil(n / options.eta))
+            keep = options.keep(k, n)
             if n <= keep:  # a rung that would keep every candidate is not run
                 continue
             proto = options.screening(protocol, k)
